@@ -1,0 +1,43 @@
+"""Tarry: durable workflows whose heart is waiting.
+
+A run of a function pauses on ``step.sleep``, ``step.wait_for_event`` or a
+resume URL, costs nothing while it waits, and resumes exactly once.
+"""
+
+from tarry import testing
+from tarry._app import Tarry
+from tarry._context import Context
+from tarry._errors import (
+    InvalidEventError,
+    NonRetriableError,
+    RetryAfterError,
+    StepError,
+    StoreError,
+    TarryError,
+    WaitTimeoutError,
+)
+from tarry._function import CancelOn
+from tarry._model import Event, Run, RunStatus, StepRecord, StepStatus
+from tarry._step import Step
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CancelOn",
+    "Context",
+    "Event",
+    "InvalidEventError",
+    "NonRetriableError",
+    "RetryAfterError",
+    "Run",
+    "RunStatus",
+    "Step",
+    "StepError",
+    "StepRecord",
+    "StepStatus",
+    "StoreError",
+    "Tarry",
+    "TarryError",
+    "WaitTimeoutError",
+    "testing",
+]

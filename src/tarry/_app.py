@@ -1,0 +1,244 @@
+"""``tarry.Tarry``: the registry of functions, owner of the store and worker, and every client call.
+
+Client calls are async; each has a ``_sync`` twin that only bridges to the
+app's event loop (or, before the app is started, opens a short-lived client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from tarry._clock import Clock, SystemClock
+from tarry._engine.engine import Engine
+from tarry._engine.worker import Worker
+from tarry._function import CancelOn, Registry, make_spec
+from tarry._model import Event, Run, RunStatus
+from tarry._store import check_url, open_store
+
+P = ParamSpec("P")
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_DATABASE_URL = "sqlite:///.tarry/tarry.db"
+
+
+def _sync_twin(method: Callable[Concatenate[Tarry, P], Coroutine[Any, Any, T]]) -> Callable[Concatenate[Tarry, P], T]:
+    def twin(self: Tarry, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._bridge(method.__name__, lambda: method(self, *args, **kwargs))
+
+    twin.__name__ = method.__name__ + "_sync"
+    twin.__doc__ = f"The blocking twin of ``{method.__name__}``, callable from any thread."
+    return twin
+
+
+class Tarry:
+    """A Tarry app: its functions, its store, and (when started with one) its worker."""
+
+    def __init__(
+        self,
+        app_id: str,
+        *,
+        database_url: str | None = None,
+        clock: Clock | None = None,
+        base_url: str | None = None,
+        concurrency: int = 64,
+    ) -> None:
+        if not isinstance(app_id, str) or not app_id.strip():
+            raise ValueError(f"invalid app id {app_id!r}: a non-empty string")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"invalid concurrency {concurrency!r}: an int >= 1")
+        self.id = app_id
+        self.database_url = database_url or os.environ.get("TARRY_DATABASE_URL") or DEFAULT_DATABASE_URL
+        check_url(self.database_url)
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.base_url = (base_url or os.environ.get("TARRY_BASE_URL") or "").rstrip("/") or None
+        self.concurrency = concurrency
+        self._registry = Registry()
+        self._engine: Engine | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<Tarry {self.id!r} {self.database_url!r}>"
+
+    # -- functions ----------------------------------------------------------
+
+    def function(
+        self,
+        trigger: str | list[str],
+        *,
+        id: str | None = None,  # noqa: A002 - the contract's name
+        retries: int = 4,
+        cancel_on: list[CancelOn] | None = None,
+    ) -> Callable[[F], F]:
+        """Register a function that starts on ``trigger``; the function itself is returned unchanged."""
+
+        def register(fn: F) -> F:
+            self._registry.add(make_spec(fn, trigger, id, retries, cancel_on))
+            return fn
+
+        return register
+
+    @property
+    def functions(self) -> list[str]:
+        """The ids of the registered functions."""
+        return list(self._registry.functions)
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def start(self, worker: bool = True) -> None:
+        """Open the store (creating or migrating its schema) and, with ``worker``, run a worker."""
+        if self._engine is not None:
+            raise RuntimeError(f"{self!r} is already started")
+        store = open_store(self.database_url)
+        await store.open()
+        engine = Engine(store, self._registry, self.clock)
+        self._loop = asyncio.get_running_loop()
+        self._engine = engine
+        if worker:
+            engine.worker = Worker(engine, self.concurrency)
+            await engine.worker.start()
+        self.clock.attach(self)
+
+    async def close(self) -> None:
+        """Stop the worker (runs in flight go back to the queue) and close the store."""
+        engine, self._engine = self._engine, None
+        if engine is None:
+            return
+        self.clock.detach(self)
+        if engine.worker is not None:
+            await engine.worker.stop()
+        await engine.store.close()
+        self._loop = None
+
+    async def __aenter__(self) -> Tarry:
+        await self.start(worker=True)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise RuntimeError(f"{self!r} is not started: use 'async with app:' or 'await app.start()'")
+        return self._engine
+
+    # -- events -------------------------------------------------------------
+
+    async def send(self, events: Event | list[Event]) -> list[str]:
+        """Store events durably (committed before this returns) and return their ids, in order."""
+        engine = self.engine
+        new = engine.new_events(events)
+        if not new:
+            return []
+        ids = await engine.store.send(new, engine.clock.now_ms(), engine.route, engine.dedup_since())
+        engine.wake()
+        return ids
+
+    # -- runs ---------------------------------------------------------------
+
+    async def get_run(self, run_id: str) -> Run | None:
+        """The run with its steps, or None."""
+        return await self.engine.store.get_run(run_id)
+
+    async def wait_for_run(self, run_id: str, timeout: float = 30) -> Run:
+        """Return the run once it is completed, failed or cancelled; ``TimeoutError`` after ``timeout`` s."""
+        engine = self.engine
+        deadline = time.monotonic() + timeout
+        while True:
+            run = await engine.store.get_run(run_id)
+            if run is None:
+                raise LookupError(f"no run with id {run_id!r}")
+            if run.status.finished:
+                return run
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"run {run_id} is still {run.status.value} after {timeout} s")
+            await engine.progress.wait(min(remaining, 0.25))
+
+    async def runs_for_event(self, event_id: str) -> list[Run]:
+        """The runs that event started."""
+        return await self.engine.store.runs_for_event(event_id)
+
+    async def list_runs(
+        self, *, function_id: str | None = None, status: str | RunStatus | None = None, limit: int = 100
+    ) -> list[Run]:
+        """Runs, newest first, optionally of one function and one status."""
+        if status is not None:
+            try:
+                status = RunStatus(status).value
+            except ValueError:
+                choices = ", ".join(s.value for s in RunStatus)
+                raise ValueError(f"invalid status {status!r}: one of {choices}") from None
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise ValueError(f"invalid limit {limit!r}: an int from 1 to 10000")
+        return await self.engine.store.list_runs(function_id, status, limit)
+
+    async def cancel_run(self, run_id: str) -> bool:
+        """Cancel a run (a running one at its next step); False when it had already finished."""
+        engine = self.engine
+        outcome = await engine.store.cancel(run_id, engine.clock.now_ms(), engine.route, engine.system_events)
+        if outcome == "requested":
+            engine.cancelling.add(run_id)
+        engine.wake()
+        return outcome != "ended"
+
+    async def idle(self, timeout: float = 30) -> None:
+        """Return once no run can make progress right now (finished, sleeping or waiting)."""
+        engine = self.engine
+        deadline = time.monotonic() + timeout
+        while await engine.store.has_work(engine.clock.now_ms()):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"runs of {self.id!r} are still making progress after {timeout} s")
+            await engine.progress.wait(min(remaining, 0.05))
+
+    # -- for the virtual clock ----------------------------------------------
+
+    async def _next_due(self) -> int | None:
+        return await self.engine.store.next_due()
+
+    def _wake(self) -> None:
+        if self._engine is not None:
+            self._engine.wake()
+
+    # -- sync twins ---------------------------------------------------------
+
+    def _bridge(self, name: str, call: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        loop = self._loop
+        if self._engine is not None and loop is not None:
+            if running is loop:
+                raise RuntimeError(f"app.{name}_sync blocks; inside async code use 'await app.{name}(...)'")
+            return asyncio.run_coroutine_threadsafe(call(), loop).result()
+
+        async def as_client() -> T:
+            await self.start(worker=False)
+            try:
+                return await call()
+            finally:
+                await self.close()
+
+        with self._client_lock:
+            if running is None:
+                return asyncio.run(as_client())
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                return pool.submit(asyncio.run, as_client()).result()
+
+    send_sync = _sync_twin(send)
+    get_run_sync = _sync_twin(get_run)
+    wait_for_run_sync = _sync_twin(wait_for_run)
+    runs_for_event_sync = _sync_twin(runs_for_event)
+    list_runs_sync = _sync_twin(list_runs)
+    cancel_run_sync = _sync_twin(cancel_run)
+    idle_sync = _sync_twin(idle)

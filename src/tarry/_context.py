@@ -1,0 +1,39 @@
+"""``tarry.Context``: what a function receives — its event, ids, steps and logger."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from tarry._model import Event
+from tarry._step import Step, current_attempt
+
+if TYPE_CHECKING:
+    from tarry._engine.execution import Execution
+
+
+class Context:
+    """Handed to every function call: ``ctx.event``, ``ctx.run_id``, ``ctx.step``...
+
+    ``ctx.logger`` is a ``logging.Logger`` under the ``tarry`` logger; it stays
+    quiet while the run replays steps it already recorded, so each line is
+    logged once per run rather than once per resume.
+    """
+
+    def __init__(self, execution: Execution) -> None:
+        self._x = execution
+        self.event: Event = execution.event
+        self.run_id: str = execution.run_id
+        self.function_id: str = execution.spec.id
+        self.step = Step(execution)
+        self.logger = logging.Logger(f"tarry.function.{self.function_id}")
+        self.logger.parent = logging.getLogger("tarry")
+        self.logger.addFilter(lambda record: not execution.replaying)
+
+    @property
+    def attempt(self) -> int:
+        """0 on the first attempt of the step now running, 1 on its first retry, and so on."""
+        return current_attempt.get()
+
+    def __repr__(self) -> str:
+        return f"<Context run={self.run_id} function={self.function_id} event={self.event.name}>"

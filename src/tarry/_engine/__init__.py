@@ -1,0 +1,1 @@
+"""Replay, the worker loop, timers and event routing: how runs make progress."""

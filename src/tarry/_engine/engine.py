@@ -1,0 +1,86 @@
+"""The engine's shared parts: store, functions, clock, and the building of events.
+
+The app owns one Engine; steps, the executor and the worker reach the store
+through it. It holds no run state of its own beyond in-process hints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from tarry import _ids, _serde
+from tarry._clock import Clock
+from tarry._engine.signal import Signal
+from tarry._errors import InvalidEventError
+from tarry._function import Registry
+from tarry._model import Event, Run
+from tarry._store.base import NewEvent, Store
+
+if TYPE_CHECKING:
+    from tarry._engine.worker import Worker
+
+DEDUP_WINDOW_MS = 24 * 3600 * 1000
+
+
+class Engine:
+    def __init__(self, store: Store, registry: Registry, clock: Clock) -> None:
+        self.store = store
+        self.registry = registry
+        self.clock = clock
+        self.worker: Worker | None = None
+        self.progress = Signal()  # fired when anything may have changed
+        self.cancelling: set[str] = set()  # runs this process asked to cancel while they ran
+
+    def route(self, name: str, exclude: str | None, only: str | None) -> list[str]:
+        return self.registry.route(name, exclude, only)
+
+    def dedup_since(self) -> int:
+        return self.clock.now_ms() - DEDUP_WINDOW_MS
+
+    def wake(self) -> None:
+        """New work may exist: wake the worker and everyone waiting on progress."""
+        if self.worker is not None:
+            self.worker.wake()
+        self.progress.fire()
+
+    def cancel_requested(self, run_id: str) -> bool:
+        return run_id in self.cancelling
+
+    def new_events(self, events: object) -> list[NewEvent]:
+        """Validate what was sent and give each event its engine id; nothing is stored here."""
+        items: Sequence[object]
+        if isinstance(events, Event | Mapping):
+            items = [events]
+        elif isinstance(events, list | tuple):
+            items = events
+        else:
+            raise InvalidEventError(f"send takes a tarry.Event or a list of them, got {type(events).__name__}")
+        now = self.clock.now_ms()
+        new = []
+        for index, item in enumerate(items):
+            if isinstance(item, Mapping):
+                item = Event.from_json(dict(item))
+            if not isinstance(item, Event):
+                raise InvalidEventError(f"event [{index}] must be a tarry.Event, got {type(item).__name__}")
+            new.append(NewEvent(_ids.new_id(now), item.name, _serde.dumps(item.data), item.key, item.v, item.id,
+                                item.ts if item.ts is not None else now, now))  # fmt: skip
+        return new
+
+    def system_events(self, run: Run, status: str, error: dict[str, str] | None, output: Any) -> list[NewEvent]:
+        """``tarry/function.*`` events for a run that ended with ``status``."""
+        now = self.clock.now_ms()
+        data: dict[str, Any] = {
+            "function_id": run.function_id,
+            "run_id": run.id,
+            "event": {"name": run.event.name, "data": run.event.data, "id": run.event.id, "ts": run.event.ts},
+        }
+        if status == "completed":
+            names, data["output"] = ["tarry/function.finished"], output
+        elif status == "failed":
+            names, data["error"] = ["tarry/function.failed", "tarry/function.finished"], error
+        else:
+            names, data["error"] = ["tarry/function.cancelled"], error
+        body = _serde.dumps(data)
+        return [NewEvent(_ids.new_id(now), name, body, None, None, None, now, now, exclude_function=run.function_id)
+                for name in names]  # fmt: skip

@@ -1,0 +1,110 @@
+"""One execution of a run's function: the memo of recorded steps and the park protocol.
+
+A step that cannot finish now (a sleep, a retry's backoff, a wait) records
+an *intent* and awaits the execution's park future. When no step is doing
+real work any more, the executor fails that future with ``Park`` — a
+``BaseException``, so a user's ``except Exception`` cannot swallow it — and
+the function's coroutine unwinds and is dropped. Resuming replays it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NoReturn
+
+from tarry._function import FunctionSpec
+from tarry._model import Event, StepStatus
+from tarry._store.base import ClaimedRun, StepRow, StepWrite, TimerWrite
+
+if TYPE_CHECKING:
+    from tarry._engine.engine import Engine
+
+
+class Park(BaseException):
+    """Unwinds a run's function when it parks. Not an error: never catch it."""
+
+
+class Stop(BaseException):
+    """Unwinds a run's function when it was cancelled or taken by another worker."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Intent:
+    """What a parking step needs written, and the run status it implies."""
+
+    status: str  # "sleeping" | "waiting"
+    steps: list[StepWrite] = field(default_factory=list)
+    timers: list[TimerWrite] = field(default_factory=list)
+
+
+_FINISHED = (StepStatus.COMPLETED.value, StepStatus.FAILED.value)
+
+
+class Execution:
+    def __init__(self, engine: Engine, claimed: ClaimedRun, spec: FunctionSpec, owner: str) -> None:
+        self.engine = engine
+        self.run_id = claimed.id
+        self.event: Event = claimed.event
+        self.spec = spec
+        self.owner = owner
+        self.loop = asyncio.get_running_loop()
+        self.steps: dict[str, StepRow] = claimed.steps
+        self.intents: list[Intent] = []
+        self.active = 0
+        self.changed = asyncio.Event()
+        self.park_future: asyncio.Future[None] = self.loop.create_future()
+        self.stop_reason: str | None = None
+        self._uses: dict[str, int] = {}
+        self._unvisited = sum(1 for s in claimed.steps.values() if s.status in _FINISHED)
+
+    @property
+    def replaying(self) -> bool:
+        """True while recorded steps remain that this execution has not reached yet."""
+        return self._unvisited > 0
+
+    def now(self) -> int:
+        return self.engine.clock.now_ms()
+
+    def step_id(self, step_id: str) -> str:
+        """The recorded id of this use of ``step_id``: ``id``, then ``id:1``, ``id:2``..."""
+        if not isinstance(step_id, str) or not step_id:
+            raise ValueError(f"invalid step id {step_id!r}: a non-empty string")
+        n = self._uses.get(step_id, 0)
+        self._uses[step_id] = n + 1
+        return step_id if n == 0 else f"{step_id}:{n}"
+
+    def recorded(self, step_id: str) -> StepRow | None:
+        row = self.steps.get(step_id)
+        if row is not None and row.status in _FINISHED:
+            self._unvisited -= 1
+        return row
+
+    def remember(self, row: StepRow) -> None:
+        self.steps[row.id] = row
+
+    def begin(self) -> None:
+        """Real work starts (a step body, a write): the executor will not park meanwhile."""
+        self.active += 1
+
+    def end(self) -> None:
+        self.active -= 1
+        self.changed.set()
+
+    async def park(self, intent: Intent) -> NoReturn:
+        """Record ``intent`` and wait until the executor unwinds the function."""
+        self.intents.append(intent)
+        self.changed.set()
+        await self.park_future
+        raise Park  # the future only ever ends with an exception
+
+    def stop(self, reason: str) -> NoReturn:
+        """End the function at this step boundary (cancelled, or the run was lost)."""
+        self.stop_reason = reason
+        if not self.park_future.done():
+            self.park_future.set_exception(Stop(reason))
+        raise Stop(reason)

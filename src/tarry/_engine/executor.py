@@ -1,0 +1,124 @@
+"""Execute one claimed run until it finishes, fails, parks or is cancelled.
+
+The function is replayed from the top: recorded steps return their results,
+the first unrecorded step does real work. When every step still running is
+parked, the function is unwound (``Park``) and its coroutine dropped; the
+park, the finish and their system events are each one store transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from concurrent.futures import Executor
+from typing import Any
+
+from tarry import _serde
+from tarry._context import Context
+from tarry._engine.engine import Engine
+from tarry._engine.execution import Execution, Park, Stop
+from tarry._store.base import ClaimedRun, Control
+from tarry._store.base import Park as Parked
+
+log = logging.getLogger("tarry.worker")
+
+#: loop turns given to sibling steps (asyncio.gather) to reach their own steps before a run parks
+SETTLE_TURNS = 3
+
+
+async def execute(engine: Engine, claimed: ClaimedRun, owner: str, threads: Executor) -> None:
+    spec = engine.registry.functions.get(claimed.function_id)
+    if spec is None:
+        error = {"name": "FunctionNotFound",
+                 "message": f"no function {claimed.function_id!r} is registered in this app"}  # fmt: skip
+        await _finish(engine, claimed.id, owner, "failed", None, error)
+        return
+    while True:
+        execution = Execution(engine, claimed, spec, owner)
+        outcome, value = await _drive(execution, threads)
+        if outcome == "park":
+            status = "waiting" if any(i.status == "waiting" for i in execution.intents) else "sleeping"
+            steps = [s for i in execution.intents for s in i.steps]
+            timers = [t for i in execution.intents for t in i.timers]
+            result, fresh = await engine.store.park(claimed.id, owner, status, steps, timers)
+            if result == Parked.AGAIN:
+                claimed = ClaimedRun(claimed.id, claimed.function_id, claimed.event, claimed.created_at, fresh)
+                continue
+            if result == Parked.CANCEL:
+                await _finish(engine, claimed.id, owner, "cancelled", None, _cancelled())
+            engine.wake()
+            return
+        if outcome == Control.LOST:
+            return
+        if outcome == Control.CANCEL:
+            await _finish(engine, claimed.id, owner, "cancelled", None, _cancelled())
+        elif outcome == "failed":
+            await _finish(engine, claimed.id, owner, "failed", None, value)
+        else:
+            try:
+                output = _serde.dumps(value)
+            except (TypeError, ValueError) as exc:
+                error = {"name": "TypeError",
+                         "message": f"function {spec.id!r} returned a value that is not JSON-serialisable: {exc}"}  # fmt: skip
+                await _finish(engine, claimed.id, owner, "failed", None, error)
+            else:
+                await _finish(engine, claimed.id, owner, "completed", output, None)
+        return
+
+
+async def _drive(x: Execution, threads: Executor) -> tuple[str, Any]:
+    """Run the function until it returns, raises, or every live step is parked."""
+    ctx = Context(x)
+    fn = x.spec.fn
+    task: asyncio.Future[Any]
+    if x.spec.is_async:
+        task = asyncio.ensure_future(fn(ctx))
+    else:
+        task = asyncio.ensure_future(x.loop.run_in_executor(threads, contextvars.copy_context().run, fn, ctx))
+    try:
+        while not task.done():
+            x.changed.clear()
+            if x.intents and x.active == 0:
+                for _ in range(SETTLE_TURNS):
+                    await asyncio.sleep(0)
+                if x.active == 0 and not task.done() and not x.park_future.done():
+                    x.park_future.set_exception(Park())
+                    break
+                continue
+            changed = asyncio.ensure_future(x.changed.wait())
+            await asyncio.wait({task, changed}, return_when=asyncio.FIRST_COMPLETED)
+            changed.cancel()
+        value = await task
+    except Park:
+        return ("park", None) if x.stop_reason is None else (x.stop_reason, None)
+    except Stop as stop:
+        return stop.reason, None
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    except Exception as exc:  # the function raised: the run fails without retries
+        if x.stop_reason is not None:
+            return x.stop_reason, None
+        log.debug("run %s of %s failed", x.run_id, x.spec.id, exc_info=True)
+        return "failed", {"name": type(exc).__name__, "message": str(exc)}
+    finally:
+        if x.park_future.done():
+            x.park_future.exception()  # retrieved: no "never retrieved" warning
+        else:
+            x.park_future.cancel()
+    if x.stop_reason is not None:
+        return x.stop_reason, None
+    return "completed", value
+
+
+def _cancelled() -> dict[str, str]:
+    return {"name": "Cancelled", "message": "the run was cancelled"}
+
+
+async def _finish(engine: Engine, run_id: str, owner: str, status: str, output: str | None,
+                  error: dict[str, str] | None) -> None:  # fmt: skip
+    await engine.store.finish(run_id, owner, status, output, error, engine.clock.now_ms(), engine.route,
+                              engine.system_events)  # fmt: skip
+    engine.cancelling.discard(run_id)
+    engine.wake()

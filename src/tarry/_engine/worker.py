@@ -1,0 +1,109 @@
+"""The in-process worker: claims due runs, executes them, fires timers, keeps its lease.
+
+One loop turn is one store transaction (``tick``): deliver delayed events
+that came due, fire due timers, claim runs for free slots. Between turns it
+sleeps until woken in-process, until its next timer, or for one poll
+interval (work stored by other processes). A parked run holds nothing here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from tarry import _ids
+from tarry._durations import to_ms
+from tarry._engine.engine import Engine
+from tarry._engine.executor import execute
+
+log = logging.getLogger("tarry.worker")
+
+POLL_S = 0.5
+DEFAULT_LEASE_MS = 30_000
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def lease_ms() -> int:
+    """How long a worker may miss heartbeats before its runs go to another (``TARRY_WORKER_LEASE``)."""
+    text = os.environ.get("TARRY_WORKER_LEASE")
+    return DEFAULT_LEASE_MS if not text else max(100, to_ms(text, what="TARRY_WORKER_LEASE"))
+
+
+class Worker:
+    def __init__(self, engine: Engine, concurrency: int = 64) -> None:
+        self.engine = engine
+        self.concurrency = concurrency
+        self.owner = "w-" + _ids.new_id(_wall_ms())
+        self.lease_ms = lease_ms()
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._threads = ThreadPoolExecutor(max_workers=32, thread_name_prefix="tarry-function")
+        self._loop_task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def busy(self) -> int:
+        return len(self._tasks)
+
+    async def start(self) -> None:
+        store = self.engine.store
+        await store.heartbeat(self.owner, _wall_ms())
+        await store.recover(_wall_ms() - self.lease_ms, self.engine.clock.now_ms())
+        self._loop_task = asyncio.create_task(self._run(), name=f"tarry-worker-{self.owner}")
+
+    async def _run(self) -> None:
+        engine, store = self.engine, self.engine.store
+        next_beat = _wall_ms() + self.lease_ms // 3
+        while True:
+            self._wake.clear()
+            free = self.concurrency - len(self._tasks)
+            try:
+                claimed, next_due = await store.tick(self.owner, free, engine.clock.now_ms(), engine.route)
+            except Exception:
+                log.exception("worker %s: a turn failed; retrying after the poll interval", self.owner)
+                await asyncio.sleep(POLL_S)
+                continue
+            for run in claimed:
+                task = asyncio.create_task(execute(engine, run, self.owner, self._threads), name=f"tarry-run-{run.id}")
+                self._tasks.add(task)
+                task.add_done_callback(self._done)
+            if claimed:
+                engine.progress.fire()
+            if _wall_ms() >= next_beat:
+                next_beat = _wall_ms() + self.lease_ms // 3
+                await store.heartbeat(self.owner, _wall_ms())
+                if await store.recover(_wall_ms() - self.lease_ms, engine.clock.now_ms()):
+                    continue
+            if free > 0 and len(claimed) == free:
+                continue  # more may be queued
+            if next_due is not None and next_due <= engine.clock.now_ms():
+                continue
+            await engine.clock.wait(self._wake, next_due, POLL_S)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("worker %s: a run's execution crashed", self.owner, exc_info=task.exception())
+        self.wake()
+        self.engine.progress.fire()
+
+    async def stop(self) -> None:
+        """Stop claiming, drop executions in flight and hand their runs back (requeued)."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.engine.store.release(self.owner, self.engine.clock.now_ms())
+        self._threads.shutdown(wait=False, cancel_futures=True)

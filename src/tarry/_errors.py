@@ -1,0 +1,72 @@
+"""Every public error of Tarry, in one place.
+
+    TarryError
+    ├── InvalidEventError      (also a ValueError) an event breaks a rule of §2
+    ├── ExpressionError        (also a ValueError) an if_exp that does not parse
+    ├── StepError              a step failed for good; raised into the function
+    ├── NonRetriableError      raise it in a step to stop retrying at once
+    ├── RetryAfterError        raise it in a step to retry after a given delay
+    ├── WaitTimeoutError       a wait with on_timeout="fail" timed out
+    └── StoreError             the database cannot be opened or used
+
+Bad durations raise a plain ``ValueError`` naming the text, as the contract says.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+
+class TarryError(Exception):
+    """The base of every error Tarry raises on purpose."""
+
+
+class InvalidEventError(TarryError, ValueError):
+    """An event breaks a rule: the message names the field and the rule."""
+
+
+class ExpressionError(TarryError, ValueError):
+    """An ``if_exp`` that does not parse or names anything but ``event``/``async``."""
+
+    def __init__(self, expression: str, reason: str) -> None:
+        super().__init__(f"invalid expression {expression!r}: {reason}")
+        self.expression = expression
+        self.reason = reason
+
+
+class StepError(TarryError):
+    """A step failed after its last attempt.
+
+    ``name`` and ``message`` describe the original error. The function may
+    catch it; uncaught, the run fails.
+    """
+
+    def __init__(self, step_id: str, name: str, message: str) -> None:
+        super().__init__(f"step {step_id!r} failed: {name}: {message}")
+        self.step_id = step_id
+        self.name = name
+        self.message = message
+
+
+class NonRetriableError(TarryError):
+    """Raised inside a step: do not retry it, fail the step at once."""
+
+
+class RetryAfterError(TarryError):
+    """Raised inside a step: retry it after ``delay``.
+
+    ``delay`` is any duration of the contract (seconds, ``timedelta``, a
+    string such as ``"30s"``) or an aware ``datetime`` to retry at.
+    """
+
+    def __init__(self, message: str, delay: float | int | str | timedelta | datetime) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class WaitTimeoutError(TarryError):
+    """A wait with ``on_timeout="fail"`` reached its timeout."""
+
+
+class StoreError(TarryError):
+    """The database cannot be opened or used; ``__cause__`` holds the driver's error."""

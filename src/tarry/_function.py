@@ -1,0 +1,108 @@
+"""What ``@app.function`` records: the function, its id, triggers, retries and cancel_on.
+
+Triggers are checked here, once, at decoration; matching an event name to
+functions is a dict lookup plus a short list of prefixes.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+MAX_RETRIES = 100
+
+
+@dataclass(frozen=True)
+class CancelOn:
+    """An event that cancels a run: ``event`` name, optionally matched on ``match``/``if_exp``."""
+
+    event: str
+    match: str | None = None
+    if_exp: str | None = None
+    timeout: Any = None
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """The event names a function starts on: exact names and ``prefix*`` patterns."""
+
+    names: tuple[str, ...]
+    prefixes: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, trigger: object) -> Trigger:
+        items = [trigger] if isinstance(trigger, str) else trigger
+        if not isinstance(items, list | tuple) or not items:
+            raise ValueError(
+                f"invalid trigger {trigger!r}: use an event name, a list of names, or a name ending in '*'"
+            )
+        names: list[str] = []
+        prefixes: list[str] = []
+        for item in items:
+            if not isinstance(item, str) or not item.strip() or len(item) > 256:
+                raise ValueError(f"invalid trigger {item!r}: an event name is a non-empty string of at most 256 characters")
+            if "*" in item[:-1]:
+                raise ValueError(f"invalid trigger {item!r}: '*' is allowed only at the end of a name")
+            (prefixes if item.endswith("*") else names).append(item.rstrip("*"))
+        return cls(tuple(names), tuple(prefixes))
+
+    def matches(self, name: str) -> bool:
+        return name in self.names or any(name.startswith(p) for p in self.prefixes)
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """A registered function."""
+
+    id: str
+    fn: Callable[..., Any]
+    trigger: Trigger
+    retries: int
+    cancel_on: tuple[CancelOn, ...]
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.fn)
+
+
+def make_spec(fn: Callable[..., Any], trigger: object, id: str | None, retries: int,  # noqa: A002
+              cancel_on: list[CancelOn] | None) -> FunctionSpec:  # fmt: skip
+    if not callable(fn):
+        raise TypeError(f"@app.function decorates a function, got {fn!r}")
+    function_id = id if id is not None else fn.__name__.replace("_", "-")
+    if not isinstance(function_id, str) or not function_id or len(function_id) > 256:
+        raise ValueError(f"invalid function id {function_id!r}: a non-empty string of at most 256 characters")
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
+        raise ValueError(f"invalid retries {retries!r} for function {function_id!r}: an int from 0 to {MAX_RETRIES}")
+    cancels = tuple(cancel_on or ())
+    for item in cancels:
+        if not isinstance(item, CancelOn):
+            raise ValueError(f"invalid cancel_on item {item!r} for function {function_id!r}: use tarry.CancelOn(...)")
+    return FunctionSpec(function_id, fn, Trigger.parse(trigger), retries, cancels)
+
+
+class Registry:
+    """The functions of one app, and the routing of event names to them."""
+
+    def __init__(self) -> None:
+        self.functions: dict[str, FunctionSpec] = {}
+        self._by_name: dict[str, list[str]] = {}
+        self._prefixed: list[tuple[str, str]] = []
+
+    def add(self, spec: FunctionSpec) -> None:
+        if spec.id in self.functions:
+            raise ValueError(f"duplicate function id {spec.id!r}: two functions of one app need different ids")
+        self.functions[spec.id] = spec
+        for name in spec.trigger.names:
+            self._by_name.setdefault(name, []).append(spec.id)
+        self._prefixed.extend((prefix, spec.id) for prefix in spec.trigger.prefixes)
+
+    def route(self, name: str, exclude: str | None, only: str | None) -> list[str]:
+        """The ids of the functions an event named ``name`` starts, each once."""
+        if only is not None:
+            return [only] if only in self.functions else []
+        found = list(self._by_name.get(name, ()))
+        found.extend(fid for prefix, fid in self._prefixed if name.startswith(prefix) and fid not in found)
+        return [fid for fid in dict.fromkeys(found) if fid != exclude]

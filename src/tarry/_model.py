@@ -1,0 +1,170 @@
+"""Frozen records handed to users: events, runs, step records, and their enums.
+
+Records are plain data built from store rows; they hold no connection and
+do no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tarry import _serde
+from tarry._errors import InvalidEventError
+
+MAX_NAME = 256
+MAX_EVENT_BYTES = 524_288
+
+
+@dataclass(frozen=True, init=False)
+class Event:
+    """An event: sent by ``app.send``, received as ``ctx.event`` or a wait's result.
+
+    On a received event ``id`` is the engine's id (the one ``send`` returned)
+    and ``ts`` its delivery time in epoch milliseconds. On an event you send,
+    ``id`` is an optional deduplication key and ``ts`` an optional delivery
+    time (``int`` epoch ms or an aware ``datetime``).
+    """
+
+    name: str
+    data: dict[str, Any] = field(default_factory=dict)
+    id: str | None = field(default=None, kw_only=True)
+    ts: int | None = field(default=None, kw_only=True)
+    key: str | None = field(default=None, kw_only=True)
+    v: str | None = field(default=None, kw_only=True)
+
+    def __init__(
+        self,
+        name: str,
+        data: dict[str, Any] | None = None,
+        *,
+        id: str | None = None,  # noqa: A002 - the contract's name
+        ts: int | datetime | None = None,
+        key: str | None = None,
+        v: str | None = None,
+    ) -> None:
+        set_ = object.__setattr__
+        set_(self, "name", name)
+        set_(self, "data", {} if data is None else data)
+        set_(self, "id", id)
+        set_(self, "ts", _ts_ms(ts))
+        set_(self, "key", key)
+        set_(self, "v", v)
+        self._validate()
+
+    @classmethod
+    def _received(cls, name: str, data: dict[str, Any], id: str, ts: int,  # noqa: A002
+                  key: str | None, v: str | None) -> Event:  # fmt: skip
+        """An event read back from the store: already validated, so not checked again."""
+        event = object.__new__(cls)
+        for attr, value in (("name", name), ("data", data), ("id", id), ("ts", ts), ("key", key), ("v", v)):
+            object.__setattr__(event, attr, value)
+        return event
+
+    def _validate(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise InvalidEventError("event field 'name' must be a non-empty string")
+        if len(self.name) > MAX_NAME:
+            raise InvalidEventError(f"event field 'name' must be at most {MAX_NAME} characters, got {len(self.name)}")
+        if not isinstance(self.data, dict):
+            raise InvalidEventError(
+                f"event field 'data' must be a JSON object (a dict), got {type(self.data).__name__}"
+            )
+        try:
+            _serde.check_json(self.data, "data")
+        except TypeError as exc:
+            raise InvalidEventError(f"event field 'data' must hold only JSON values: {exc}") from None
+        for name in ("id", "key", "v"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value or len(value) > MAX_NAME):
+                raise InvalidEventError(
+                    f"event field {name!r} must be a non-empty string of at most {MAX_NAME} characters"
+                )
+        size = len(_serde.dumps(self.to_json()).encode())
+        if size > MAX_EVENT_BYTES:
+            raise InvalidEventError(f"event is {size} bytes as JSON; the limit is {MAX_EVENT_BYTES} bytes")
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as Inngest's JSON event format."""
+        return {"name": self.name, "data": self.data, "id": self.id, "ts": self.ts, "v": self.v, "key": self.key}
+
+    @classmethod
+    def from_json(cls, obj: object) -> Event:
+        """Build an event from a JSON object, raising ``InvalidEventError`` on anything wrong."""
+        if not isinstance(obj, dict):
+            raise InvalidEventError(f"an event must be a JSON object, got {type(obj).__name__}")
+        unknown = set(obj) - {"name", "data", "id", "ts", "v", "key", "user"}
+        if unknown:
+            raise InvalidEventError(f"unknown event field(s): {', '.join(sorted(unknown))}")
+        fields: dict[str, Any] = obj
+        return cls(fields.get("name"), fields.get("data"), id=fields.get("id"), ts=fields.get("ts"),  # type: ignore[arg-type]  # checked by __init__
+                   key=fields.get("key"), v=fields.get("v"))  # fmt: skip
+
+
+def _ts_ms(ts: object) -> int | None:
+    if ts is None:
+        return None
+    if isinstance(ts, datetime):
+        if ts.tzinfo is None:
+            raise InvalidEventError("event field 'ts' must be an aware datetime (with a timezone)")
+        return round(ts.timestamp() * 1000)
+    if isinstance(ts, bool) or not isinstance(ts, int) or ts < 0:
+        raise InvalidEventError("event field 'ts' must be epoch milliseconds (an int >= 0) or an aware datetime")
+    return ts
+
+
+class RunStatus(enum.StrEnum):
+    """Where a run stands."""
+
+    QUEUED = "queued"  #: ready to run; a worker will claim it
+    RUNNING = "running"  #: a worker is executing it
+    SLEEPING = "sleeping"  #: in sleep, sleep_until, or a retry's backoff
+    WAITING = "waiting"  #: in wait_for_event, wait_for_resume or invoke
+    COMPLETED = "completed"  #: returned; ``output`` holds the value
+    FAILED = "failed"  #: raised; ``error`` holds name and message
+    CANCELLED = "cancelled"  #: cancelled by cancel_run, cancel_on or a wait's timeout
+
+    @property
+    def finished(self) -> bool:
+        return self in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class StepStatus(enum.StrEnum):
+    """Where a step stands."""
+
+    COMPLETED = "completed"  #: done; ``output`` is its recorded result
+    FAILED = "failed"  #: failed for good; replay raises StepError
+    RETRYING = "retrying"  #: an attempt failed; the next one is scheduled
+    SLEEPING = "sleeping"  #: a sleep that has not ended
+    WAITING = "waiting"  #: a wait that has not been resolved
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One step of a run as recorded: ``id`` has ``:n`` appended for its n-th repeat."""
+
+    id: str
+    kind: str
+    status: StepStatus
+    attempts: int
+    output: Any
+    error: dict[str, str] | None
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Run:
+    """One execution of a function for one event."""
+
+    id: str
+    function_id: str
+    status: RunStatus
+    output: Any
+    error: dict[str, str] | None
+    event: Event
+    created_at: datetime
+    ended_at: datetime | None
+    steps: list[StepRecord] = field(default_factory=list)

@@ -1,0 +1,46 @@
+"""JSON in and out of the store: compact, strict, one place.
+
+Strict means what JSON can round-trip: str keys only, finite numbers, no
+objects that ``json`` would silently coerce. Nothing here touches the store.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+JSON = Any
+
+
+def dumps(value: JSON) -> str:
+    """Compact JSON of ``value``; raises ``TypeError``/``ValueError`` if it is not JSON."""
+    check_json(value)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def loads(text: str | None) -> JSON:
+    return None if text is None else json.loads(text)
+
+
+def check_json(value: JSON, path: str = "$") -> None:
+    """Raise ``TypeError`` naming the path of the first value JSON cannot hold."""
+    stack: list[tuple[JSON, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if item is None or isinstance(item, str | bool | int):
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise TypeError(f"{where} is {item!r}, which JSON cannot hold")
+            continue
+        if isinstance(item, dict):
+            for key, sub in item.items():
+                if not isinstance(key, str):
+                    raise TypeError(f"{where} has a key {key!r} that is not a string")
+                stack.append((sub, f"{where}.{key}"))
+            continue
+        if isinstance(item, list | tuple):
+            stack.extend((sub, f"{where}[{i}]") for i, sub in enumerate(item))
+            continue
+        raise TypeError(f"{where} is a {type(item).__name__}, which is not JSON-serialisable")

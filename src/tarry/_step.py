@@ -1,0 +1,215 @@
+"""``ctx.step``: every step method, each with one shape and a ``_sync`` twin.
+
+A step first looks up its recorded result (replay); only a step never
+finished does real work. Durations are normalised here, at the boundary.
+Sync twins only bridge a plain ``def`` function's thread to the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+
+from tarry import _clock, _serde
+from tarry._durations import Duration, to_ms
+from tarry._engine.execution import Intent, Park, Stop
+from tarry._engine.retry import retry_delay_ms
+from tarry._errors import NonRetriableError, StepError
+from tarry._model import Event, StepStatus
+from tarry._store.base import Control, StepRow, StepWrite, TimerWrite
+
+if TYPE_CHECKING:
+    from tarry._engine.execution import Execution
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: the attempt of the step whose body is running (0 for the first), read by ``ctx.attempt``
+current_attempt: contextvars.ContextVar[int] = contextvars.ContextVar("tarry_attempt", default=0)
+
+
+def _sync_twin(method: Callable[Concatenate[Step, P], Coroutine[Any, Any, T]]) -> Callable[Concatenate[Step, P], T]:
+    def twin(self: Step, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._bridge(method.__name__, method(self, *args, **kwargs))
+
+    twin.__name__ = method.__name__ + "_sync"
+    twin.__doc__ = f"The blocking twin of ``{method.__name__}``, for plain ``def`` functions."
+    return twin
+
+
+class Step:
+    """The steps of one run. Every method takes the step id first, options keyword-only."""
+
+    def __init__(self, execution: Execution) -> None:
+        self._x = execution
+
+    # -- step.run -----------------------------------------------------------
+
+    async def run(self, step_id: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Call ``fn(*args, **kwargs)`` once and record its JSON result; retried on errors."""
+        x = self._x
+        sid = x.step_id(step_id)
+        row = x.recorded(sid)
+        if row is not None and row.status == StepStatus.COMPLETED:
+            return _serde.loads(row.output)
+        if row is not None and row.status == StepStatus.FAILED:
+            error = _serde.loads(row.error)
+            raise StepError(sid, error["name"], error["message"])
+        if x.engine.cancel_requested(x.run_id):
+            x.stop(Control.CANCEL)
+        attempts = row.attempts if row is not None else 0
+        started = x.now()
+        x.begin()
+        try:
+            token = current_attempt.set(attempts)
+            try:
+                value = await _call(fn, args, kwargs)
+            except Exception as exc:  # a step's failure, retried or raised as StepError
+                return await self._failed(sid, attempts + 1, started, exc)
+            finally:
+                current_attempt.reset(token)
+            try:
+                output = _serde.dumps(value)
+            except (TypeError, ValueError) as exc:
+                problem = TypeError(f"step {sid!r} returned a value that is not JSON-serialisable: {exc}")
+                return await self._failed(sid, attempts + 1, started, problem, retry=False)
+            await self._write(StepWrite(sid, "run", StepStatus.COMPLETED, attempts + 1, output, None,
+                                        started, x.now()))  # fmt: skip
+            return _serde.loads(output)
+        finally:
+            x.end()
+
+    async def _failed(self, sid: str, attempts: int, started: int, exc: BaseException, retry: bool = True) -> Any:
+        x = self._x
+        error = {"name": type(exc).__name__, "message": str(exc)}
+        if retry and not isinstance(exc, NonRetriableError) and attempts <= x.spec.retries:
+            now = x.now()
+            due = now + retry_delay_ms(exc, attempts, now)
+            await self._write(
+                StepWrite(sid, "run", StepStatus.RETRYING, attempts, None, _serde.dumps(error), started, x.now()),
+                TimerWrite(sid, "retry", due),
+            )
+            x.end()  # parked, not working: let the executor unwind the run
+            try:
+                await x.park(Intent("sleeping"))
+            finally:
+                x.begin()
+        await self._write(StepWrite(sid, "run", StepStatus.FAILED, attempts, None, _serde.dumps(error),
+                                    started, x.now()))  # fmt: skip
+        raise StepError(sid, error["name"], error["message"]) from None
+
+    async def _write(self, step: StepWrite, timer: TimerWrite | None = None, events: list[Any] | None = None) -> Any:
+        """Record ``step`` (and its timer and events) in one transaction; stop if the run was cancelled."""
+        x = self._x
+        control, ids = await x.engine.store.record_step(
+            x.run_id, x.owner, step, timer, events or [], x.now(), x.engine.route, x.engine.dedup_since()
+        )
+        x.remember(StepRow(step.id, step.kind, step.status, step.attempts,
+                           step.output if not events else _serde.dumps(ids), step.error,
+                           step.started_at, step.ended_at))  # fmt: skip
+        x.engine.wake()
+        if control != Control.CONTINUE:
+            x.stop(control)
+        return ids
+
+    # -- sleeps -------------------------------------------------------------
+
+    async def sleep(self, step_id: str, duration: Duration) -> None:
+        """Pause the run for ``duration`` (seconds, a ``timedelta`` or a text like ``"3d"``)."""
+        ms = to_ms(duration, what="sleep duration")
+        await self._sleep(step_id, lambda now: now + ms)
+
+    async def sleep_until(self, step_id: str, when: datetime | str) -> None:
+        """Pause the run until ``when`` (an aware ``datetime`` or an ISO 8601 text with an offset)."""
+        moment = _aware(when)
+        await self._sleep(step_id, lambda now: _clock.to_ms(moment))
+
+    async def _sleep(self, step_id: str, due_at: Callable[[int], int]) -> None:
+        x = self._x
+        sid = x.step_id(step_id)
+        row = x.recorded(sid)
+        if row is not None and row.status == StepStatus.COMPLETED:
+            return
+        if row is None:
+            now = x.now()
+            due = due_at(now)
+            if due <= now:
+                x.begin()
+                try:
+                    await self._write(StepWrite(sid, "sleep", StepStatus.COMPLETED, 0, None, None, now, now))
+                finally:
+                    x.end()
+                return
+            await x.park(Intent("sleeping", [StepWrite(sid, "sleep", StepStatus.SLEEPING, 0, None, None, now)],
+                                [TimerWrite(sid, "sleep", due)]))  # fmt: skip
+        await x.park(Intent("sleeping"))
+
+    # -- send_event ---------------------------------------------------------
+
+    async def send_event(self, step_id: str, events: Event | list[Event]) -> list[str]:
+        """Send events once, even when the run re-executes; returns their ids."""
+        x = self._x
+        sid = x.step_id(step_id)
+        row = x.recorded(sid)
+        if row is not None and row.status == StepStatus.COMPLETED:
+            return list(_serde.loads(row.output))
+        new = x.engine.new_events(events)
+        x.begin()
+        try:
+            now = x.now()
+            ids: list[str] = await self._write(
+                StepWrite(sid, "send_event", StepStatus.COMPLETED, 1, None, None, now, now), events=new
+            )
+        finally:
+            x.end()
+        return ids
+
+    # -- bridging for plain def functions ------------------------------------
+
+    def _bridge(self, name: str, coro: Coroutine[Any, Any, T]) -> T:
+        loop = self._x.loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            coro.close()
+            raise RuntimeError(
+                f"ctx.step.{name}_sync blocks, so it is only for plain def functions; use await ctx.step.{name}"
+            )
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+    run_sync = _sync_twin(run)
+    sleep_sync = _sync_twin(sleep)
+    sleep_until_sync = _sync_twin(sleep_until)
+    send_event_sync = _sync_twin(send_event)
+
+
+async def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Run a step body: coroutine functions on the loop, plain ones in a thread."""
+    if inspect.iscoroutinefunction(fn):
+        return await fn(*args, **kwargs)
+    value = await asyncio.to_thread(fn, *args, **kwargs)
+    if inspect.isawaitable(value):
+        value = await value
+    return value
+
+
+def _aware(when: datetime | str) -> datetime:
+    if isinstance(when, str):
+        try:
+            when = datetime.fromisoformat(when)
+        except ValueError:
+            raise ValueError(f"invalid sleep_until time {when!r}: use an ISO 8601 text with an offset") from None
+    if not isinstance(when, datetime):
+        raise ValueError(f"invalid sleep_until time {when!r}: use an aware datetime or an ISO 8601 text")
+    if when.tzinfo is None:
+        raise ValueError(f"invalid sleep_until time {when.isoformat()!r}: a naive datetime; give it a timezone")
+    return when
+
+
+__all__ = ["Park", "Step", "Stop", "current_attempt"]

@@ -1,0 +1,47 @@
+"""Turn store rows into the public records; shared by every dialect."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tarry import _serde
+from tarry._clock import to_datetime
+from tarry._model import Event, Run, RunStatus, StepRecord, StepStatus
+from tarry._store.base import StepRow
+
+
+def event_from_row(row: Mapping[str, Any], prefix: str = "") -> Event:
+    return Event._received(
+        row[prefix + "name"], _serde.loads(row[prefix + "data"]), row[prefix + "id"], row[prefix + "ts"],
+        row[prefix + "key"], row[prefix + "v"],
+    )  # fmt: skip
+
+
+def step_from_row(row: StepRow) -> StepRecord:
+    return StepRecord(
+        id=row.id,
+        kind=row.kind,
+        status=StepStatus(row.status),
+        attempts=row.attempts,
+        output=_serde.loads(row.output),
+        error=_serde.loads(row.error),
+        started_at=to_datetime(row.started_at),
+        ended_at=to_datetime(row.ended_at),
+    )
+
+
+def run_from_row(row: Mapping[str, Any], steps: list[StepRow] | None = None) -> Run:
+    created = to_datetime(row["created_at"])
+    assert created is not None
+    return Run(
+        id=row["id"],
+        function_id=row["function_id"],
+        status=RunStatus(row["status"]),
+        output=_serde.loads(row["output"]),
+        error=_serde.loads(row["error"]),
+        event=event_from_row(row, "e_"),
+        created_at=created,
+        ended_at=to_datetime(row["ended_at"]),
+        steps=[step_from_row(s) for s in steps or []],
+    )

@@ -1,0 +1,132 @@
+-- Every SQL statement of the SQLite store, by name. Parameters are named (:x).
+
+-- name: find_duplicate
+SELECT id FROM events WHERE dedup_id = :dedup_id AND received_at >= :since ORDER BY seq LIMIT 1;
+
+-- name: insert_event
+INSERT INTO events (id, name, data, key, v, dedup_id, ts, received_at, delivered, exclude_function, only_function)
+VALUES (:id, :name, :data, :key, :v, :dedup_id, :ts, :received_at, 0, :exclude_function, :only_function)
+RETURNING seq;
+
+-- name: mark_delivered
+UPDATE events SET delivered = 1 WHERE seq = :seq;
+
+-- name: due_events
+SELECT seq, id, name, exclude_function, only_function FROM events
+WHERE delivered = 0 AND ts <= :now ORDER BY ts, seq LIMIT :limit;
+
+-- name: insert_run
+INSERT INTO runs (id, function_id, event_id, status, created_at, queued_at)
+VALUES (:id, :function_id, :event_id, 'queued', :now, :now);
+
+-- name: claim_runs
+UPDATE runs SET status = 'running', owner = :owner, resume_requested = 0
+WHERE id IN (SELECT id FROM runs WHERE status = 'queued' ORDER BY queued_at, id LIMIT :limit)
+RETURNING id, function_id, event_id, created_at, cancel_requested;
+
+-- name: event_by_id
+SELECT id, name, data, key, v, ts FROM events WHERE id = :id;
+
+-- name: steps_of_run
+SELECT id, kind, status, attempts, output, error, started_at, ended_at FROM steps
+WHERE run_id = :run_id ORDER BY rowid;
+
+-- name: run_control
+SELECT owner, cancel_requested FROM runs WHERE id = :run_id;
+
+-- name: upsert_step
+INSERT INTO steps (run_id, id, kind, status, attempts, output, error, started_at, ended_at)
+VALUES (:run_id, :id, :kind, :status, :attempts, :output, :error, :started_at, :ended_at)
+ON CONFLICT (run_id, id) DO UPDATE SET
+    status = excluded.status, attempts = excluded.attempts, output = excluded.output,
+    error = excluded.error, started_at = coalesce(steps.started_at, excluded.started_at),
+    ended_at = excluded.ended_at;
+
+-- name: insert_timer
+INSERT INTO timers (run_id, step_id, kind, due_at) VALUES (:run_id, :step_id, :kind, :due_at)
+ON CONFLICT (run_id, step_id) DO UPDATE SET kind = excluded.kind, due_at = excluded.due_at;
+
+-- name: park_run
+UPDATE runs SET status = :status, owner = NULL
+WHERE id = :run_id AND owner = :owner AND resume_requested = 0 AND cancel_requested = 0;
+
+-- name: clear_resume
+UPDATE runs SET resume_requested = 0 WHERE id = :run_id;
+
+-- name: requeue_run
+UPDATE runs SET status = 'queued', owner = NULL, queued_at = :now, resume_requested = 0
+WHERE id = :run_id AND owner = :owner;
+
+-- name: finish_run
+UPDATE runs SET status = :status, output = :output, error = :error, ended_at = :now, owner = NULL
+WHERE id = :run_id AND status NOT IN ('completed', 'failed', 'cancelled');
+
+-- name: delete_timers_of_run
+DELETE FROM timers WHERE run_id = :run_id;
+
+-- name: due_timers
+SELECT run_id, step_id, kind, due_at FROM timers WHERE due_at <= :now ORDER BY due_at LIMIT :limit;
+
+-- name: delete_timer
+DELETE FROM timers WHERE run_id = :run_id AND step_id = :step_id;
+
+-- name: complete_sleep
+UPDATE steps SET status = 'completed', ended_at = :now
+WHERE run_id = :run_id AND id = :step_id AND status = 'sleeping';
+
+-- name: wake_run
+UPDATE runs SET
+    status = CASE WHEN status IN ('sleeping', 'waiting') THEN 'queued' ELSE status END,
+    queued_at = CASE WHEN status IN ('sleeping', 'waiting') THEN :now ELSE queued_at END,
+    resume_requested = CASE WHEN status = 'running' THEN 1 ELSE resume_requested END
+WHERE id = :run_id;
+
+-- name: next_due
+SELECT min(due) AS due FROM (
+    SELECT min(due_at) AS due FROM timers
+    UNION ALL SELECT min(ts) AS due FROM events WHERE delivered = 0
+);
+
+-- name: has_work
+SELECT EXISTS (SELECT 1 FROM runs WHERE status IN ('queued', 'running'))
+    OR EXISTS (SELECT 1 FROM timers WHERE due_at <= :now)
+    OR EXISTS (SELECT 1 FROM events WHERE delivered = 0 AND ts <= :now) AS busy;
+
+-- name: get_run
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.owner,
+       e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
+FROM runs r JOIN events e ON e.id = r.event_id WHERE r.id = :run_id;
+
+-- name: list_runs
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested,
+       e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
+FROM runs r JOIN events e ON e.id = r.event_id
+WHERE (:function_id IS NULL OR r.function_id = :function_id) AND (:status IS NULL OR r.status = :status)
+ORDER BY r.id DESC LIMIT :limit;
+
+-- name: runs_for_event
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested,
+       e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
+FROM runs r JOIN events e ON e.id = r.event_id WHERE r.event_id = :event_id ORDER BY r.id;
+
+-- name: request_cancel
+UPDATE runs SET cancel_requested = 1 WHERE id = :run_id AND status = 'running';
+
+-- name: upsert_worker
+INSERT INTO workers (id, started_at, heartbeat_at) VALUES (:id, :now, :now)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at;
+
+-- name: delete_worker
+DELETE FROM workers WHERE id = :id;
+
+-- name: release_runs
+UPDATE runs SET status = 'queued', owner = NULL, queued_at = :now, resume_requested = 0
+WHERE status = 'running' AND owner = :owner;
+
+-- name: recover_runs
+UPDATE runs SET status = 'queued', owner = NULL, queued_at = :now, resume_requested = 0
+WHERE status = 'running'
+  AND (owner IS NULL OR owner NOT IN (SELECT id FROM workers WHERE heartbeat_at >= :alive_since));
+
+-- name: delete_dead_workers
+DELETE FROM workers WHERE heartbeat_at < :alive_since;
