@@ -40,14 +40,25 @@ class SystemClock:
             delay = min(delay, max(0.0, (until_ms - self.now_ms()) / 1000))
         if delay <= 0:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), delay)
+        await wait_or_timeout(wake, delay)
 
     def attach(self, app: object) -> None:
         pass
 
     def detach(self, app: object) -> None:
         pass
+
+
+async def wait_or_timeout(wake: asyncio.Event, seconds: float) -> None:
+    """Wait for ``wake`` at most ``seconds``.
+
+    ``asyncio.timeout`` rather than ``wait_for``: on Python 3.11, ``wait_for``
+    loses a cancellation that arrives as the event is set, and a worker that
+    cannot be cancelled never stops.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await wake.wait()
 
 
 def to_datetime(ms: int | None) -> datetime | None:

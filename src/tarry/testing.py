@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
-from tarry._clock import to_datetime
+from tarry._clock import to_datetime, wait_or_timeout
 from tarry._clock import to_ms as datetime_to_ms
 from tarry._durations import Duration, to_ms
 
@@ -41,8 +40,7 @@ class VirtualClock:
     async def wait(self, wake: asyncio.Event, until_ms: int | None, poll_s: float) -> None:
         if until_ms is not None and until_ms <= self._ms:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), poll_s)
+        await wait_or_timeout(wake, poll_s)
 
     def attach(self, app: object) -> None:
         self._apps.append(app)

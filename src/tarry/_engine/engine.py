@@ -63,6 +63,7 @@ class Engine:
                 item = Event.from_json(dict(item))
             if not isinstance(item, Event):
                 raise InvalidEventError(f"event [{index}] must be a tarry.Event, got {type(item).__name__}")
+            item._validate()  # again: its data may have changed since it was built
             new.append(NewEvent(_ids.new_id(now), item.name, _serde.dumps(item.data), item.key, item.v, item.id,
                                 item.ts if item.ts is not None else now, now))  # fmt: skip
         return new

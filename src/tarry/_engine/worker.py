@@ -9,7 +9,6 @@ interval (work stored by other processes). A parked run holds nothing here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -99,9 +98,9 @@ class Worker:
     async def stop(self) -> None:
         """Stop claiming, drop executions in flight and hand their runs back (requeued)."""
         if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+            while not self._loop_task.done():
+                self._loop_task.cancel()
+                await asyncio.wait({self._loop_task}, timeout=0.1)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

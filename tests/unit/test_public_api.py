@@ -1,0 +1,33 @@
+"""The public surface is pinned: a name added or removed must be a decision."""
+
+import tarry
+import tarry.testing
+
+
+def test_public_names() -> None:
+    assert sorted(tarry.__all__) == tarry.__all__
+    assert set(tarry.__all__) == {
+        "CancelOn", "Context", "Event", "InvalidEventError", "NonRetriableError", "RetryAfterError", "Run",
+        "RunStatus", "Step", "StepError", "StepRecord", "StepStatus", "StoreError", "Tarry", "TarryError",
+        "WaitTimeoutError", "testing",
+    }  # fmt: skip
+    for name in tarry.__all__:
+        assert hasattr(tarry, name)
+
+
+def test_error_hierarchy() -> None:
+    assert issubclass(tarry.InvalidEventError, ValueError)
+    for error in (tarry.InvalidEventError, tarry.StepError, tarry.NonRetriableError, tarry.RetryAfterError,
+                  tarry.WaitTimeoutError, tarry.StoreError):  # fmt: skip
+        assert issubclass(error, tarry.TarryError)
+
+
+def test_testing_names() -> None:
+    assert tarry.testing.__all__ == ["VirtualClock"]
+
+
+def test_every_client_call_and_step_method_has_a_sync_twin() -> None:
+    for name in ("send", "get_run", "wait_for_run", "runs_for_event", "list_runs", "cancel_run", "idle"):
+        assert callable(getattr(tarry.Tarry, name + "_sync"))
+    for name in ("run", "sleep", "sleep_until", "send_event"):
+        assert callable(getattr(tarry.Step, name + "_sync"))
