@@ -138,7 +138,10 @@ class Tarry:
         new = engine.new_events(events)
         if not new:
             return []
-        ids = await engine.store.send(new, engine.clock.now_ms(), engine.route, engine.dedup_since())
+        # An app that defines no functions (a script, a web app that only sends) leaves the routing
+        # of its events to the workers, which know the functions; any other app routes them itself.
+        router = engine.route if self._registry.functions else None
+        ids = await engine.store.send(new, engine.clock.now_ms(), router, engine.dedup_since())
         engine.wake()
         return ids
 

@@ -42,9 +42,7 @@ def to_ms(value: object, *, what: str = "duration") -> int:
     elif isinstance(value, str):
         ms = _parse_text(value, what)
     else:
-        raise ValueError(
-            f"invalid {what} {value!r}: expected seconds, a timedelta or a text like '30s'"
-        )
+        raise ValueError(f"invalid {what} {value!r}: expected seconds, a timedelta or a text like '30s'")
     if ms < 0:
         raise ValueError(f"invalid {what} {value!r}: must not be negative")
     if ms > MAX_MS:

@@ -42,7 +42,9 @@ class Trigger:
         prefixes: list[str] = []
         for item in items:
             if not isinstance(item, str) or not item.strip() or len(item) > 256:
-                raise ValueError(f"invalid trigger {item!r}: an event name is a non-empty string of at most 256 characters")
+                raise ValueError(
+                    f"invalid trigger {item!r}: an event name is a non-empty string of at most 256 characters"
+                )
             if "*" in item[:-1]:
                 raise ValueError(f"invalid trigger {item!r}: '*' is allowed only at the end of a name")
             (prefixes if item.endswith("*") else names).append(item.rstrip("*"))

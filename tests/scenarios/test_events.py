@@ -29,7 +29,9 @@ async def test_send_accepts_json_objects_too(running: tarry.Tarry) -> None:
     assert event_id
 
 
-async def test_a_duplicate_id_within_24_hours_is_accepted_but_not_processed(app: tarry.Tarry, clock: VirtualClock) -> None:
+async def test_a_duplicate_id_within_24_hours_is_accepted_but_not_processed(
+    app: tarry.Tarry, clock: VirtualClock
+) -> None:
     echo(app, "ping", "ping")
     async with app:
         first = await app.send(tarry.Event("ping", id="p-1"))
@@ -129,7 +131,7 @@ async def test_a_batch_with_one_invalid_event_stores_nothing(app: tarry.Tarry, b
 
 
 async def test_send_refuses_what_is_not_an_event(running: tarry.Tarry) -> None:
-    with pytest.raises(tarry.InvalidEventError, match="tarry.Event"):
+    with pytest.raises(tarry.InvalidEventError, match=r"tarry\.Event"):
         await running.send("app/ping")  # type: ignore[arg-type]
 
 

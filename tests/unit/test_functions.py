@@ -63,7 +63,7 @@ def test_invalid_retries_are_refused(retries: object) -> None:
 
 
 def test_cancel_on_takes_cancel_on_items() -> None:
-    with pytest.raises(ValueError, match="tarry.CancelOn"):
+    with pytest.raises(ValueError, match=r"tarry\.CancelOn"):
         make().function(trigger="a", cancel_on=[{"event": "x"}])(noop)  # type: ignore[list-item]
 
 

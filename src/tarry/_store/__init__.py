@@ -15,9 +15,7 @@ def check_url(url: str) -> None:
         raise ValueError(f"invalid database URL {url!r}: expected sqlite:///path.db or postgresql://...")
     scheme = urlsplit(url).scheme
     if scheme not in SCHEMES:
-        raise ValueError(
-            f"invalid database URL {url!r}: unknown scheme {scheme!r} (use sqlite:// or postgresql://)"
-        )
+        raise ValueError(f"invalid database URL {url!r}: unknown scheme {scheme!r} (use sqlite:// or postgresql://)")
 
 
 def open_store(url: str) -> Store:

@@ -107,8 +107,10 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def send(self, events: list[NewEvent], now: int, router: Router, dedup_since: int) -> list[str]:
-        """Insert events (deduplicated by ``dedup_id`` since ``dedup_since``) and deliver those due."""
+    async def send(self, events: list[NewEvent], now: int, router: Router | None, dedup_since: int) -> list[str]:
+        """Insert events (deduplicated by ``dedup_id`` since ``dedup_since``) and deliver those due.
+
+        Without a router, events are left for a worker's next turn to deliver."""
 
     async def deliver_due(self, now: int, router: Router, limit: int) -> int:
         """Deliver delayed events that came due; returns how many."""

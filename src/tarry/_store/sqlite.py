@@ -166,10 +166,10 @@ class SQLiteStore:
 
     # -- events -----------------------------------------------------------
 
-    async def send(self, events: list[NewEvent], now: int, router: Router, dedup_since: int) -> list[str]:
+    async def send(self, events: list[NewEvent], now: int, router: Router | None, dedup_since: int) -> list[str]:
         return await self._write(self._send, events, now, router, dedup_since)
 
-    def _send(self, c: sqlite3.Connection, events: list[NewEvent], now: int, router: Router,
+    def _send(self, c: sqlite3.Connection, events: list[NewEvent], now: int, router: Router | None,
               dedup_since: int) -> list[str]:  # fmt: skip
         ids = []
         for event in events:
@@ -182,9 +182,9 @@ class SQLiteStore:
             ids.append(event.id)
         return ids
 
-    def _insert_event(self, c: sqlite3.Connection, event: NewEvent, now: int, router: Router) -> None:
+    def _insert_event(self, c: sqlite3.Connection, event: NewEvent, now: int, router: Router | None) -> None:
         seq = c.execute(Q["insert_event"], event.__dict__).fetchone()[0]
-        if event.ts <= now:
+        if event.ts <= now and router is not None:
             self._deliver(c, seq, event.id, event.name, event.exclude_function, event.only_function, now, router)
 
     def _deliver(self, c: sqlite3.Connection, seq: int, event_id: str, name: str, exclude: str | None,
