@@ -8,6 +8,7 @@ from tarry import testing
 from tarry._app import Tarry
 from tarry._context import Context
 from tarry._errors import (
+    ExpressionError,
     InvalidEventError,
     NonRetriableError,
     RetryAfterError,
@@ -17,7 +18,7 @@ from tarry._errors import (
     WaitTimeoutError,
 )
 from tarry._function import CancelOn
-from tarry._model import Event, Run, RunStatus, StepRecord, StepStatus
+from tarry._model import Event, ResumeHandle, Run, RunStatus, StepRecord, StepStatus
 from tarry._step import Step
 
 __version__ = "0.1.0"
@@ -26,8 +27,10 @@ __all__ = [
     "CancelOn",
     "Context",
     "Event",
+    "ExpressionError",
     "InvalidEventError",
     "NonRetriableError",
+    "ResumeHandle",
     "RetryAfterError",
     "Run",
     "RunStatus",

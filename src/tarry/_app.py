@@ -14,8 +14,11 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from tarry import _serde
 from tarry._clock import Clock, SystemClock
 from tarry._engine.engine import Engine
+from tarry._engine.signing import load_signing_key
+from tarry._engine.waits import check_cancel_on, token_hash
 from tarry._engine.worker import Worker
 from tarry._function import CancelOn, Registry, make_spec
 from tarry._model import Event, Run, RunStatus
@@ -80,7 +83,10 @@ class Tarry:
         """Register a function that starts on ``trigger``; the function itself is returned unchanged."""
 
         def register(fn: F) -> F:
-            self._registry.add(make_spec(fn, trigger, id, retries, cancel_on))
+            spec = make_spec(fn, trigger, id, retries, cancel_on)
+            for item in spec.cancel_on:
+                check_cancel_on(item)
+            self._registry.add(spec)
             return fn
 
         return register
@@ -97,8 +103,13 @@ class Tarry:
         if self._engine is not None:
             raise RuntimeError(f"{self!r} is already started")
         store = open_store(self.database_url)
-        await store.open()
-        engine = Engine(store, self._registry, self.clock)
+        engine = Engine(store, self._registry, self.clock, b"", self.base_url)
+        await store.open(engine)
+        try:
+            engine.signing_key = load_signing_key(self.database_url)
+        except BaseException:
+            await store.close()
+            raise
         self._loop = asyncio.get_running_loop()
         self._engine = engine
         if worker:
@@ -140,10 +151,31 @@ class Tarry:
             return []
         # An app that defines no functions (a script, a web app that only sends) leaves the routing
         # of its events to the workers, which know the functions; any other app routes them itself.
-        router = engine.route if self._registry.functions else None
-        ids = await engine.store.send(new, engine.clock.now_ms(), router, engine.dedup_since())
+        sent = await engine.store.send(new, engine.clock.now_ms(), bool(self._registry.functions), engine.dedup_since())
         engine.wake()
-        return ids
+        return sent.ids
+
+    async def notify(self, key: str, data: dict[str, Any] | None = None) -> list[str]:
+        """Send a ``tarry/notify`` event with ``key``; return the ids of the runs it resumed at once."""
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"invalid key {key!r}: notify needs a non-empty string")
+        engine = self.engine
+        new = engine.new_events(Event("tarry/notify", data, key=key))
+        sent = await engine.store.send(new, engine.clock.now_ms(), True, engine.dedup_since())
+        engine.wake()
+        return sent.resumed
+
+    async def resume(self, token: str, data: dict[str, Any] | None = None) -> bool:
+        """Resume the run waiting on a resume URL's token; False for an unknown, used or expired token."""
+        if data is not None and not isinstance(data, dict):
+            raise ValueError(f"invalid data {data!r}: a JSON object (a dict) or None")
+        if not isinstance(token, str) or not token:
+            return False
+        engine = self.engine
+        data_json = None if data is None else _serde.dumps(data)
+        accepted = await engine.store.resume(token_hash(token), data_json, engine.clock.now_ms())
+        engine.wake()
+        return accepted
 
     # -- runs ---------------------------------------------------------------
 
@@ -187,7 +219,7 @@ class Tarry:
     async def cancel_run(self, run_id: str) -> bool:
         """Cancel a run (a running one at its next step); False when it had already finished."""
         engine = self.engine
-        outcome = await engine.store.cancel(run_id, engine.clock.now_ms(), engine.route, engine.system_events)
+        outcome = await engine.store.cancel(run_id, engine.clock.now_ms())
         if outcome == "requested":
             engine.cancelling.add(run_id)
         engine.wake()
@@ -239,6 +271,8 @@ class Tarry:
                 return pool.submit(asyncio.run, as_client()).result()
 
     send_sync = _sync_twin(send)
+    notify_sync = _sync_twin(notify)
+    resume_sync = _sync_twin(resume)
     get_run_sync = _sync_twin(get_run)
     wait_for_run_sync = _sync_twin(wait_for_run)
     runs_for_event_sync = _sync_twin(runs_for_event)

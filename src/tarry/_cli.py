@@ -11,9 +11,8 @@ import sys
 import click
 
 from tarry import __version__
-from tarry._app import DEFAULT_DATABASE_URL
+from tarry._app import DEFAULT_DATABASE_URL, Tarry
 from tarry._errors import TarryError
-from tarry._store import check_url, open_store
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "TARRY"})
@@ -29,11 +28,10 @@ def migrate(database_url: str) -> None:
     """Create or upgrade the database schema."""
 
     async def run() -> None:
-        store = open_store(database_url)
-        await store.open()
-        await store.close()
+        app = Tarry("tarry", database_url=database_url)
+        await app.start(worker=False)
+        await app.close()
 
-    check_url(database_url)
     asyncio.run(run())
     click.echo(f"migrated {database_url}")
 

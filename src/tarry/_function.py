@@ -101,6 +101,17 @@ class Registry:
             self._by_name.setdefault(name, []).append(spec.id)
         self._prefixed.extend((prefix, spec.id) for prefix in spec.trigger.prefixes)
 
+    def function_id(self, function: object) -> str:
+        """The id of a registered function, given the function itself or its id."""
+        if isinstance(function, str):
+            if function in self.functions:
+                return function
+        else:
+            for spec in self.functions.values():
+                if spec.fn is function:
+                    return spec.id
+        raise ValueError(f"invalid function {function!r}: not a function registered in this app")
+
     def route(self, name: str, exclude: str | None, only: str | None) -> list[str]:
         """The ids of the functions an event named ``name`` starts, each once."""
         if only is not None:

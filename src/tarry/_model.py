@@ -168,3 +168,17 @@ class Run:
     created_at: datetime
     ended_at: datetime | None
     steps: list[StepRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ResumeHandle:
+    """A resume URL made by ``ctx.step.resume_url``: give ``url`` to a person or a system.
+
+    ``token`` is unguessable and single-use; ``url`` is ``{base_url}/resume/{token}``
+    (the path alone without a base url). Pass the handle to ``wait_for_resume``.
+    """
+
+    token: str
+    url: str
+    expires_at: datetime
+    redirect_url: str | None = None

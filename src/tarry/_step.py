@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import inspect
 from collections.abc import Callable, Coroutine
 from datetime import datetime
@@ -18,9 +19,10 @@ from tarry import _clock, _serde
 from tarry._durations import Duration, to_ms
 from tarry._engine.execution import Intent, Park, Stop
 from tarry._engine.retry import retry_delay_ms
-from tarry._errors import NonRetriableError, StepError
-from tarry._model import Event, StepStatus
-from tarry._store.base import Control, StepRow, StepWrite, TimerWrite
+from tarry._engine import signing, waits
+from tarry._errors import NonRetriableError, StepError, WaitTimeoutError
+from tarry._model import Event, ResumeHandle, StepStatus
+from tarry._store.base import Control, HandleWrite, StepRow, StepWrite, TimerWrite, WaitWrite
 
 if TYPE_CHECKING:
     from tarry._engine.execution import Execution
@@ -102,11 +104,12 @@ class Step:
                                     started, x.now()))  # fmt: skip
         raise StepError(sid, error["name"], error["message"]) from None
 
-    async def _write(self, step: StepWrite, timer: TimerWrite | None = None, events: list[Any] | None = None) -> Any:
-        """Record ``step`` (and its timer and events) in one transaction; stop if the run was cancelled."""
+    async def _write(self, step: StepWrite, timer: TimerWrite | None = None, events: list[Any] | None = None,
+                     handle: HandleWrite | None = None) -> Any:  # fmt: skip
+        """Record ``step`` (and its timer, events, handle) in one transaction; stop if the run was cancelled."""
         x = self._x
         control, ids = await x.engine.store.record_step(
-            x.run_id, x.owner, step, timer, events or [], x.now(), x.engine.route, x.engine.dedup_since()
+            x.run_id, x.owner, step, timer, events or [], x.now(), x.engine.dedup_since(), handle
         )
         x.remember(StepRow(step.id, step.kind, step.status, step.attempts,
                            step.output if not events else _serde.dumps(ids), step.error,
@@ -168,6 +171,113 @@ class Step:
             x.end()
         return ids
 
+    # -- waiting ------------------------------------------------------------
+
+    async def wait_for_event(
+        self,
+        step_id: str,
+        *,
+        event: str | list[str] | None = None,
+        timeout: Duration,
+        match: str | None = None,
+        if_exp: str | None = None,
+        key: str | None = None,
+        on_timeout: str = "continue",
+        lookback: Duration | None = "run",
+    ) -> Event | None:
+        """Park until an event matches (returned) or ``timeout`` passes (then per ``on_timeout``)."""
+        x = self._x
+        wait = waits.wait_for_event(
+            step_id, event=event, timeout=timeout, match=match, if_exp=if_exp, key=key, on_timeout=on_timeout,
+            lookback=lookback, trigger=x.trigger_json(), now=x.now(),
+        )  # fmt: skip
+        output = await self._wait(step_id, "wait_for_event", wait)
+        return None if output is None else _received(output)
+
+    async def invoke(
+        self, step_id: str, function: Callable[..., Any] | str, data: dict[str, Any] | None = None,
+        timeout: Duration | None = None,
+    ) -> Any:  # fmt: skip
+        """Start another function of the app with ``data``, wait for it, and return its output.
+
+        A child that fails (or is cancelled, or outlives ``timeout``) raises ``StepError``."""
+        x = self._x
+        child = x.engine.registry.function_id(function)
+        sid = x.step_id(step_id)
+        row = x.recorded(sid)
+        if row is None:
+            now = x.now()
+            [event] = x.engine.new_events(Event("tarry/function.invoked", data))
+            event = dataclasses.replace(event, only_function=child)
+            wait = waits.wait_for_invoke(sid, event.id, timeout, now)
+            step = StepWrite(sid, "invoke", StepStatus.WAITING, 0, None, None, now)
+            await x.park(Intent("waiting", [step], waits=[wait], events=[event]))
+        if row.status == StepStatus.FAILED:
+            raise StepError(sid, "WaitTimeoutError", f"function {child!r} did not finish within the timeout")
+        if row.status != StepStatus.COMPLETED:
+            await x.park(Intent("waiting"))
+        done = _serde.loads(row.output)
+        if done["name"] == "tarry/function.cancelled":
+            raise StepError(sid, "Cancelled", f"the run of {child!r} was cancelled")
+        if "error" in done["data"]:
+            error = done["data"]["error"]
+            raise StepError(sid, error["name"], error["message"])
+        return done["data"].get("output")
+
+    async def resume_url(
+        self, step_id: str, *, timeout: Duration = "24h", payload: dict[str, Any] | None = None,
+        redirect_url: str | None = None,
+    ) -> ResumeHandle:  # fmt: skip
+        """Make a single-use resume URL that ``wait_for_resume`` waits on; it expires after ``timeout``."""
+        x = self._x
+        timeout_ms = to_ms(timeout, what="timeout")
+        if payload is not None and not isinstance(payload, dict):
+            raise ValueError(f"invalid payload {payload!r}: a JSON object (a dict) or None")
+        payload_json = None if payload is None else _serde.dumps(payload)
+        if redirect_url is not None and (not isinstance(redirect_url, str) or not redirect_url.strip()):
+            raise ValueError(f"invalid redirect_url {redirect_url!r}: a URL or a path")
+        sid = x.step_id(step_id)
+        token = signing.derive_token(x.engine.signing_key, x.run_id, sid)
+        row = x.recorded(sid)
+        if row is None or row.status != StepStatus.COMPLETED:
+            now = x.now()
+            info: dict[str, Any] = {"expires_at": now + timeout_ms, "redirect_url": redirect_url}
+            handle = HandleWrite(waits.token_hash(token), sid, now + timeout_ms, payload_json, redirect_url)
+            x.begin()
+            try:
+                await self._write(StepWrite(sid, "resume_url", StepStatus.COMPLETED, 1, _serde.dumps(info), None,
+                                            now, now), handle=handle)  # fmt: skip
+            finally:
+                x.end()
+        else:
+            info = _serde.loads(row.output)
+        path = f"/resume/{token}"
+        expires_at = _clock.to_datetime(info["expires_at"])
+        assert expires_at is not None
+        url = f"{x.engine.base_url}{path}" if x.engine.base_url else path
+        return ResumeHandle(token, url, expires_at, info["redirect_url"])
+
+    async def wait_for_resume(self, step_id: str, handle: ResumeHandle, *, on_timeout: str = "continue") -> Any:
+        """Park until the handle's URL is called; returns ``payload`` merged with ``"event"`` (the caller's data)."""
+        if not isinstance(handle, ResumeHandle):
+            raise ValueError(f"invalid handle {handle!r}: pass what ctx.step.resume_url returned")
+        wait = waits.wait_for_resume(step_id, waits.token_hash(handle.token), _clock.to_ms(handle.expires_at),
+                                     on_timeout)  # fmt: skip
+        return await self._wait(step_id, "wait_for_resume", wait)
+
+    async def _wait(self, step_id: str, kind: str, wait: WaitWrite) -> Any:
+        x = self._x
+        sid = x.step_id(step_id)
+        row = x.recorded(sid)
+        if row is not None and row.status == StepStatus.COMPLETED:
+            return _serde.loads(row.output)
+        if row is not None and row.status == StepStatus.FAILED:
+            raise WaitTimeoutError(f"{kind} {sid!r} timed out")
+        if row is None:
+            step = StepWrite(sid, kind, StepStatus.WAITING, 0, None, None, x.now())
+            await x.park(Intent("waiting", [step], waits=[dataclasses.replace(wait, step_id=sid, timer=_retimed(wait, sid))]))
+        await x.park(Intent("waiting"))
+
     # -- bridging for plain def functions ------------------------------------
 
     def _bridge(self, name: str, coro: Coroutine[Any, Any, T]) -> T:
@@ -187,6 +297,10 @@ class Step:
     sleep_sync = _sync_twin(sleep)
     sleep_until_sync = _sync_twin(sleep_until)
     send_event_sync = _sync_twin(send_event)
+    wait_for_event_sync = _sync_twin(wait_for_event)
+    invoke_sync = _sync_twin(invoke)
+    resume_url_sync = _sync_twin(resume_url)
+    wait_for_resume_sync = _sync_twin(wait_for_resume)
 
 
 async def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -197,6 +311,15 @@ async def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str,
     if inspect.isawaitable(value):
         value = await value
     return value
+
+
+def _retimed(wait: WaitWrite, step_id: str) -> TimerWrite | None:
+    return None if wait.timer is None else dataclasses.replace(wait.timer, step_id=step_id)
+
+
+def _received(output: dict[str, Any]) -> Event:
+    return Event._received(output["name"], output["data"], output["id"], output["ts"], output.get("key"),
+                           output.get("v"))  # fmt: skip
 
 
 def _aware(when: datetime | str) -> datetime:

@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 
 import tarry
+from tarry._clock import SystemClock
+from tarry._engine.engine import Engine
+from tarry._function import Registry
 from tarry._store.queries import load_migrations, load_queries
 from tarry._store.sqlite import SQLiteStore
 
@@ -27,7 +30,7 @@ async def test_migrations_apply_to_an_empty_database_and_are_recorded_once(tmp_p
     url = "sqlite:///" + str(tmp_path / "m.db")
     for _ in range(2):  # opening again applies nothing new
         store = SQLiteStore(url)
-        await store.open()
+        await store.open(Engine(store, Registry(), SystemClock(), b"key", None))
         assert await store.applied_migrations() == [v for v, _, _ in load_migrations("sqlite")]
         await store.close()
     with sqlite3.connect(tmp_path / "m.db") as conn:

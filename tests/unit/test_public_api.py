@@ -7,9 +7,9 @@ import tarry.testing
 def test_public_names() -> None:
     assert sorted(tarry.__all__) == tarry.__all__
     assert set(tarry.__all__) == {
-        "CancelOn", "Context", "Event", "InvalidEventError", "NonRetriableError", "RetryAfterError", "Run",
-        "RunStatus", "Step", "StepError", "StepRecord", "StepStatus", "StoreError", "Tarry", "TarryError",
-        "WaitTimeoutError", "testing",
+        "CancelOn", "Context", "Event", "ExpressionError", "InvalidEventError", "NonRetriableError",
+        "ResumeHandle", "RetryAfterError", "Run", "RunStatus", "Step", "StepError", "StepRecord", "StepStatus",
+        "StoreError", "Tarry", "TarryError", "WaitTimeoutError", "testing",
     }  # fmt: skip
     for name in tarry.__all__:
         assert hasattr(tarry, name)
@@ -17,6 +17,7 @@ def test_public_names() -> None:
 
 def test_error_hierarchy() -> None:
     assert issubclass(tarry.InvalidEventError, ValueError)
+    assert issubclass(tarry.ExpressionError, ValueError)
     for error in (tarry.InvalidEventError, tarry.StepError, tarry.NonRetriableError, tarry.RetryAfterError,
                   tarry.WaitTimeoutError, tarry.StoreError):  # fmt: skip
         assert issubclass(error, tarry.TarryError)
@@ -27,7 +28,9 @@ def test_testing_names() -> None:
 
 
 def test_every_client_call_and_step_method_has_a_sync_twin() -> None:
-    for name in ("send", "get_run", "wait_for_run", "runs_for_event", "list_runs", "cancel_run", "idle"):
+    for name in ("send", "notify", "resume", "get_run", "wait_for_run", "runs_for_event", "list_runs", "cancel_run",
+                 "idle"):  # fmt: skip
         assert callable(getattr(tarry.Tarry, name + "_sync"))
-    for name in ("run", "sleep", "sleep_until", "send_event"):
+    for name in ("run", "sleep", "sleep_until", "send_event", "wait_for_event", "invoke", "resume_url",
+                 "wait_for_resume"):  # fmt: skip
         assert callable(getattr(tarry.Step, name + "_sync"))

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from tarry import _ids, _serde
+from tarry import _expressions, _ids, _serde
 from tarry._clock import Clock
 from tarry._engine.signal import Signal
+from tarry._engine.waits import wait_for_cancel_on
 from tarry._errors import InvalidEventError
 from tarry._function import Registry
 from tarry._model import Event, Run
-from tarry._store.base import NewEvent, Store
+from tarry._store.base import NewEvent, Store, WaitWrite
 
 if TYPE_CHECKING:
     from tarry._engine.worker import Worker
@@ -24,16 +25,34 @@ DEDUP_WINDOW_MS = 24 * 3600 * 1000
 
 
 class Engine:
-    def __init__(self, store: Store, registry: Registry, clock: Clock) -> None:
+    """Also the store's ``Hooks``: the rules it calls back inside its transactions."""
+
+    def __init__(self, store: Store, registry: Registry, clock: Clock, signing_key: bytes,
+                 base_url: str | None) -> None:  # fmt: skip
         self.store = store
         self.registry = registry
         self.clock = clock
+        self.signing_key = signing_key
+        self.base_url = base_url
         self.worker: Worker | None = None
         self.progress = Signal()  # fired when anything may have changed
         self.cancelling: set[str] = set()  # runs this process asked to cancel while they ran
 
     def route(self, name: str, exclude: str | None, only: str | None) -> list[str]:
         return self.registry.route(name, exclude, only)
+
+    def event_key(self, shape: str, event: dict[str, Any]) -> str | None:
+        return _expressions.event_key_for_shape(shape, event)
+
+    def accepts(self, if_exp: str, trigger: dict[str, Any], event: dict[str, Any]) -> bool:
+        return _expressions.evaluate(_expressions.compile_expression(if_exp), trigger, event)
+
+    def cancel_waits(self, function_id: str, trigger: dict[str, Any]) -> list[WaitWrite]:
+        spec = self.registry.functions.get(function_id)
+        if spec is None or not spec.cancel_on:
+            return []
+        now = self.clock.now_ms()
+        return [wait_for_cancel_on(i, item, trigger, now) for i, item in enumerate(spec.cancel_on)]
 
     def dedup_since(self) -> int:
         return self.clock.now_ms() - DEDUP_WINDOW_MS

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from tarry._function import FunctionSpec
 from tarry._model import Event, StepStatus
-from tarry._store.base import ClaimedRun, StepRow, StepWrite, TimerWrite
+from tarry._store.base import ClaimedRun, NewEvent, StepRow, StepWrite, TimerWrite, WaitWrite
 
 if TYPE_CHECKING:
     from tarry._engine.engine import Engine
@@ -40,6 +40,8 @@ class Intent:
     status: str  # "sleeping" | "waiting"
     steps: list[StepWrite] = field(default_factory=list)
     timers: list[TimerWrite] = field(default_factory=list)
+    waits: list[WaitWrite] = field(default_factory=list)
+    events: list[NewEvent] = field(default_factory=list)
 
 
 _FINISHED = (StepStatus.COMPLETED.value, StepStatus.FAILED.value)
@@ -61,6 +63,10 @@ class Execution:
         self.stop_reason: str | None = None
         self._uses: dict[str, int] = {}
         self._unvisited = sum(1 for s in claimed.steps.values() if s.status in _FINISHED)
+
+    def trigger_json(self) -> dict[str, object]:
+        e = self.event
+        return {"name": e.name, "data": e.data, "id": e.id, "ts": e.ts, "key": e.key, "v": e.v}
 
     @property
     def replaying(self) -> bool:

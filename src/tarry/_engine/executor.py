@@ -39,9 +39,11 @@ async def execute(engine: Engine, claimed: ClaimedRun, owner: str, threads: Exec
         outcome, value = await _drive(execution, threads)
         if outcome == "park":
             status = "waiting" if any(i.status == "waiting" for i in execution.intents) else "sleeping"
-            steps = [s for i in execution.intents for s in i.steps]
-            timers = [t for i in execution.intents for t in i.timers]
-            result, fresh = await engine.store.park(claimed.id, owner, status, steps, timers)
+            intents = execution.intents
+            result, fresh = await engine.store.park(
+                claimed.id, owner, status, [s for i in intents for s in i.steps], [t for i in intents for t in i.timers],
+                [w for i in intents for w in i.waits], [e for i in intents for e in i.events], engine.clock.now_ms(),
+            )  # fmt: skip
             if result == Parked.AGAIN:
                 claimed = ClaimedRun(claimed.id, claimed.function_id, claimed.event, claimed.created_at, fresh)
                 continue
@@ -118,7 +120,6 @@ def _cancelled() -> dict[str, str]:
 
 async def _finish(engine: Engine, run_id: str, owner: str, status: str, output: str | None,
                   error: dict[str, str] | None) -> None:  # fmt: skip
-    await engine.store.finish(run_id, owner, status, output, error, engine.clock.now_ms(), engine.route,
-                              engine.system_events)  # fmt: skip
+    await engine.store.finish(run_id, owner, status, output, error, engine.clock.now_ms())
     engine.cancelling.discard(run_id)
     engine.wake()

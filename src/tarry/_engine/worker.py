@@ -66,7 +66,7 @@ class Worker:
             self._wake.clear()
             free = self.concurrency - len(self._tasks)
             try:
-                claimed, next_due = await store.tick(self.owner, free, engine.clock.now_ms(), engine.route)
+                claimed, next_due = await store.tick(self.owner, free, engine.clock.now_ms())
             except Exception:
                 log.exception("worker %s: a turn failed; retrying after the poll interval", self.owner)
                 await asyncio.sleep(POLL_S)

@@ -1,23 +1,37 @@
 """The Store protocol: the narrow async interface every database implements.
 
 Each method is one transaction. The engine decides *what* to write; the store
-decides only *how* to write it in its dialect. Records crossing this
-boundary are the small dataclasses below, with JSON already encoded.
+decides only *how* to write it in its dialect, calling back into ``Hooks``
+(given at ``open``) for the engine's rules: which functions an event starts,
+an event's index key for a wait shape, whether an expression accepts an event.
+Records crossing this boundary are small dataclasses with JSON already encoded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tarry._model import Event, Run
 
-#: event name, function id to exclude (or None), function id to restrict to (or None) -> function ids
-Router = Callable[[str, str | None, str | None], list[str]]
 
-#: the run as it was, its new status and error -> the system events to send (built by the engine)
-SystemEvents = Callable[[Run, str, dict[str, str] | None, Any], list["NewEvent"]]
+class Hooks(Protocol):
+    """The engine's rules, called by a store inside its transactions (so: quick and pure)."""
+
+    def route(self, name: str, exclude: str | None, only: str | None) -> list[str]:
+        """The ids of the functions an event named ``name`` starts."""
+
+    def system_events(self, run: Run, status: str, error: dict[str, str] | None, output: Any) -> list[NewEvent]:
+        """The ``tarry/function.*`` events of a run that ended with ``status``."""
+
+    def event_key(self, shape: str, event: dict[str, Any]) -> str | None:
+        """The index key of an incoming event for a wait ``shape``; None if it lacks a path."""
+
+    def accepts(self, if_exp: str, trigger: dict[str, Any], event: dict[str, Any]) -> bool:
+        """Whether ``if_exp`` holds for this trigger event and incoming event."""
+
+    def cancel_waits(self, function_id: str, trigger: dict[str, Any]) -> list[WaitWrite]:
+        """The cancel_on waits of a new run of ``function_id``."""
 
 
 @dataclass(frozen=True)
@@ -52,11 +66,48 @@ class StepWrite:
 
 @dataclass(frozen=True)
 class TimerWrite:
-    """A timer on one step of a run: a sleep's end or a retry's backoff."""
+    """A timer on one step of a run.
+
+    ``kind``: ``sleep`` (ends a sleep), ``retry`` (ends a backoff),
+    ``wait-continue`` / ``wait-fail`` / ``wait-cancel`` (a wait's timeout),
+    ``cancel-expire`` (a cancel_on that stops listening).
+    """
 
     step_id: str
-    kind: str  # "sleep" | "retry"
+    kind: str
     due_at: int
+
+
+@dataclass(frozen=True)
+class WaitWrite:
+    """A wait to register: for events (by name, shape and key), a resume handle, a child run, or a cancel_on.
+
+    ``shape`` is the sorted index paths joined by ``|`` and ``match_key`` the
+    trigger's values for them ("" and "" for a wait scanned by name only).
+    ``lookback``: ``run`` (events after the trigger), ``none``, or ``since``
+    (events received at or after ``since``).
+    """
+
+    step_id: str
+    kind: str  # "event" | "resume" | "invoke" | "cancel"
+    names: tuple[str, ...]  # "" stands for any name (a key-only wait)
+    shape: str
+    match_key: str
+    if_exp: str | None
+    lookback: str = "none"
+    since: int = 0
+    timer: TimerWrite | None = None
+
+
+@dataclass(frozen=True)
+class HandleWrite:
+    """A resume handle: only the token's hash is stored."""
+
+    token_hash: str
+    step_id: str
+    expires_at: int
+    payload: str | None  # JSON object
+    redirect_url: str | None
 
 
 @dataclass(frozen=True)
@@ -84,6 +135,14 @@ class ClaimedRun:
     steps: dict[str, StepRow] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Sent:
+    """What ``send`` did: the events' ids in order, and the runs it resumed at once."""
+
+    ids: list[str]
+    resumed: list[str]
+
+
 class Control:
     """What a run's executor must do after writing a step."""
 
@@ -102,56 +161,52 @@ class Park:
 
 
 class Store(Protocol):
-    async def open(self) -> None:
+    async def open(self, hooks: Hooks) -> None:
         """Connect and apply every pending migration."""
 
     async def close(self) -> None: ...
 
-    async def send(self, events: list[NewEvent], now: int, router: Router | None, dedup_since: int) -> list[str]:
-        """Insert events (deduplicated by ``dedup_id`` since ``dedup_since``) and deliver those due.
+    async def send(self, events: list[NewEvent], now: int, deliver: bool, dedup_since: int) -> Sent:
+        """Insert events (deduplicated by ``dedup_id`` since ``dedup_since``) and, with ``deliver``,
+        deliver those due: start the functions they trigger and resolve the waits they match.
+        Without ``deliver``, a worker's next turn delivers them."""
 
-        Without a router, events are left for a worker's next turn to deliver."""
-
-    async def deliver_due(self, now: int, router: Router, limit: int) -> int:
-        """Deliver delayed events that came due; returns how many."""
-
-    async def tick(self, owner: str, limit: int, now: int, router: Router) -> tuple[list[ClaimedRun], int | None]:
+    async def tick(self, owner: str, limit: int, now: int) -> tuple[list[ClaimedRun], int | None]:
         """One worker turn: deliver due events, fire due timers, claim up to ``limit`` runs.
 
         Returns the claimed runs and the next due time of any timer or event."""
 
-    async def claim(self, owner: str, limit: int) -> list[ClaimedRun]:
-        """Mark up to ``limit`` queued runs as running for ``owner`` and return them."""
-
     async def record_step(
-        self, run_id: str, owner: str, step: StepWrite, timer: TimerWrite | None,
-        events: list[NewEvent], now: int, router: Router, dedup_since: int,
+        self, run_id: str, owner: str, step: StepWrite, timer: TimerWrite | None, events: list[NewEvent],
+        now: int, dedup_since: int, handle: HandleWrite | None = None,
     ) -> tuple[str, list[str]]:  # fmt: skip
-        """Write one step (and its timer, and events it sends) if ``owner`` still holds the run.
+        """Write one step (its timer, the events it sends, a resume handle) if ``owner`` holds the run.
 
         Returns a ``Control`` and the ids of the events sent (then also the step's output)."""
 
-    async def park(self, run_id: str, owner: str, status: str, steps: list[StepWrite],
-                   timers: list[TimerWrite]) -> tuple[str, dict[str, StepRow]]:  # fmt: skip
-        """Write the parked steps and timers; park the run unless something woke it meanwhile.
+    async def park(
+        self, run_id: str, owner: str, status: str, steps: list[StepWrite], timers: list[TimerWrite],
+        waits: list[WaitWrite], events: list[NewEvent], now: int,
+    ) -> tuple[str, dict[str, StepRow]]:  # fmt: skip
+        """Write the parked steps, timers, waits (each first looking back at stored events) and
+        events; park the run unless something resolved meanwhile.
 
         Returns a ``Park`` outcome, and for ``AGAIN`` the run's fresh step records."""
 
-    async def finish(self, run_id: str, owner: str | None, status: str, output: str | None,
-                     error: dict[str, str] | None, now: int, router: Router,
-                     system_events: SystemEvents) -> bool:  # fmt: skip
-        """End the run (held by ``owner``, if given) and send its system events.
+    async def finish(
+        self, run_id: str, owner: str | None, status: str, output: str | None, error: dict[str, str] | None,
+        now: int,
+    ) -> bool:  # fmt: skip
+        """End the run (held by ``owner``, if given), drop its waits, send its system events.
 
         A run asked to cancel ends cancelled whatever ``status`` says. False if it had already ended."""
 
-    async def requeue(self, run_id: str, owner: str, now: int) -> None: ...
-
-    async def cancel(self, run_id: str, now: int, router: Router, system_events: SystemEvents) -> str:
+    async def cancel(self, run_id: str, now: int) -> str:
         """Cancel a run: at once (``"cancelled"``) unless it is running (``"requested"``: at its
         next step boundary); ``"ended"`` if it had already finished or does not exist."""
 
-    async def fire_timers(self, now: int, limit: int) -> int:
-        """Fire timers due at ``now``: end their sleeps and make their runs runnable."""
+    async def resume(self, token_hash: str, data: str | None, now: int) -> bool:
+        """Use a resume handle once: resolve its wait, or keep the data until the run waits."""
 
     async def next_due(self) -> int | None:
         """The earliest due time of any timer or undelivered event."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from tarry import _serde
@@ -11,11 +10,17 @@ from tarry._model import Event, Run, RunStatus, StepRecord, StepStatus
 from tarry._store.base import StepRow
 
 
-def event_from_row(row: Mapping[str, Any], prefix: str = "") -> Event:
+def event_from_row(row: Any, prefix: str = "") -> Event:
     return Event._received(
         row[prefix + "name"], _serde.loads(row[prefix + "data"]), row[prefix + "id"], row[prefix + "ts"],
         row[prefix + "key"], row[prefix + "v"],
     )  # fmt: skip
+
+
+def event_json(row: Any) -> dict[str, Any]:
+    """An event row as the JSON object expressions and wait results see."""
+    return {"name": row["name"], "data": _serde.loads(row["data"]), "id": row["id"], "ts": row["ts"],
+            "key": row["key"], "v": row["v"]}  # fmt: skip
 
 
 def step_from_row(row: StepRow) -> StepRecord:
@@ -31,7 +36,7 @@ def step_from_row(row: StepRow) -> StepRecord:
     )
 
 
-def run_from_row(row: Mapping[str, Any], steps: list[StepRow] | None = None) -> Run:
+def run_from_row(row: Any, steps: list[StepRow] | None = None) -> Run:
     created = to_datetime(row["created_at"])
     assert created is not None
     return Run(

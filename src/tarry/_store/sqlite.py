@@ -25,20 +25,20 @@ from tarry._model import Run
 from tarry._store.base import (
     ClaimedRun,
     Control,
+    HandleWrite,
+    Hooks,
     NewEvent,
     Park,
-    Router,
+    Sent,
     StepRow,
     StepWrite,
-    SystemEvents,
     TimerWrite,
+    WaitWrite,
 )
-from tarry._store.queries import load_migrations, load_queries
-from tarry._store.rows import event_from_row, run_from_row
+from tarry._store.rows import event_from_row, event_json, run_from_row
+from tarry._store.sqlite_waits import CANCELLED, Q, WaitsMixin, load_migrations
 
 T = TypeVar("T")
-Q = load_queries("sqlite")
-CANCELLED = {"name": "Cancelled", "message": "the run was cancelled"}
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "off": "OFF", "extra": "EXTRA"}
 
 
@@ -57,8 +57,9 @@ def sqlite_path(url: str) -> tuple[str, dict[str, str]]:
     return path, options
 
 
-class SQLiteStore:
+class SQLiteStore(WaitsMixin):
     dialect = "sqlite"
+    hooks: Hooks
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -102,7 +103,8 @@ class SQLiteStore:
 
     # -- lifecycle --------------------------------------------------------
 
-    async def open(self) -> None:
+    async def open(self, hooks: Hooks) -> None:
+        self.hooks = hooks
         await self._call(self._open)
 
     def _open(self) -> None:
@@ -166,11 +168,17 @@ class SQLiteStore:
 
     # -- events -----------------------------------------------------------
 
-    async def send(self, events: list[NewEvent], now: int, router: Router | None, dedup_since: int) -> list[str]:
-        return await self._write(self._send, events, now, router, dedup_since)
+    async def send(self, events: list[NewEvent], now: int, deliver: bool, dedup_since: int) -> Sent:
+        return await self._write(self._send_tx, events, now, deliver, dedup_since)
 
-    def _send(self, c: sqlite3.Connection, events: list[NewEvent], now: int, router: Router | None,
-              dedup_since: int) -> list[str]:  # fmt: skip
+    def _send_tx(self, c: sqlite3.Connection, events: list[NewEvent], now: int, deliver: bool,
+                 dedup_since: int) -> Sent:  # fmt: skip
+        resumed: list[str] = []
+        ids = self._send(c, events, now, deliver, dedup_since, resumed)
+        return Sent(ids, resumed)
+
+    def _send(self, c: sqlite3.Connection, events: list[NewEvent], now: int, deliver: bool, dedup_since: int,
+              resumed: list[str] | None = None) -> list[str]:  # fmt: skip
         ids = []
         for event in events:
             if event.dedup_id is not None:
@@ -178,46 +186,47 @@ class SQLiteStore:
                 if row is not None:
                     ids.append(row["id"])
                     continue
-            self._insert_event(c, event, now, router)
+            self._insert_event(c, event, now, deliver, resumed)
             ids.append(event.id)
         return ids
 
-    def _insert_event(self, c: sqlite3.Connection, event: NewEvent, now: int, router: Router | None) -> None:
-        seq = c.execute(Q["insert_event"], event.__dict__).fetchone()[0]
-        if event.ts <= now and router is not None:
-            self._deliver(c, seq, event.id, event.name, event.exclude_function, event.only_function, now, router)
+    def _insert_event(self, c: sqlite3.Connection, event: NewEvent, now: int, deliver: bool = True,
+                      resumed: list[str] | None = None) -> int:  # fmt: skip
+        seq: int = c.execute(Q["insert_event"], event.__dict__).fetchone()[0]
+        if event.ts <= now and deliver:
+            found = self._deliver(c, seq, now)
+            if resumed is not None:
+                resumed.extend(found)
+        return seq
 
-    def _deliver(self, c: sqlite3.Connection, seq: int, event_id: str, name: str, exclude: str | None,
-                 only: str | None, now: int, router: Router) -> None:  # fmt: skip
-        for function_id in router(name, exclude, only):
-            c.execute(Q["insert_run"], {"id": _ids.new_id(now), "function_id": function_id,
-                                        "event_id": event_id, "now": now})  # fmt: skip
+    def _deliver(self, c: sqlite3.Connection, seq: int, now: int) -> list[str]:
+        """Start the functions the event triggers and resolve the waits it matches."""
+        row = c.execute(Q["event_for_delivery"], {"seq": seq}).fetchone()
+        for function_id in self.hooks.route(row["name"], row["exclude_function"], row["only_function"]):
+            run_id = _ids.new_id(now)
+            c.execute(Q["insert_run"], {"id": run_id, "function_id": function_id, "event_id": row["id"], "now": now})
+            cancels = self.hooks.cancel_waits(function_id, event_json(row))
+            for wait in cancels:
+                self._insert_wait(c, run_id, wait, now)
         c.execute(Q["mark_delivered"], {"seq": seq})
+        return self._match_waits(c, row, now)
 
-    async def deliver_due(self, now: int, router: Router, limit: int) -> int:
-        return await self._write(self._deliver_due, now, router, limit)
-
-    def _deliver_due(self, c: sqlite3.Connection, now: int, router: Router, limit: int) -> int:
+    def _deliver_due(self, c: sqlite3.Connection, now: int, limit: int) -> int:
         rows = c.execute(Q["due_events"], {"now": now, "limit": limit}).fetchall()
         for row in rows:
-            self._deliver(c, row["seq"], row["id"], row["name"], row["exclude_function"], row["only_function"],
-                          now, router)  # fmt: skip
+            self._deliver(c, row["seq"], now)
         return len(rows)
 
     # -- runs: claim, steps, park, finish ---------------------------------
 
-    async def tick(self, owner: str, limit: int, now: int, router: Router) -> tuple[list[ClaimedRun], int | None]:
-        return await self._write(self._tick, owner, limit, now, router)
+    async def tick(self, owner: str, limit: int, now: int) -> tuple[list[ClaimedRun], int | None]:
+        return await self._write(self._tick, owner, limit, now)
 
-    def _tick(self, c: sqlite3.Connection, owner: str, limit: int, now: int,
-              router: Router) -> tuple[list[ClaimedRun], int | None]:  # fmt: skip
-        self._deliver_due(c, now, router, 1000)
+    def _tick(self, c: sqlite3.Connection, owner: str, limit: int, now: int) -> tuple[list[ClaimedRun], int | None]:
+        self._deliver_due(c, now, 1000)
         self._fire_timers(c, now, 1000)
         claimed = self._claim(c, owner, limit) if limit > 0 else []
         return claimed, c.execute(Q["next_due"]).fetchone()[0]
-
-    async def claim(self, owner: str, limit: int) -> list[ClaimedRun]:
-        return await self._write(self._claim, owner, limit)
 
     def _claim(self, c: sqlite3.Connection, owner: str, limit: int) -> list[ClaimedRun]:
         claimed = []
@@ -231,31 +240,34 @@ class SQLiteStore:
         return [StepRow(*r) for r in c.execute(Q["steps_of_run"], {"run_id": run_id})]
 
     async def record_step(self, run_id: str, owner: str, step: StepWrite, timer: TimerWrite | None,
-                          events: list[NewEvent], now: int, router: Router,
-                          dedup_since: int) -> tuple[str, list[str]]:  # fmt: skip
-        return await self._write(self._record_step, run_id, owner, step, timer, events, now, router, dedup_since)
+                          events: list[NewEvent], now: int, dedup_since: int,
+                          handle: HandleWrite | None = None) -> tuple[str, list[str]]:  # fmt: skip
+        return await self._write(self._record_step, run_id, owner, step, timer, events, now, dedup_since, handle)
 
     def _record_step(self, c: sqlite3.Connection, run_id: str, owner: str, step: StepWrite,
-                     timer: TimerWrite | None, events: list[NewEvent], now: int, router: Router,
-                     dedup_since: int) -> tuple[str, list[str]]:  # fmt: skip
+                     timer: TimerWrite | None, events: list[NewEvent], now: int, dedup_since: int,
+                     handle: HandleWrite | None) -> tuple[str, list[str]]:  # fmt: skip
         control = c.execute(Q["run_control"], {"run_id": run_id}).fetchone()
         if control is None or control["owner"] != owner:
             return Control.LOST, []
-        ids = self._send(c, events, now, router, dedup_since) if events else []
+        ids = self._send(c, events, now, True, dedup_since) if events else []
         params = {"run_id": run_id, **step.__dict__}
         if events:
             params["output"] = _serde.dumps(ids)
         c.execute(Q["upsert_step"], params)
         if timer is not None:
             c.execute(Q["insert_timer"], {"run_id": run_id, **timer.__dict__})
+        if handle is not None:
+            c.execute(Q["insert_handle"], {"run_id": run_id, **handle.__dict__})
         return (Control.CANCEL if control["cancel_requested"] else Control.CONTINUE), ids
 
-    async def park(self, run_id: str, owner: str, status: str, steps: list[StepWrite],
-                   timers: list[TimerWrite]) -> tuple[str, dict[str, StepRow]]:  # fmt: skip
-        return await self._write(self._park, run_id, owner, status, steps, timers)
+    async def park(self, run_id: str, owner: str, status: str, steps: list[StepWrite], timers: list[TimerWrite],
+                   waits: list[WaitWrite], events: list[NewEvent], now: int) -> tuple[str, dict[str, StepRow]]:  # fmt: skip
+        return await self._write(self._park, run_id, owner, status, steps, timers, waits, events, now)
 
     def _park(self, c: sqlite3.Connection, run_id: str, owner: str, status: str, steps: list[StepWrite],
-              timers: list[TimerWrite]) -> tuple[str, dict[str, StepRow]]:  # fmt: skip
+              timers: list[TimerWrite], waits: list[WaitWrite], events: list[NewEvent],
+              now: int) -> tuple[str, dict[str, StepRow]]:  # fmt: skip
         control = c.execute(Q["run_control"], {"run_id": run_id}).fetchone()
         if control is None or control["owner"] != owner:
             return Park.LOST, {}
@@ -265,21 +277,22 @@ class SQLiteStore:
             c.execute(Q["upsert_step"], {"run_id": run_id, **step.__dict__})
         for timer in timers:
             c.execute(Q["insert_timer"], {"run_id": run_id, **timer.__dict__})
-        if c.execute(Q["park_run"], {"run_id": run_id, "owner": owner, "status": status}).rowcount == 1:
+        for event in events:
+            self._insert_event(c, event, now)
+        resolved = False
+        for wait in waits:
+            resolved = self._register_wait(c, run_id, wait, now) or resolved
+        if not resolved and c.execute(Q["park_run"], {"run_id": run_id, "owner": owner, "status": status}).rowcount:
             return Park.PARKED, {}
         c.execute(Q["clear_resume"], {"run_id": run_id})
         return Park.AGAIN, {s.id: s for s in self._steps(c, run_id)}
 
-    async def requeue(self, run_id: str, owner: str, now: int) -> None:
-        await self._write(lambda c: c.execute(Q["requeue_run"], {"run_id": run_id, "owner": owner, "now": now}))
-
     async def finish(self, run_id: str, owner: str | None, status: str, output: str | None,
-                     error: dict[str, str] | None, now: int, router: Router,
-                     system_events: SystemEvents) -> bool:  # fmt: skip
-        return await self._write(self._finish, run_id, owner, status, output, error, now, router, system_events)
+                     error: dict[str, str] | None, now: int) -> bool:  # fmt: skip
+        return await self._write(self._finish, run_id, owner, status, output, error, now)
 
     def _finish(self, c: sqlite3.Connection, run_id: str, owner: str | None, status: str, output: str | None,
-                error: dict[str, str] | None, now: int, router: Router, system_events: SystemEvents) -> bool:  # fmt: skip
+                error: dict[str, str] | None, now: int) -> bool:  # fmt: skip
         row = c.execute(Q["get_run"], {"run_id": run_id}).fetchone()
         if row is None or (owner is not None and row["owner"] != owner):
             return False
@@ -290,28 +303,25 @@ class SQLiteStore:
         if c.execute(Q["finish_run"], params).rowcount != 1:
             return False
         c.execute(Q["delete_timers_of_run"], {"run_id": run_id})
-        for event in system_events(run_from_row(row), status, error, _serde.loads(output)):
-            self._insert_event(c, event, now, router)
+        c.execute(Q["delete_waits_of_run"], {"run_id": run_id})
+        for event in self.hooks.system_events(run_from_row(row), status, error, _serde.loads(output)):
+            self._insert_event(c, event, now)
         return True
 
-    async def cancel(self, run_id: str, now: int, router: Router, system_events: SystemEvents) -> str:
-        return await self._write(self._cancel, run_id, now, router, system_events)
+    async def cancel(self, run_id: str, now: int) -> str:
+        return await self._write(self._cancel, run_id, now)
 
-    def _cancel(self, c: sqlite3.Connection, run_id: str, now: int, router: Router,
-                system_events: SystemEvents) -> str:  # fmt: skip
+    def _cancel(self, c: sqlite3.Connection, run_id: str, now: int) -> str:
         row = c.execute(Q["get_run"], {"run_id": run_id}).fetchone()
         if row is None or row["status"] in ("completed", "failed", "cancelled"):
             return "ended"
         if row["status"] == "running":
             c.execute(Q["request_cancel"], {"run_id": run_id})
             return "requested"
-        self._finish(c, run_id, None, "cancelled", None, CANCELLED, now, router, system_events)
+        self._finish(c, run_id, None, "cancelled", None, CANCELLED, now)
         return "cancelled"
 
     # -- timers -----------------------------------------------------------
-
-    async def fire_timers(self, now: int, limit: int) -> int:
-        return await self._write(self._fire_timers, now, limit)
 
     def _fire_timers(self, c: sqlite3.Connection, now: int, limit: int) -> int:
         rows = c.execute(Q["due_timers"], {"now": now, "limit": limit}).fetchall()
@@ -320,8 +330,14 @@ class SQLiteStore:
             c.execute(Q["delete_timer"], key)
             if row["kind"] == "sleep":
                 c.execute(Q["complete_sleep"], {**key, "now": row["due_at"]})
+            elif row["kind"] != "retry":
+                self._wait_timed_out(c, row["run_id"], row["step_id"], row["kind"], row["due_at"])
+                continue
             c.execute(Q["wake_run"], {"run_id": row["run_id"], "now": now})
         return len(rows)
+
+    async def resume(self, token_hash: str, data: str | None, now: int) -> bool:
+        return await self._write(self._resume, token_hash, data, now)
 
     async def next_due(self) -> int | None:
         return await self._read(lambda c: c.execute(Q["next_due"]).fetchone()[0])

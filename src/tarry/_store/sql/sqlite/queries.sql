@@ -11,6 +11,9 @@ RETURNING seq;
 -- name: mark_delivered
 UPDATE events SET delivered = 1 WHERE seq = :seq;
 
+-- name: event_for_delivery
+SELECT seq, id, name, data, key, v, ts, exclude_function, only_function FROM events WHERE seq = :seq;
+
 -- name: due_events
 SELECT seq, id, name, exclude_function, only_function FROM events
 WHERE delivered = 0 AND ts <= :now ORDER BY ts, seq LIMIT :limit;
@@ -130,3 +133,79 @@ WHERE status = 'running'
 
 -- name: delete_dead_workers
 DELETE FROM workers WHERE heartbeat_at < :alive_since;
+
+-- name: shapes_for_names
+SELECT event_name, shape FROM wait_shapes WHERE event_name IN (:name, '');
+
+-- name: waits_for_key
+SELECT w.id, w.run_id, w.step_id, w.kind, w.if_exp FROM waits w
+WHERE w.event_name = :event_name AND w.shape = :shape AND w.match_key = :match_key ORDER BY w.id;
+
+-- name: insert_event_key
+INSERT OR IGNORE INTO event_keys (event_name, shape, match_key, seq) VALUES (:event_name, :shape, :match_key, :seq);
+
+-- name: insert_wait
+INSERT INTO waits (run_id, step_id, kind, event_name, shape, match_key, if_exp, created_at)
+VALUES (:run_id, :step_id, :kind, :event_name, :shape, :match_key, :if_exp, :now);
+
+-- name: insert_shape
+INSERT OR IGNORE INTO wait_shapes (event_name, shape, since_seq)
+VALUES (:event_name, :shape, (SELECT coalesce(max(seq), 0) FROM events));
+
+-- name: shape_since
+SELECT since_seq FROM wait_shapes WHERE event_name = :event_name AND shape = :shape;
+
+-- name: claim_wait
+DELETE FROM waits WHERE run_id = :run_id AND step_id = :step_id;
+
+-- name: delete_waits_of_run
+DELETE FROM waits WHERE run_id = :run_id;
+
+-- name: complete_step
+UPDATE steps SET status = 'completed', output = :output, ended_at = :now WHERE run_id = :run_id AND id = :step_id;
+
+-- name: fail_step
+UPDATE steps SET status = 'failed', error = :error, ended_at = :now WHERE run_id = :run_id AND id = :step_id;
+
+-- name: insert_consumed
+INSERT OR IGNORE INTO consumed (run_id, event_seq) VALUES (:run_id, :seq);
+
+-- name: trigger_of_run
+SELECT e.seq, e.id, e.name, e.data, e.key, e.v, e.ts FROM runs r JOIN events e ON e.id = r.event_id
+WHERE r.id = :run_id;
+
+-- name: event_by_seq
+SELECT seq, id, name, data, key, v, ts FROM events WHERE seq = :seq;
+
+-- name: first_seq_since
+SELECT min(seq) FROM events WHERE received_at >= :since;
+
+-- name: lookback_indexed
+SELECT k.seq FROM event_keys k
+WHERE k.event_name = :event_name AND k.shape = :shape AND k.match_key = :match_key AND k.seq > :after
+  AND NOT EXISTS (SELECT 1 FROM consumed c WHERE c.run_id = :run_id AND c.event_seq = k.seq)
+ORDER BY k.seq LIMIT :limit;
+
+-- name: lookback_by_name
+SELECT e.seq FROM events e
+WHERE e.name = :event_name AND e.seq > :after AND e.seq <= :upto AND e.delivered = 1
+  AND NOT EXISTS (SELECT 1 FROM consumed c WHERE c.run_id = :run_id AND c.event_seq = e.seq)
+ORDER BY e.seq LIMIT :limit;
+
+-- name: lookback_by_key
+SELECT e.seq FROM events e
+WHERE e.key = :key AND e.seq > :after AND e.seq <= :upto AND e.delivered = 1
+  AND NOT EXISTS (SELECT 1 FROM consumed c WHERE c.run_id = :run_id AND c.event_seq = e.seq)
+ORDER BY e.seq LIMIT :limit;
+
+-- name: insert_handle
+INSERT INTO resume_handles (token_hash, run_id, step_id, expires_at, payload, redirect_url)
+VALUES (:token_hash, :run_id, :step_id, :expires_at, :payload, :redirect_url)
+ON CONFLICT (token_hash) DO NOTHING;
+
+-- name: handle_by_hash
+SELECT h.token_hash, h.run_id, h.step_id, h.expires_at, h.payload, h.redirect_url, h.used_at, h.early, r.status
+FROM resume_handles h JOIN runs r ON r.id = h.run_id WHERE h.token_hash = :token_hash;
+
+-- name: use_handle
+UPDATE resume_handles SET used_at = :now, early = :early WHERE token_hash = :token_hash AND used_at IS NULL;

@@ -1,0 +1,199 @@
+"""Waits on SQLite: register (looking back first), match incoming events, resolve exactly once.
+
+Every resolution — by an event, a timeout, a resume or a cancellation —
+starts with ``claim_wait``, a DELETE of the wait's rows: whoever deletes
+first wins, in the transaction that records the step result and wakes the
+run. SQLite's single writer orders an event against a registration, so an
+event is either seen by the registration's look-back or finds the wait.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from tarry import _serde
+from tarry._store.base import Hooks, WaitWrite
+from tarry._store.queries import load_migrations, load_queries
+from tarry._store.rows import event_json
+
+Q = load_queries("sqlite")
+CANCELLED = {"name": "Cancelled", "message": "the run was cancelled"}
+TIMED_OUT = {"name": "WaitTimeoutError", "message": "the wait timed out"}
+RESUME = "#resume"  # the event name under which resume handles' waits are indexed
+LOOKBACK_BATCH = 200
+
+__all__ = ["CANCELLED", "Q", "WaitsMixin", "load_migrations"]
+
+
+class WaitsMixin:
+    """The wait half of ``SQLiteStore``; every method runs inside one of its transactions."""
+
+    hooks: Hooks
+    _cancel: Callable[[sqlite3.Connection, str, int], str]  # the store's: cancel a run in this transaction
+
+    # -- registration -------------------------------------------------------
+
+    def _insert_wait(self, c: sqlite3.Connection, run_id: str, wait: WaitWrite, now: int) -> None:
+        for name in wait.names:
+            c.execute(Q["insert_wait"], {"run_id": run_id, "step_id": wait.step_id, "kind": wait.kind,
+                                         "event_name": name, "shape": wait.shape, "match_key": wait.match_key,
+                                         "if_exp": wait.if_exp, "now": now})  # fmt: skip
+            if wait.shape and name != RESUME:
+                c.execute(Q["insert_shape"], {"event_name": name, "shape": wait.shape})
+        if wait.timer is not None:
+            c.execute(Q["insert_timer"], {"run_id": run_id, **wait.timer.__dict__})
+
+    def _register_wait(self, c: sqlite3.Connection, run_id: str, wait: WaitWrite, now: int) -> bool:
+        """Register ``wait``, or resolve it at once from what is stored; True if resolved."""
+        if wait.kind == "resume":
+            handle = c.execute(Q["handle_by_hash"], {"token_hash": wait.match_key}).fetchone()
+            if handle is not None and handle["used_at"] is not None:
+                self._complete(c, run_id, wait.step_id, _resume_output(handle, handle["early"]), now)
+                return True
+        elif wait.lookback != "none":
+            found = self._look_back(c, run_id, wait)
+            if found is not None:
+                self._complete(c, run_id, wait.step_id, _serde.dumps(event_json(found)), now)
+                c.execute(Q["insert_consumed"], {"run_id": run_id, "seq": found["seq"]})
+                return True
+        self._insert_wait(c, run_id, wait, now)
+        return False
+
+    def _look_back(self, c: sqlite3.Connection, run_id: str, wait: WaitWrite) -> sqlite3.Row | None:
+        """The oldest stored event that the wait accepts and the run has not consumed."""
+        trigger = c.execute(Q["trigger_of_run"], {"run_id": run_id}).fetchone()
+        if wait.lookback == "run":
+            after = trigger["seq"]
+        else:
+            first = c.execute(Q["first_seq_since"], {"since": wait.since}).fetchone()[0]
+            if first is None:
+                return None
+            after = first - 1
+        best: sqlite3.Row | None = None
+        for name in wait.names:
+            for seq in self._lookback_candidates(c, run_id, name, wait, after):
+                if best is not None and seq >= best["seq"]:
+                    break
+                if seq == trigger["seq"]:
+                    continue
+                event = c.execute(Q["event_by_seq"], {"seq": seq}).fetchone()
+                if wait.if_exp is None or self.hooks.accepts(wait.if_exp, event_json(trigger), event_json(event)):
+                    best = event
+                    break
+        return best
+
+    def _lookback_candidates(self, c: sqlite3.Connection, run_id: str, name: str, wait: WaitWrite,
+                             after: int) -> Any:  # fmt: skip
+        """Seqs of stored events of ``name`` that may match, oldest first."""
+        base = {"run_id": run_id, "event_name": name, "limit": LOOKBACK_BATCH}
+        if not wait.shape:  # the scanned bucket: every event of the name
+            yield from _paged(c, "lookback_by_name", {**base, "upto": 1 << 62}, after)
+            return
+        since_row = c.execute(Q["shape_since"], {"event_name": name, "shape": wait.shape}).fetchone()
+        indexed_from = since_row[0] if since_row is not None else 1 << 62
+        if after < indexed_from:  # older events were stored before anyone waited with this shape
+            query = "lookback_by_key" if name == "" else "lookback_by_name"
+            params = {**base, "upto": indexed_from, "key": _key_value(wait)}
+            for seq in _paged(c, query, params, after):
+                event = c.execute(Q["event_by_seq"], {"seq": seq}).fetchone()
+                if self.hooks.event_key(wait.shape, event_json(event)) == wait.match_key:
+                    yield seq
+        params = {**base, "shape": wait.shape, "match_key": wait.match_key}
+        yield from _paged(c, "lookback_indexed", params, max(after, indexed_from))
+
+    # -- matching -----------------------------------------------------------
+
+    def _match_waits(self, c: sqlite3.Connection, event: sqlite3.Row, now: int) -> list[str]:
+        """Resolve every wait this event matches, at most one per run; index it for look-backs."""
+        incoming = event_json(event)
+        candidates: list[sqlite3.Row] = []
+        for name, shape in c.execute(Q["shapes_for_names"], {"name": event["name"]}).fetchall():
+            key = self.hooks.event_key(shape, incoming)
+            if key is None:
+                continue
+            c.execute(Q["insert_event_key"], {"event_name": name, "shape": shape, "match_key": key, "seq": event["seq"]})
+            candidates.extend(c.execute(Q["waits_for_key"], {"event_name": name, "shape": shape, "match_key": key}))
+        for name in (event["name"], ""):  # the scanned bucket: waits with no index terms
+            candidates.extend(c.execute(Q["waits_for_key"], {"event_name": name, "shape": "", "match_key": ""}))
+        resumed: list[str] = []
+        for wait in sorted(candidates, key=lambda w: w["id"]):
+            if wait["run_id"] in resumed:
+                continue  # an event resolves at most one wait per run
+            if wait["if_exp"] is not None:
+                trigger = c.execute(Q["trigger_of_run"], {"run_id": wait["run_id"]}).fetchone()
+                if not self.hooks.accepts(wait["if_exp"], event_json(trigger), incoming):
+                    continue
+            if self._claim_wait(c, wait["run_id"], wait["step_id"]):
+                if wait["kind"] == "cancel":
+                    self._cancel(c, wait["run_id"], now)
+                else:
+                    self._complete(c, wait["run_id"], wait["step_id"], _serde.dumps(incoming), now)
+                    c.execute(Q["insert_consumed"], {"run_id": wait["run_id"], "seq": event["seq"]})
+                resumed.append(wait["run_id"])
+        return resumed
+
+    # -- resolution ---------------------------------------------------------
+
+    def _claim_wait(self, c: sqlite3.Connection, run_id: str, step_id: str) -> bool:
+        """Delete the wait's rows: True for the one caller that deleted them."""
+        claimed = c.execute(Q["claim_wait"], {"run_id": run_id, "step_id": step_id}).rowcount > 0
+        if claimed:
+            c.execute(Q["delete_timer"], {"run_id": run_id, "step_id": step_id})
+        return claimed
+
+    def _complete(self, c: sqlite3.Connection, run_id: str, step_id: str, output: str, now: int) -> None:
+        c.execute(Q["complete_step"], {"run_id": run_id, "step_id": step_id, "output": output, "now": now})
+        c.execute(Q["wake_run"], {"run_id": run_id, "now": now})
+
+    def _wait_timed_out(self, c: sqlite3.Connection, run_id: str, step_id: str, kind: str, now: int) -> None:
+        if c.execute(Q["claim_wait"], {"run_id": run_id, "step_id": step_id}).rowcount == 0:
+            return  # resolved first by an event
+        if kind == "wait-continue":
+            self._complete(c, run_id, step_id, "null", now)
+        elif kind == "wait-fail":
+            c.execute(Q["fail_step"], {"run_id": run_id, "step_id": step_id, "error": _serde.dumps(TIMED_OUT),
+                                       "now": now})  # fmt: skip
+            c.execute(Q["wake_run"], {"run_id": run_id, "now": now})
+        elif kind == "wait-cancel":
+            self._cancel(c, run_id, now)
+        # "cancel-expire": a cancel_on stops listening; nothing else changes
+
+    def _resume(self, c: sqlite3.Connection, token_hash: str, data: str | None, now: int) -> bool:
+        handle = c.execute(Q["handle_by_hash"], {"token_hash": token_hash}).fetchone()
+        if handle is None or handle["used_at"] is not None or handle["expires_at"] <= now:
+            return False
+        if handle["status"] in ("completed", "failed", "cancelled"):
+            return False
+        c.execute(Q["use_handle"], {"token_hash": token_hash, "now": now, "early": data})
+        for wait in c.execute(Q["waits_for_key"], {"event_name": RESUME, "shape": "token", "match_key": token_hash}):
+            if self._claim_wait(c, wait["run_id"], wait["step_id"]):
+                self._complete(c, wait["run_id"], wait["step_id"], _resume_output(handle, data), now)
+        return True
+
+
+def _resume_output(handle: sqlite3.Row, data: str | None) -> str:
+    result = dict(_serde.loads(handle["payload"]) or {})
+    result["event"] = _serde.loads(data)
+    return _serde.dumps(result)
+
+
+def _key_value(wait: WaitWrite) -> str | None:
+    """The correlation key a wait's index terms hold, if its shape has the path "key"."""
+    paths = wait.shape.split("|")
+    if "key" not in paths or wait.match_key.startswith(("#", "!")):
+        return None
+    values = _serde.loads(wait.match_key)
+    value = values[paths.index("key")]
+    return value if isinstance(value, str) else None
+
+
+def _paged(c: sqlite3.Connection, query: str, params: dict[str, Any], after: int) -> Any:
+    while True:
+        rows = c.execute(Q[query], {**params, "after": after}).fetchall()
+        for row in rows:
+            yield row[0]
+        if len(rows) < params["limit"]:
+            return
+        after = rows[-1][0]
