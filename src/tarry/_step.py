@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from tarry import _clock, _serde
 from tarry._durations import Duration, to_ms
+from tarry._engine import signing, waits
 from tarry._engine.execution import Intent, Park, Stop
 from tarry._engine.retry import retry_delay_ms
-from tarry._engine import signing, waits
 from tarry._errors import NonRetriableError, StepError, WaitTimeoutError
 from tarry._model import Event, ResumeHandle, StepStatus
 from tarry._store.base import Control, HandleWrite, StepRow, StepWrite, TimerWrite, WaitWrite
@@ -275,7 +275,9 @@ class Step:
             raise WaitTimeoutError(f"{kind} {sid!r} timed out")
         if row is None:
             step = StepWrite(sid, kind, StepStatus.WAITING, 0, None, None, x.now())
-            await x.park(Intent("waiting", [step], waits=[dataclasses.replace(wait, step_id=sid, timer=_retimed(wait, sid))]))
+            await x.park(
+                Intent("waiting", [step], waits=[dataclasses.replace(wait, step_id=sid, timer=_retimed(wait, sid))])
+            )
         await x.park(Intent("waiting"))
 
     # -- bridging for plain def functions ------------------------------------

@@ -113,7 +113,9 @@ class WaitsMixin:
             key = self.hooks.event_key(shape, incoming)
             if key is None:
                 continue
-            c.execute(Q["insert_event_key"], {"event_name": name, "shape": shape, "match_key": key, "seq": event["seq"]})
+            c.execute(
+                Q["insert_event_key"], {"event_name": name, "shape": shape, "match_key": key, "seq": event["seq"]}
+            )
             candidates.extend(c.execute(Q["waits_for_key"], {"event_name": name, "shape": shape, "match_key": key}))
         for name in (event["name"], ""):  # the scanned bucket: waits with no index terms
             candidates.extend(c.execute(Q["waits_for_key"], {"event_name": name, "shape": "", "match_key": ""}))
