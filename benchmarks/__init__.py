@@ -1,0 +1,1 @@
+"""Tarry's benchmarks: ``python -m benchmarks --help``."""

@@ -1,0 +1,42 @@
+"""Run Tarry's benchmarks and write their figures to benchmarks/results/.
+
+python -m benchmarks match --sizes 1000,10000,100000
+python -m benchmarks match --if-exp
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from benchmarks import match
+from benchmarks.common import machine
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    commands = parser.add_subparsers(dest="workload", required=True)
+    m = commands.add_parser("match", help="cost of routing one event as the number of waiting runs grows")
+    m.add_argument("--sizes", default="1000,10000,100000", help="numbers of waiting runs (comma-separated)")
+    m.add_argument("--samples", type=int, default=300, help="events routed per size")
+    m.add_argument("--if-exp", action="store_true", help="wait with an if_exp (equality term + residual)")
+    args = parser.parse_args()
+
+    if args.workload == "match":
+        print(f"match cost, {'if_exp' if args.if_exp else 'match='} waits, SQLite:")
+        result = match.run([int(s) for s in args.sizes.split(",")], args.samples, args.if_exp)
+    result["machine"] = machine()
+    result["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"{result['workload']}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()
