@@ -33,7 +33,7 @@ DEFAULT_DATABASE_URL = "sqlite:///.tarry/tarry.db"
 
 def _sync_twin(method: Callable[Concatenate[Tarry, P], Coroutine[Any, Any, T]]) -> Callable[Concatenate[Tarry, P], T]:
     def twin(self: Tarry, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return self._bridge(method.__name__, lambda: method(self, *args, **kwargs))
+        return self._bridge(method.__name__, lambda app: method(app, *args, **kwargs))
 
     twin.__name__ = method.__name__ + "_sync"
     twin.__doc__ = f"The blocking twin of ``{method.__name__}``, callable from any thread."
@@ -65,7 +65,10 @@ class Tarry:
         self._registry = Registry()
         self._engine: Engine | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._client_lock = threading.Lock()
+        self._state = "stopped"  # stopped -> starting -> started -> closing -> stopped
+        self._state_lock = threading.Lock()
+        self._started = threading.Event()  # set whenever the state is not in transition
+        self._started.set()
 
     def __repr__(self) -> str:
         return f"<Tarry {self.id!r} {self.database_url!r}>"
@@ -100,33 +103,53 @@ class Tarry:
 
     async def start(self, worker: bool = True) -> None:
         """Open the store (creating or migrating its schema) and, with ``worker``, run a worker."""
-        if self._engine is not None:
-            raise RuntimeError(f"{self!r} is already started")
-        store = open_store(self.database_url)
-        engine = Engine(store, self._registry, self.clock, b"", self.base_url)
-        await store.open(engine)
+        with self._state_lock:
+            if self._state != "stopped":
+                raise RuntimeError(f"{self!r} is already started")
+            self._state = "starting"
+            self._started.clear()
         try:
-            engine.signing_key = load_signing_key(self.database_url)
+            store = open_store(self.database_url)
+            engine = Engine(store, self._registry, self.clock, b"", self.base_url)
+            await store.open(engine)
+            try:
+                engine.signing_key = load_signing_key(self.database_url)
+                if worker:
+                    engine.worker = Worker(engine, self.concurrency)
+                    await engine.worker.start()
+            except BaseException:
+                await store.close()
+                raise
         except BaseException:
-            await store.close()
+            with self._state_lock:
+                self._state = "stopped"
+                self._started.set()
             raise
-        self._loop = asyncio.get_running_loop()
-        self._engine = engine
-        if worker:
-            engine.worker = Worker(engine, self.concurrency)
-            await engine.worker.start()
+        with self._state_lock:
+            self._loop = asyncio.get_running_loop()
+            self._engine = engine
+            self._state = "started"
+            self._started.set()
         self.clock.attach(self)
 
     async def close(self) -> None:
         """Stop the worker (runs in flight go back to the queue) and close the store."""
-        engine, self._engine = self._engine, None
-        if engine is None:
-            return
-        self.clock.detach(self)
-        if engine.worker is not None:
-            await engine.worker.stop()
-        await engine.store.close()
-        self._loop = None
+        with self._state_lock:
+            engine, self._engine = self._engine, None
+            if engine is None:
+                return
+            self._state = "closing"
+            self._started.clear()
+        try:
+            self.clock.detach(self)
+            if engine.worker is not None:
+                await engine.worker.stop()
+            await engine.store.close()
+        finally:
+            with self._state_lock:
+                self._loop = None
+                self._state = "stopped"
+                self._started.set()
 
     async def __aenter__(self) -> Tarry:
         await self.start(worker=True)
@@ -172,7 +195,7 @@ class Tarry:
         if not isinstance(token, str) or not token:
             return False
         engine = self.engine
-        data_json = None if data is None else _serde.dumps(data)
+        data_json = None if data is None else _serde.dumps_field(data, "data")
         accepted = await engine.store.resume(token_hash(token), data_json, engine.clock.now_ms())
         engine.wake()
         return accepted
@@ -246,29 +269,35 @@ class Tarry:
 
     # -- sync twins ---------------------------------------------------------
 
-    def _bridge(self, name: str, call: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    def _bridge(self, name: str, call: Callable[[Tarry], Coroutine[Any, Any, T]]) -> T:
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        loop = self._loop
-        if self._engine is not None and loop is not None:
+        if not self._started.wait(timeout=60):
+            raise TimeoutError(f"{self!r} is still starting or closing after 60 s")
+        with self._state_lock:
+            loop = self._loop if self._state == "started" else None
+        if loop is not None:
             if running is loop:
                 raise RuntimeError(f"app.{name}_sync blocks; inside async code use 'await app.{name}(...)'")
-            return asyncio.run_coroutine_threadsafe(call(), loop).result()
+            return asyncio.run_coroutine_threadsafe(call(self), loop).result()
+
+        # Not started: a short-lived client of its own, with the same functions, and no worker.
+        client = Tarry(self.id, database_url=self.database_url, clock=self.clock, base_url=self.base_url)
+        client._registry = self._registry
 
         async def as_client() -> T:
-            await self.start(worker=False)
+            await client.start(worker=False)
             try:
-                return await call()
+                return await call(client)
             finally:
-                await self.close()
+                await client.close()
 
-        with self._client_lock:
-            if running is None:
-                return asyncio.run(as_client())
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                return pool.submit(asyncio.run, as_client()).result()
+        if running is None:
+            return asyncio.run(as_client())
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, as_client()).result()
 
     send_sync = _sync_twin(send)
     notify_sync = _sync_twin(notify)

@@ -26,7 +26,7 @@ _WORD_UNITS = {
 _NUMBER = r"(\d+(?:\.\d+)?)"
 _COMPACT = re.compile(rf"(?:{_NUMBER}(ms|s|m|h|d|w))+")
 _COMPACT_PART = re.compile(rf"{_NUMBER}(ms|s|m|h|d|w)")
-_WORDS = re.compile(rf"{_NUMBER}\s*([a-z]+)")
+_WORDS = re.compile(rf"{_NUMBER}\s*([a-zA-Z]+)")
 
 
 def to_ms(value: object, *, what: str = "duration") -> int:
@@ -52,11 +52,15 @@ def to_ms(value: object, *, what: str = "duration") -> int:
 
 def _parse_text(text: str, what: str) -> int:
     cleaned = text.strip().lower()
-    if _COMPACT.fullmatch(cleaned):
+    if _COMPACT.fullmatch(text.strip()):  # compact units are lower case: "1M" is not one minute
         return round(sum(float(n) * _COMPACT_UNITS[u] for n, u in _COMPACT_PART.findall(cleaned)))
-    parts = _WORDS.findall(cleaned)
-    if parts and not _WORDS.sub("", cleaned).strip() and all(unit in _WORD_UNITS for _, unit in parts):
-        return round(sum(float(n) * _WORD_UNITS[unit] for n, unit in parts))
+    parts = _WORDS.findall(text.strip())
+    if (
+        parts
+        and not _WORDS.sub("", text.strip()).strip()
+        and all(unit.lower() in _WORD_UNITS and unit != "M" for _, unit in parts)  # "M" would be months
+    ):
+        return round(sum(float(n) * _WORD_UNITS[unit.lower()] for n, unit in parts))
     if cleaned.startswith("-"):
         raise ValueError(f"invalid {what} {text!r}: must not be negative")
     raise ValueError(

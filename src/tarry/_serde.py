@@ -19,6 +19,14 @@ def dumps(value: JSON) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def dumps_field(value: JSON, field: str) -> str:
+    """``dumps`` for a user's argument: a ``ValueError`` naming ``field`` if it is not JSON."""
+    try:
+        return dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"invalid {field}: it must hold only JSON values ({exc})") from None
+
+
 def loads(text: str | None) -> JSON:
     return None if text is None else json.loads(text)
 

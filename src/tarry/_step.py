@@ -11,6 +11,7 @@ import asyncio
 import contextvars
 import dataclasses
 import inspect
+import logging
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
@@ -18,15 +19,16 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from tarry import _clock, _serde
 from tarry._durations import Duration, to_ms
 from tarry._engine import signing, waits
-from tarry._engine.execution import Intent, Park, Stop
+from tarry._engine.execution import STORE_FAILED, Intent, Park, Stop
 from tarry._engine.retry import retry_delay_ms
-from tarry._errors import NonRetriableError, StepError, WaitTimeoutError
+from tarry._errors import NonRetriableError, StepError, StoreError, WaitTimeoutError
 from tarry._model import Event, ResumeHandle, StepStatus
 from tarry._store.base import Control, HandleWrite, StepRow, StepWrite, TimerWrite, WaitWrite
 
 if TYPE_CHECKING:
     from tarry._engine.execution import Execution
 
+log = logging.getLogger("tarry.worker")
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -63,6 +65,8 @@ class Step:
             raise StepError(sid, error["name"], error["message"])
         if x.engine.cancel_requested(x.run_id):
             x.stop(Control.CANCEL)
+        if row is not None and row.wake_at is not None and row.wake_at > x.now():
+            await x.park(Intent("sleeping"))  # woken early (a gathered step): the backoff still runs
         attempts = row.attempts if row is not None else 0
         started = x.now()
         x.begin()
@@ -70,7 +74,9 @@ class Step:
             token = current_attempt.set(attempts)
             try:
                 value = await _call(fn, args, kwargs)
-            except Exception as exc:  # a step's failure, retried or raised as StepError
+            except BaseException as exc:  # a step's failure, retried or raised as StepError
+                if _is_control(exc):
+                    raise
                 return await self._failed(sid, attempts + 1, started, exc)
             finally:
                 current_attempt.reset(token)
@@ -92,7 +98,7 @@ class Step:
             now = x.now()
             due = now + retry_delay_ms(exc, attempts, now)
             await self._write(
-                StepWrite(sid, "run", StepStatus.RETRYING, attempts, None, _serde.dumps(error), started, x.now()),
+                StepWrite(sid, "run", StepStatus.RETRYING, attempts, None, _serde.dumps(error), started, x.now(), due),
                 TimerWrite(sid, "retry", due),
             )
             x.end()  # parked, not working: let the executor unwind the run
@@ -108,12 +114,16 @@ class Step:
                      handle: HandleWrite | None = None) -> Any:  # fmt: skip
         """Record ``step`` (and its timer, events, handle) in one transaction; stop if the run was cancelled."""
         x = self._x
-        control, ids = await x.engine.store.record_step(
-            x.run_id, x.owner, step, timer, events or [], x.now(), x.engine.dedup_since(), handle
-        )
+        try:
+            control, ids = await x.engine.store.record_step(
+                x.run_id, x.owner, step, timer, events or [], x.now(), x.engine.dedup_since(), handle
+            )
+        except StoreError:
+            log.warning("run %s: recording step %r failed; the run will be retried", x.run_id, step.id, exc_info=True)
+            x.stop(STORE_FAILED)
         x.remember(StepRow(step.id, step.kind, step.status, step.attempts,
                            step.output if not events else _serde.dumps(ids), step.error,
-                           step.started_at, step.ended_at))  # fmt: skip
+                           step.started_at, step.ended_at, step.wake_at))  # fmt: skip
         x.engine.wake()
         if control != Control.CONTINUE:
             x.stop(control)
@@ -147,7 +157,7 @@ class Step:
                 finally:
                     x.end()
                 return
-            await x.park(Intent("sleeping", [StepWrite(sid, "sleep", StepStatus.SLEEPING, 0, None, None, now)],
+            await x.park(Intent("sleeping", [StepWrite(sid, "sleep", StepStatus.SLEEPING, 0, None, None, now, None, due)],
                                 [TimerWrite(sid, "sleep", due)]))  # fmt: skip
         await x.park(Intent("sleeping"))
 
@@ -233,7 +243,7 @@ class Step:
         timeout_ms = to_ms(timeout, what="timeout")
         if payload is not None and not isinstance(payload, dict):
             raise ValueError(f"invalid payload {payload!r}: a JSON object (a dict) or None")
-        payload_json = None if payload is None else _serde.dumps(payload)
+        payload_json = None if payload is None else _serde.dumps_field(payload, "payload")
         if redirect_url is not None and (not isinstance(redirect_url, str) or not redirect_url.strip()):
             raise ValueError(f"invalid redirect_url {redirect_url!r}: a URL or a path")
         sid = x.step_id(step_id)
@@ -303,6 +313,14 @@ class Step:
     invoke_sync = _sync_twin(invoke)
     resume_url_sync = _sync_twin(resume_url)
     wait_for_resume_sync = _sync_twin(wait_for_resume)
+
+
+def _is_control(exc: BaseException) -> bool:
+    """Tarry's own signals, and the cancellation of the run's task itself, pass through a step body."""
+    if isinstance(exc, Park | Stop):
+        return True
+    task = asyncio.current_task()
+    return isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling() > 0
 
 
 async def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -27,6 +27,8 @@ from tarry._durations import to_ms
         ("2 weeks", 1_209_600_000),
         ("365d", 365 * 86_400_000),
         ("0s", 0),
+        ("30 Seconds", 30_000),
+        ("2 Hours", 7_200_000),
     ],
 )
 def test_texts_of_the_grammar(text: str, ms: int) -> None:
@@ -39,7 +41,9 @@ def test_numbers_are_seconds_and_timedeltas_are_exact() -> None:
     assert to_ms(timedelta(minutes=2, milliseconds=5)) == 120_005
 
 
-@pytest.mark.parametrize("text", ["1 month", "2 years", "-5s", "", "abc", "366d", "53w", "5 parsecs", "1h 30", "ms"])
+@pytest.mark.parametrize(
+    "text", ["1 month", "2 years", "-5s", "", "abc", "366d", "53w", "5 parsecs", "1h 30", "ms", "1M", "2 M", "1y"]
+)
 def test_invalid_texts_raise_value_error_naming_the_text(text: str) -> None:
     with pytest.raises(ValueError) as info:
         to_ms(text)

@@ -26,7 +26,7 @@ class Park(BaseException):
 
 
 class Stop(BaseException):
-    """Unwinds a run's function when it was cancelled or taken by another worker."""
+    """Unwinds a run's function when it was cancelled, taken by another worker, or its store failed."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -43,6 +43,9 @@ class Intent:
     waits: list[WaitWrite] = field(default_factory=list)
     events: list[NewEvent] = field(default_factory=list)
 
+
+#: the ``Stop`` reason when the store failed under a step: the run is backed off and retried
+STORE_FAILED = "store-failed"
 
 _FINISHED = (StepStatus.COMPLETED.value, StepStatus.FAILED.value)
 
@@ -62,6 +65,7 @@ class Execution:
         self.park_future: asyncio.Future[None] = self.loop.create_future()
         self.stop_reason: str | None = None
         self._uses: dict[str, int] = {}
+        self._taken: set[str] = set()
         self._unvisited = sum(1 for s in claimed.steps.values() if s.status in _FINISHED)
 
     def trigger_json(self) -> dict[str, object]:
@@ -77,12 +81,17 @@ class Execution:
         return self.engine.clock.now_ms()
 
     def step_id(self, step_id: str) -> str:
-        """The recorded id of this use of ``step_id``: ``id``, then ``id:1``, ``id:2``..."""
+        """The recorded id of this use of ``step_id``: ``id``, then ``id:1``, ``id:2``... (skipping ids taken)."""
         if not isinstance(step_id, str) or not step_id:
             raise ValueError(f"invalid step id {step_id!r}: a non-empty string")
         n = self._uses.get(step_id, 0)
+        recorded_id = step_id if n == 0 else f"{step_id}:{n}"
+        while recorded_id in self._taken:  # a literal "x:1" next to a repeated "x": never share a record
+            n += 1
+            recorded_id = f"{step_id}:{n}"
         self._uses[step_id] = n + 1
-        return step_id if n == 0 else f"{step_id}:{n}"
+        self._taken.add(recorded_id)
+        return recorded_id
 
     def recorded(self, step_id: str) -> StepRow | None:
         row = self.steps.get(step_id)

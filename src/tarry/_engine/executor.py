@@ -17,17 +17,46 @@ from typing import Any
 from tarry import _serde
 from tarry._context import Context
 from tarry._engine.engine import Engine
-from tarry._engine.execution import Execution, Park, Stop
+from tarry._engine.execution import STORE_FAILED, Execution, Park, Stop
 from tarry._store.base import ClaimedRun, Control
 from tarry._store.base import Park as Parked
 
 log = logging.getLogger("tarry.worker")
+
+#: how long a run waits before it is tried again after its store failed under it
+BACKOFF_S = 1.0
 
 #: loop turns given to sibling steps (asyncio.gather) to reach their own steps before a run parks
 SETTLE_TURNS = 3
 
 
 async def execute(engine: Engine, claimed: ClaimedRun, owner: str, threads: Executor) -> None:
+    """Execute the run; if the store fails under it, hand it back to run again after a pause."""
+    try:
+        await _execute(engine, claimed, owner, threads)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.warning("run %s: the store failed; retrying the run in %s s", claimed.id, BACKOFF_S, exc_info=True)
+        await _back_off(engine, claimed.id, owner)
+
+
+async def _back_off(engine: Engine, run_id: str, owner: str) -> None:
+    """Park the run until ``BACKOFF_S`` from now; keep trying while the store refuses."""
+    delay = 0.05
+    while True:
+        try:
+            await engine.store.back_off(run_id, owner, engine.clock.now_ms() + int(BACKOFF_S * 1000))
+        except Exception:
+            log.warning("run %s: cannot hand the run back yet; trying again in %.2f s", run_id, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        else:
+            engine.wake()
+            return
+
+
+async def _execute(engine: Engine, claimed: ClaimedRun, owner: str, threads: Executor) -> None:
     spec = engine.registry.functions.get(claimed.function_id)
     if spec is None:
         error = {"name": "FunctionNotFound",
@@ -53,7 +82,9 @@ async def execute(engine: Engine, claimed: ClaimedRun, owner: str, threads: Exec
             return
         if outcome == Control.LOST:
             return
-        if outcome == Control.CANCEL:
+        if outcome == STORE_FAILED:
+            await _back_off(engine, claimed.id, owner)
+        elif outcome == Control.CANCEL:
             await _finish(engine, claimed.id, owner, "cancelled", None, _cancelled())
         elif outcome == "failed":
             await _finish(engine, claimed.id, owner, "failed", None, value)
@@ -96,10 +127,11 @@ async def _drive(x: Execution, threads: Executor) -> tuple[str, Any]:
         return ("park", None) if x.stop_reason is None else (x.stop_reason, None)
     except Stop as stop:
         return stop.reason, None
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-    except Exception as exc:  # the function raised: the run fails without retries
+    except BaseException as exc:  # the function raised: the run fails without retries
+        current = asyncio.current_task()
+        if isinstance(exc, asyncio.CancelledError) and current is not None and current.cancelling():
+            task.cancel()  # the worker is stopping: the run goes back to the queue
+            raise
         if x.stop_reason is not None:
             return x.stop_reason, None
         log.debug("run %s of %s failed", x.run_id, x.spec.id, exc_info=True)

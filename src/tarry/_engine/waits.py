@@ -61,6 +61,7 @@ def wait_for_event(
     names = event_names(event) if event is not None else ("",)
     if key is not None and (not isinstance(key, str) or not key):
         raise ValueError(f"invalid key {key!r}: a non-empty string")
+    correlation = key if isinstance(key, str) else None
     timeout_ms = to_ms(timeout, what="timeout")
     if on_timeout not in ON_TIMEOUT:
         raise ValueError(f"invalid on_timeout {on_timeout!r}: one of 'continue', 'fail', 'cancel'")
@@ -80,7 +81,7 @@ def wait_for_event(
     shape, match_key = index_of(terms, trigger)
     residual = compiled.text if compiled is not None and compiled.residual else None
     timer = TimerWrite(step_id, f"wait-{on_timeout}", now + timeout_ms)
-    return WaitWrite(step_id, "event", names, shape, match_key, residual, mode, since, timer)
+    return WaitWrite(step_id, "event", names, shape, match_key, residual, mode, since, timer, correlation)
 
 
 def _lookback(lookback: object, now: int) -> tuple[str, int]:

@@ -62,6 +62,7 @@ class StepWrite:
     error: str | None = None  # JSON
     started_at: int | None = None
     ended_at: int | None = None
+    wake_at: int | None = None  # a sleep's or a retry's due time
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class WaitWrite:
     lookback: str = "none"
     since: int = 0
     timer: TimerWrite | None = None
+    key: str | None = None  # the correlation key, for looking back by key
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,7 @@ class StepRow:
     error: str | None
     started_at: int | None
     ended_at: int | None
+    wake_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,9 @@ class Store(Protocol):
         """End the run (held by ``owner``, if given), drop its waits, send its system events.
 
         A run asked to cancel ends cancelled whatever ``status`` says. False if it had already ended."""
+
+    async def back_off(self, run_id: str, owner: str, due_at: int) -> None:
+        """Hand a run back after an unexpected failure (the store itself, say): it runs again at ``due_at``."""
 
     async def cancel(self, run_id: str, now: int) -> str:
         """Cancel a run: at once (``"cancelled"``) unless it is running (``"requested"``: at its

@@ -84,10 +84,11 @@ class SQLiteStore(WaitsMixin):
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = fn(conn, *args)
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # never leave the write lock held
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
         return result
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
@@ -105,7 +106,11 @@ class SQLiteStore(WaitsMixin):
 
     async def open(self, hooks: Hooks) -> None:
         self.hooks = hooks
-        await self._call(self._open)
+        try:
+            await self._call(self._open)
+        except BaseException:
+            self._thread.shutdown(wait=False)
+            raise
 
     def _open(self) -> None:
         if self.path != ":memory:":
@@ -120,14 +125,18 @@ class SQLiteStore(WaitsMixin):
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite database {self.path!r}: {exc}") from exc
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout = 10000")
-        if self.path != ":memory:":
-            conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS[self.options.get('synchronous', 'full').lower()]}")
-        conn.execute("PRAGMA foreign_keys = ON")
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 10000")
+            if self.path != ":memory:":
+                _set_wal(conn)
+            conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS[self.options.get('synchronous', 'full').lower()]}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
         self._conn = conn
-        self._migrate(conn)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute(
@@ -146,10 +155,11 @@ class SQLiteStore(WaitsMixin):
                     "INSERT INTO tarry_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                     (version, name, time.time_ns() // 1_000_000),
                 )
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     async def applied_migrations(self) -> list[int]:
         return await self._read(
@@ -202,14 +212,14 @@ class SQLiteStore(WaitsMixin):
     def _deliver(self, c: sqlite3.Connection, seq: int, now: int) -> list[str]:
         """Start the functions the event triggers and resolve the waits it matches."""
         row = c.execute(Q["event_for_delivery"], {"seq": seq}).fetchone()
+        resumed = self._match_waits(c, row, now)  # first: the runs it starts never match their own trigger
         for function_id in self.hooks.route(row["name"], row["exclude_function"], row["only_function"]):
             run_id = _ids.new_id(now)
             c.execute(Q["insert_run"], {"id": run_id, "function_id": function_id, "event_id": row["id"], "now": now})
-            cancels = self.hooks.cancel_waits(function_id, event_json(row))
-            for wait in cancels:
+            for wait in self.hooks.cancel_waits(function_id, event_json(row)):
                 self._insert_wait(c, run_id, wait, now)
         c.execute(Q["mark_delivered"], {"seq": seq})
-        return self._match_waits(c, row, now)
+        return resumed
 
     def _deliver_due(self, c: sqlite3.Connection, now: int, limit: int) -> int:
         rows = c.execute(Q["due_events"], {"now": now, "limit": limit}).fetchall()
@@ -257,6 +267,8 @@ class SQLiteStore(WaitsMixin):
         c.execute(Q["upsert_step"], params)
         if timer is not None:
             c.execute(Q["insert_timer"], {"run_id": run_id, **timer.__dict__})
+        else:  # a retried step that ended: its backoff timer, if any, has no more purpose
+            c.execute(Q["delete_timer"], {"run_id": run_id, "step_id": step.id})
         if handle is not None:
             c.execute(Q["insert_handle"], {"run_id": run_id, **handle.__dict__})
         return (Control.CANCEL if control["cancel_requested"] else Control.CONTINUE), ids
@@ -307,6 +319,15 @@ class SQLiteStore(WaitsMixin):
         for event in self.hooks.system_events(run_from_row(row), status, error, _serde.loads(output)):
             self._insert_event(c, event, now)
         return True
+
+    async def back_off(self, run_id: str, owner: str, due_at: int) -> None:
+        def back_off(c: sqlite3.Connection) -> None:
+            if c.execute(Q["backoff_run"], {"run_id": run_id, "owner": owner}).rowcount:
+                c.execute(
+                    Q["insert_timer"], {"run_id": run_id, "step_id": "#backoff", "kind": "retry", "due_at": due_at}
+                )
+
+        await self._write(back_off)
 
     async def cancel(self, run_id: str, now: int) -> str:
         return await self._write(self._cancel, run_id, now)
@@ -381,6 +402,20 @@ class SQLiteStore(WaitsMixin):
             c.execute(Q["delete_worker"], {"id": owner})
 
         await self._write(release)
+
+
+def _set_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL. Two processes opening a new file at once can get SQLITE_BUSY here without
+    the busy handler being consulted, so wait and try again for a while."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _statements(script: str) -> list[str]:

@@ -95,7 +95,7 @@ class WaitsMixin:
         indexed_from = since_row[0] if since_row is not None else 1 << 62
         if after < indexed_from:  # older events were stored before anyone waited with this shape
             query = "lookback_by_key" if name == "" else "lookback_by_name"
-            params = {**base, "upto": indexed_from, "key": _key_value(wait)}
+            params = {**base, "upto": indexed_from, "key": wait.key}
             for seq in _paged(c, query, params, after):
                 event = c.execute(Q["event_by_seq"], {"seq": seq}).fetchone()
                 if self.hooks.event_key(wait.shape, event_json(event)) == wait.match_key:
@@ -179,16 +179,6 @@ def _resume_output(handle: sqlite3.Row, data: str | None) -> str:
     result = dict(_serde.loads(handle["payload"]) or {})
     result["event"] = _serde.loads(data)
     return _serde.dumps(result)
-
-
-def _key_value(wait: WaitWrite) -> str | None:
-    """The correlation key a wait's index terms hold, if its shape has the path "key"."""
-    paths = wait.shape.split("|")
-    if "key" not in paths or wait.match_key.startswith(("#", "!")):
-        return None
-    values = _serde.loads(wait.match_key)
-    value = values[paths.index("key")]
-    return value if isinstance(value, str) else None
 
 
 def _paged(c: sqlite3.Connection, query: str, params: dict[str, Any], after: int) -> Any:

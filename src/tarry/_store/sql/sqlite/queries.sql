@@ -31,19 +31,19 @@ RETURNING id, function_id, event_id, created_at, cancel_requested;
 SELECT id, name, data, key, v, ts FROM events WHERE id = :id;
 
 -- name: steps_of_run
-SELECT id, kind, status, attempts, output, error, started_at, ended_at FROM steps
+SELECT id, kind, status, attempts, output, error, started_at, ended_at, wake_at FROM steps
 WHERE run_id = :run_id ORDER BY rowid;
 
 -- name: run_control
 SELECT owner, cancel_requested FROM runs WHERE id = :run_id;
 
 -- name: upsert_step
-INSERT INTO steps (run_id, id, kind, status, attempts, output, error, started_at, ended_at)
-VALUES (:run_id, :id, :kind, :status, :attempts, :output, :error, :started_at, :ended_at)
+INSERT INTO steps (run_id, id, kind, status, attempts, output, error, started_at, ended_at, wake_at)
+VALUES (:run_id, :id, :kind, :status, :attempts, :output, :error, :started_at, :ended_at, :wake_at)
 ON CONFLICT (run_id, id) DO UPDATE SET
     status = excluded.status, attempts = excluded.attempts, output = excluded.output,
     error = excluded.error, started_at = coalesce(steps.started_at, excluded.started_at),
-    ended_at = excluded.ended_at;
+    ended_at = excluded.ended_at, wake_at = excluded.wake_at;
 
 -- name: insert_timer
 INSERT INTO timers (run_id, step_id, kind, due_at) VALUES (:run_id, :step_id, :kind, :due_at)
@@ -191,6 +191,9 @@ SELECT e.seq FROM events e
 WHERE e.name = :event_name AND e.seq > :after AND e.seq <= :upto AND e.delivered = 1
   AND NOT EXISTS (SELECT 1 FROM consumed c WHERE c.run_id = :run_id AND c.event_seq = e.seq)
 ORDER BY e.seq LIMIT :limit;
+
+-- name: backoff_run
+UPDATE runs SET status = 'sleeping', owner = NULL WHERE id = :run_id AND owner = :owner AND status = 'running';
 
 -- name: lookback_by_key
 SELECT e.seq FROM events e
