@@ -23,6 +23,7 @@ from tarry._engine.worker import Worker
 from tarry._function import CancelOn, Registry, make_spec
 from tarry._model import Event, Run, RunStatus
 from tarry._store import check_url, open_store
+from tarry._store.base import Sent
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -175,18 +176,23 @@ class Tarry:
         # An app that defines no functions (a script, a web app that only sends) leaves the routing
         # of its events to the workers, which know the functions; any other app routes them itself.
         sent = await engine.store.send(new, engine.clock.now_ms(), bool(self._registry.functions), engine.dedup_since())
+        engine.metrics.events_received.inc(len(new))
         engine.wake()
         return sent.ids
 
     async def notify(self, key: str, data: dict[str, Any] | None = None) -> list[str]:
         """Send a ``tarry/notify`` event with ``key``; return the ids of the runs it resumed at once."""
+        return (await self._notify(key, data)).resumed
+
+    async def _notify(self, key: str, data: dict[str, Any] | None) -> Sent:
         if not isinstance(key, str) or not key:
             raise ValueError(f"invalid key {key!r}: notify needs a non-empty string")
         engine = self.engine
         new = engine.new_events(Event("tarry/notify", data, key=key))
         sent = await engine.store.send(new, engine.clock.now_ms(), True, engine.dedup_since())
+        engine.metrics.events_received.inc(len(new))
         engine.wake()
-        return sent.resumed
+        return sent
 
     async def resume(self, token: str, data: dict[str, Any] | None = None) -> bool:
         """Resume the run waiting on a resume URL's token; False for an unknown, used or expired token."""

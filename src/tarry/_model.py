@@ -182,3 +182,37 @@ class ResumeHandle:
     url: str
     expires_at: datetime
     redirect_url: str | None = None
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """A stored event as listed: the event, when it arrived, and how many runs it started and resumed."""
+
+    event: Event
+    received_at: datetime
+    delivered: bool
+    started: int
+    resumed: int
+
+
+@dataclass(frozen=True)
+class Wait:
+    """An open wait: what a run waits for, since when, until when.
+
+    ``kind`` is ``event`` (wait_for_event), ``resume`` (wait_for_resume) or
+    ``invoke``; ``events`` the awaited names (empty for a key-only wait);
+    ``match`` the index terms as ``{path: value}``; ``if_exp`` what is checked
+    on each candidate; ``resume_url`` the handle's URL for a resume wait.
+    """
+
+    run_id: str
+    function_id: str
+    step_id: str
+    kind: str
+    events: list[str]
+    match: dict[str, Any]
+    if_exp: str | None
+    since: datetime
+    until: datetime | None
+    resume_url: str | None = None
+    redirect_url: str | None = None

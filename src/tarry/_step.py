@@ -12,6 +12,7 @@ import contextvars
 import dataclasses
 import inspect
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
@@ -69,6 +70,7 @@ class Step:
             await x.park(Intent("sleeping"))  # woken early (a gathered step): the backoff still runs
         attempts = row.attempts if row is not None else 0
         started = x.now()
+        began = time.perf_counter()
         x.begin()
         try:
             token = current_attempt.set(attempts)
@@ -87,6 +89,7 @@ class Step:
                 return await self._failed(sid, attempts + 1, started, problem, retry=False)
             await self._write(StepWrite(sid, "run", StepStatus.COMPLETED, attempts + 1, output, None,
                                         started, x.now()))  # fmt: skip
+            x.engine.metrics.step_duration.labels("run").observe(time.perf_counter() - began)
             return _serde.loads(output)
         finally:
             x.end()

@@ -10,13 +10,15 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tarry import _expressions, _ids, _serde
-from tarry._clock import Clock
+from tarry._clock import Clock, to_datetime
+from tarry._engine import signing
+from tarry._engine.metrics import Metrics
 from tarry._engine.signal import Signal
 from tarry._engine.waits import wait_for_cancel_on
 from tarry._errors import InvalidEventError
 from tarry._function import Registry
-from tarry._model import Event, Run
-from tarry._store.base import NewEvent, Store, WaitWrite
+from tarry._model import Event, Run, Wait
+from tarry._store.base import NewEvent, Store, WaitRow, WaitWrite
 
 if TYPE_CHECKING:
     from tarry._engine.worker import Worker
@@ -37,6 +39,7 @@ class Engine:
         self.worker: Worker | None = None
         self.progress = Signal()  # fired when anything may have changed
         self.cancelling: set[str] = set()  # runs this process asked to cancel while they ran
+        self.metrics = Metrics()
 
     def route(self, name: str, exclude: str | None, only: str | None) -> list[str]:
         return self.registry.route(name, exclude, only)
@@ -108,3 +111,23 @@ class Engine:
         body = _serde.dumps(data)
         return [NewEvent(_ids.new_id(now), name, body, None, None, None, now, now, exclude_function=run.function_id)
                 for name in names]  # fmt: skip
+
+    async def open_waits(self, run_id: str | None = None, limit: int = 100) -> list[Wait]:
+        """The open waits, newest first, with each resume handle's URL derived again."""
+        return [self._wait(row) for row in await self.store.list_waits(run_id, limit)]
+
+    def _wait(self, row: WaitRow) -> Wait:
+        match: dict[str, Any] = {}
+        if row.shape and row.kind != "resume":
+            paths = row.shape.split("|")
+            values = _serde.loads(row.match_key) if row.match_key.startswith("[") else None
+            match = dict(zip(paths, values, strict=True)) if values is not None else {row.shape: row.match_key}
+        url = None
+        if row.handle_step is not None:
+            path = "/resume/" + signing.derive_token(self.signing_key, row.run_id, row.handle_step)
+            url = (self.base_url or "") + path
+        since = to_datetime(row.created_at)
+        assert since is not None
+        names = [] if row.kind == "resume" else row.names
+        return Wait(row.run_id, row.function_id, row.step_id, row.kind, names, match, row.if_exp, since,
+                    to_datetime(row.due_at), url, row.redirect_url)  # fmt: skip

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tarry._model import Event, Run
+from tarry._model import Event, EventRecord, Run
 
 
 class Hooks(Protocol):
@@ -146,6 +146,33 @@ class Sent:
     resumed: list[str]
 
 
+@dataclass(frozen=True)
+class WaitRow:
+    """An open wait as stored (names split, JSON still encoded)."""
+
+    run_id: str
+    function_id: str
+    step_id: str
+    kind: str
+    names: list[str]
+    shape: str
+    match_key: str
+    if_exp: str | None
+    created_at: int
+    due_at: int | None
+    handle_step: str | None
+    redirect_url: str | None
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What the metrics report: runs by status, open waits, and those in the scanned bucket."""
+
+    runs: dict[str, int]
+    open_waits: int
+    scanned_waits: int
+
+
 class Control:
     """What a run's executor must do after writing a step."""
 
@@ -214,6 +241,9 @@ class Store(Protocol):
     async def resume(self, token_hash: str, data: str | None, now: int) -> bool:
         """Use a resume handle once: resolve its wait, or keep the data until the run waits."""
 
+    async def peek_handle(self, token_hash: str, now: int) -> tuple[bool, str | None]:
+        """Whether a resume token would be accepted now (changing nothing), and its redirect URL."""
+
     async def next_due(self) -> int | None:
         """The earliest due time of any timer or undelivered event."""
 
@@ -225,6 +255,19 @@ class Store(Protocol):
     async def list_runs(self, function_id: str | None, status: str | None, limit: int) -> list[Run]: ...
 
     async def runs_for_event(self, event_id: str) -> list[Run]: ...
+
+    async def list_events(self, name: str | None, limit: int) -> list[EventRecord]:
+        """Events, newest first (by arrival)."""
+
+    async def get_event(self, event_id: str) -> EventRecord | None: ...
+
+    async def runs_resumed_by_event(self, event_id: str) -> list[Run]:
+        """The runs whose waits this event resolved."""
+
+    async def list_waits(self, run_id: str | None, limit: int) -> list[WaitRow]:
+        """Open waits (not cancel_on listeners), newest first."""
+
+    async def counts(self) -> Counts: ...
 
     async def heartbeat(self, owner: str, wall_now: int) -> None: ...
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from tarry import _serde
 from tarry._clock import to_datetime
-from tarry._model import Event, Run, RunStatus, StepRecord, StepStatus
+from tarry._model import Event, EventRecord, Run, RunStatus, StepRecord, StepStatus
 from tarry._store.base import StepRow
 
 
@@ -50,3 +50,9 @@ def run_from_row(row: Any, steps: list[StepRow] | None = None) -> Run:
         ended_at=to_datetime(row["ended_at"]),
         steps=[step_from_row(s) for s in steps or []],
     )
+
+
+def event_record(row: Any) -> EventRecord:
+    received = to_datetime(row["received_at"])
+    assert received is not None
+    return EventRecord(event_from_row(row), received, bool(row["delivered"]), row["started"], row["resumed"])

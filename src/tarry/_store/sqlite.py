@@ -21,10 +21,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from tarry import _ids, _serde
 from tarry._errors import StoreError
-from tarry._model import Run
+from tarry._model import EventRecord, Run
 from tarry._store.base import (
     ClaimedRun,
     Control,
+    Counts,
     HandleWrite,
     Hooks,
     NewEvent,
@@ -33,9 +34,10 @@ from tarry._store.base import (
     StepRow,
     StepWrite,
     TimerWrite,
+    WaitRow,
     WaitWrite,
 )
-from tarry._store.rows import event_from_row, event_json, run_from_row
+from tarry._store.rows import event_from_row, event_json, event_record, run_from_row
 from tarry._store.sqlite_waits import CANCELLED, Q, WaitsMixin, load_migrations
 
 T = TypeVar("T")
@@ -360,6 +362,15 @@ class SQLiteStore(WaitsMixin):
     async def resume(self, token_hash: str, data: str | None, now: int) -> bool:
         return await self._write(self._resume, token_hash, data, now)
 
+    async def peek_handle(self, token_hash: str, now: int) -> tuple[bool, str | None]:
+        def read(c: sqlite3.Connection) -> tuple[bool, str | None]:
+            h = c.execute(Q["handle_by_hash"], {"token_hash": token_hash}).fetchone()
+            usable = h is not None and h["used_at"] is None and h["expires_at"] > now and h["status"] not in (
+                "completed", "failed", "cancelled")  # fmt: skip
+            return usable, (h["redirect_url"] if h is not None else None)
+
+        return await self._read(read)
+
     async def next_due(self) -> int | None:
         return await self._read(lambda c: c.execute(Q["next_due"]).fetchone()[0])
 
@@ -383,6 +394,39 @@ class SQLiteStore(WaitsMixin):
         return await self._read(
             lambda c: [run_from_row(r) for r in c.execute(Q["runs_for_event"], {"event_id": event_id})]
         )
+
+    async def list_events(self, name: str | None, limit: int) -> list[EventRecord]:
+        params = {"name": name, "before": None, "limit": limit}
+        return await self._read(lambda c: [event_record(r) for r in c.execute(Q["list_events"], params)])
+
+    async def get_event(self, event_id: str) -> EventRecord | None:
+        def read(c: sqlite3.Connection) -> EventRecord | None:
+            row = c.execute(Q["get_event"], {"event_id": event_id}).fetchone()
+            return None if row is None else event_record(row)
+
+        return await self._read(read)
+
+    async def runs_resumed_by_event(self, event_id: str) -> list[Run]:
+        return await self._read(
+            lambda c: [run_from_row(r) for r in c.execute(Q["runs_resumed_by_event"], {"event_id": event_id})]
+        )
+
+    async def list_waits(self, run_id: str | None, limit: int) -> list[WaitRow]:
+        def read(c: sqlite3.Connection) -> list[WaitRow]:
+            rows = c.execute(Q["list_waits"], {"run_id": run_id, "limit": limit}).fetchall()
+            return [WaitRow(r["run_id"], r["function_id"], r["step_id"], r["kind"],
+                            [n for n in r["names"].split("\x1f") if n], r["shape"], r["match_key"], r["if_exp"],
+                            r["created_at"], r["due_at"], r["handle_step"], r["redirect_url"]) for r in rows]  # fmt: skip
+
+        return await self._read(read)
+
+    async def counts(self) -> Counts:
+        def read(c: sqlite3.Connection) -> Counts:
+            runs = {r["status"]: r["n"] for r in c.execute(Q["count_runs_by_status"])}
+            waits = c.execute(Q["count_waits"]).fetchone()
+            return Counts(runs, waits["open"], waits["scanned"])
+
+        return await self._read(read)
 
     # -- workers ----------------------------------------------------------
 

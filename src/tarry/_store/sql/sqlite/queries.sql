@@ -212,3 +212,43 @@ FROM resume_handles h JOIN runs r ON r.id = h.run_id WHERE h.token_hash = :token
 
 -- name: use_handle
 UPDATE resume_handles SET used_at = :now, early = :early WHERE token_hash = :token_hash AND used_at IS NULL;
+
+-- name: list_events
+SELECT e.seq, e.id, e.name, e.data, e.key, e.v, e.ts, e.received_at, e.delivered,
+       (SELECT count(*) FROM runs r WHERE r.event_id = e.id) AS started,
+       (SELECT count(*) FROM consumed c WHERE c.event_seq = e.seq) AS resumed
+FROM events e
+WHERE (:name IS NULL OR e.name = :name) AND (:before IS NULL OR e.seq < :before)
+ORDER BY e.seq DESC LIMIT :limit;
+
+-- name: get_event
+SELECT e.seq, e.id, e.name, e.data, e.key, e.v, e.ts, e.received_at, e.delivered,
+       (SELECT count(*) FROM runs r WHERE r.event_id = e.id) AS started,
+       (SELECT count(*) FROM consumed c WHERE c.event_seq = e.seq) AS resumed
+FROM events e WHERE e.id = :event_id;
+
+-- name: runs_resumed_by_event
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested,
+       e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
+FROM consumed c JOIN events x ON x.seq = c.event_seq JOIN runs r ON r.id = c.run_id JOIN events e ON e.id = r.event_id
+WHERE x.id = :event_id ORDER BY r.id;
+
+-- name: list_waits
+SELECT w.run_id, w.step_id, w.kind, w.shape, w.match_key, w.if_exp, w.created_at,
+       group_concat(w.event_name, char(31)) AS names, r.function_id, t.due_at, h.step_id AS handle_step,
+       h.redirect_url
+FROM waits w
+JOIN runs r ON r.id = w.run_id
+LEFT JOIN timers t ON t.run_id = w.run_id AND t.step_id = w.step_id
+LEFT JOIN resume_handles h ON w.kind = 'resume' AND h.token_hash = w.match_key
+WHERE (:run_id IS NULL OR w.run_id = :run_id) AND w.kind != 'cancel'
+GROUP BY w.run_id, w.step_id
+ORDER BY min(w.id) DESC LIMIT :limit;
+
+-- name: count_runs_by_status
+SELECT status, count(*) AS n FROM runs GROUP BY status;
+
+-- name: count_waits
+SELECT count(DISTINCT run_id || char(31) || step_id) AS open,
+       count(DISTINCT CASE WHEN shape = '' THEN run_id || char(31) || step_id END) AS scanned
+FROM waits WHERE kind != 'cancel';

@@ -1,0 +1,39 @@
+"""Prometheus metrics of one app: counted in-process, or read from the store when scraped.
+
+Each app has its own registry (never the process-wide default), so two apps
+in one process, or one test after another, do not share counts.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from tarry._model import RunStatus
+from tarry._store.base import Counts
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.events_received = Counter(
+            "tarry_events_received", "Events accepted by this process (send, notify, HTTP).", registry=self.registry
+        )
+        self.step_duration = Histogram(
+            "tarry_step_duration_seconds", "Wall-clock time of step bodies run by this process.", ["kind"],
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60), registry=self.registry,
+        )  # fmt: skip
+        self.step_duration.labels("run")  # the series exists before the first step
+        self.runs = Gauge("tarry_runs", "Runs in the store by status.", ["status"], registry=self.registry)
+        self.open_waits = Gauge("tarry_open_waits", "Open waits in the store.", registry=self.registry)
+        self.scanned_waits = Gauge(
+            "tarry_scanned_waits", "Open waits with no index term (checked against every event of their name).",
+            registry=self.registry,
+        )  # fmt: skip
+
+    def render(self, counts: Counts) -> bytes:
+        """The Prometheus text of every metric, with the store's counts as they are now."""
+        for status in RunStatus:
+            self.runs.labels(status.value).set(counts.runs.get(status.value, 0))
+        self.open_waits.set(counts.open_waits)
+        self.scanned_waits.set(counts.scanned_waits)
+        return generate_latest(self.registry)

@@ -1,0 +1,53 @@
+"""JSON shapes of the HTTP API: runs, steps, events, waits; and error responses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from tarry._model import Event, EventRecord, Run, StepRecord, Wait
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    return event.to_json()
+
+
+def step_json(step: StepRecord) -> dict[str, Any]:
+    return {
+        "id": step.id, "kind": step.kind, "status": step.status.value, "attempts": step.attempts,
+        "output": step.output, "error": step.error, "started_at": iso(step.started_at), "ended_at": iso(step.ended_at),
+    }  # fmt: skip
+
+
+def run_json(run: Run, *, steps: bool = True) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": run.id, "function_id": run.function_id, "status": run.status.value, "output": run.output,
+        "error": run.error, "event": event_json(run.event), "created_at": iso(run.created_at),
+        "ended_at": iso(run.ended_at),
+    }  # fmt: skip
+    if steps:
+        body["steps"] = [step_json(s) for s in run.steps]
+    return body
+
+
+def event_record_json(record: EventRecord) -> dict[str, Any]:
+    return {**event_json(record.event), "received_at": iso(record.received_at), "delivered": record.delivered,
+            "runs_started": record.started, "runs_resumed": record.resumed}  # fmt: skip
+
+
+def wait_json(wait: Wait) -> dict[str, Any]:
+    return {
+        "run_id": wait.run_id, "function_id": wait.function_id, "step_id": wait.step_id, "kind": wait.kind,
+        "events": wait.events, "match": wait.match, "if_exp": wait.if_exp, "since": iso(wait.since),
+        "until": iso(wait.until), "resume_url": wait.resume_url,
+    }  # fmt: skip
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)

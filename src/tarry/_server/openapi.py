@@ -1,0 +1,177 @@
+"""The OpenAPI document of the HTTP API, written out (it is the contract's §5 in machine form)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+_EVENT_IN = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 256},
+        "data": {"type": "object"},
+        "id": {"type": "string"},
+        "ts": {"type": "integer", "minimum": 0},
+        "v": {"type": "string"},
+        "key": {"type": "string"},
+    },
+    "required": ["name"],
+}
+_RUN = {"type": "object", "properties": {
+    "id": {"type": "string"}, "function_id": {"type": "string"}, "status": {"type": "string"},
+    "output": {}, "error": {"type": ["object", "null"]}, "event": {"type": "object"},
+    "created_at": {"type": "string"}, "ended_at": {"type": ["string", "null"]},
+    "steps": {"type": "array", "items": {"type": "object"}},
+}}  # fmt: skip
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {400: "Invalid input", 401: "Missing or wrong credentials", 404: "Not found", 413: "Body too large"}
+    return {str(code): _json(_ERROR, text[code]) for code in codes}
+
+
+def _limit() -> dict[str, Any]:
+    return {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}
+
+
+def path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+
+
+def document(secured: bool) -> dict[str, Any]:
+    auth: list[dict[str, list[str]]] = [{"bearer": []}] if secured else []
+    unauthorized = (401,) if secured else ()
+    events_body = {"required": True, "content": {"application/json": {"schema": {
+        "oneOf": [_EVENT_IN, {"type": "array", "items": _EVENT_IN}]}}}}  # fmt: skip
+    ids = {"type": "object", "properties": {"ids": {"type": "array", "items": {"type": "string"}},
+                                            "status": {"type": "integer"}}}  # fmt: skip
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Tarry", "version": "1", "description": "Events in, resume URLs, runs, events and waits."},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "paths": {
+            "/e/{event_key}": {
+                "post": {
+                    "summary": "Send one event or a batch (Inngest's event format)",
+                    "parameters": [path_param("event_key")],
+                    "requestBody": events_body,
+                    "responses": {"200": _json(ids), **_errors(400, 413, *unauthorized)},
+                }
+            },
+            "/resume/{token}": {
+                method: {
+                    "summary": "Resume the run waiting on this resume URL (once)",
+                    "parameters": [path_param("token")],
+                    **(
+                        {"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}}
+                        if method == "post"
+                        else {}
+                    ),
+                    "responses": {
+                        "200": _json({"type": "object", "properties": {"ok": {"type": "boolean"}}}),
+                        "303": {"description": "Redirect to the handle's redirect_url (browsers)"},
+                        "400": _json({"type": "object"}, "Unusable data"),
+                        "404": _json({"type": "object"}, "Unknown, used or expired token"),
+                    },
+                }
+                for method in ("get", "post")
+            },
+            "/api/v1/notify/{key}": {
+                "post": {
+                    "summary": "Send a tarry/notify event with this key",
+                    "security": auth,
+                    "parameters": [path_param("key")],
+                    "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "event_id": {"type": "string"},
+                                    "run_ids": {"type": "array", "items": {"type": "string"}},
+                                },
+                            }
+                        ),
+                        **_errors(400, 413, *unauthorized),
+                    },
+                }
+            },
+            "/api/v1/runs": {
+                "get": {
+                    "summary": "Runs, newest first",
+                    "security": auth,
+                    "parameters": [
+                        {"name": "status", "in": "query", "schema": {"type": "string"}},
+                        {"name": "function_id", "in": "query", "schema": {"type": "string"}},
+                        _limit(),
+                    ],
+                    "responses": {
+                        "200": _json({"type": "object", "properties": {"runs": {"type": "array", "items": _RUN}}}),
+                        **_errors(400, *unauthorized),
+                    },
+                }
+            },
+            "/api/v1/runs/{run_id}": {
+                "get": {
+                    "summary": "A run with its steps",
+                    "security": auth,
+                    "parameters": [path_param("run_id")],
+                    "responses": {"200": _json(_RUN), **_errors(404, *unauthorized)},
+                }
+            },
+            "/api/v1/runs/{run_id}/cancel": {
+                "post": {
+                    "summary": "Cancel a run",
+                    "security": auth,
+                    "parameters": [path_param("run_id")],
+                    "responses": {
+                        "200": _json({"type": "object", "properties": {"cancelled": {"type": "boolean"}}}),
+                        **_errors(404, *unauthorized),
+                    },
+                }
+            },
+            "/api/v1/events": {
+                "get": {
+                    "summary": "Events, newest first",
+                    "security": auth,
+                    "parameters": [{"name": "name", "in": "query", "schema": {"type": "string"}}, _limit()],
+                    "responses": {"200": _json({"type": "object"}), **_errors(400, *unauthorized)},
+                },
+                "post": {
+                    "summary": "Send events with the API's credentials",
+                    "security": auth,
+                    "requestBody": events_body,
+                    "responses": {"200": _json(ids), **_errors(400, 413, *unauthorized)},
+                },
+            },
+            "/api/v1/events/{event_id}/runs": {
+                "get": {
+                    "summary": "The runs an event started, and those it resumed",
+                    "security": auth,
+                    "parameters": [path_param("event_id")],
+                    "responses": {"200": _json({"type": "object"}), **_errors(404, *unauthorized)},
+                }
+            },
+            "/api/v1/waits": {
+                "get": {
+                    "summary": "Open waits, newest first",
+                    "security": auth,
+                    "parameters": [{"name": "run_id", "in": "query", "schema": {"type": "string"}}, _limit()],
+                    "responses": {"200": _json({"type": "object"}), **_errors(400, *unauthorized)},
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {
+                        "200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}
+                    },
+                }
+            },
+            "/healthz": {"get": {"summary": "Health", "responses": {"200": _json({"type": "object"})}}},
+        },
+    }

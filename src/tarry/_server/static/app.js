@@ -1,0 +1,179 @@
+// The dashboard: a few views over /api/v1, re-rendered every two seconds. No build, no CDN.
+"use strict";
+const view = document.getElementById("view");
+const secured = document.body.dataset.mode === "serve";
+let timer = null;
+
+const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+const json = (v) => v === undefined || v === null ? '<span class="muted">—</span>' : `<pre>${esc(JSON.stringify(v, null, 1))}</pre>`;
+const when = (iso) => iso ? new Date(iso).toLocaleString() : '<span class="muted">—</span>';
+const status = (s) => `<span class="status ${esc(s)}">${esc(s)}</span>`;
+const duration = (a, b) => (a && b) ? `${Math.max(0, new Date(b) - new Date(a))} ms` : "";
+
+async function api(path, options = {}) {
+  const headers = {"Content-Type": "application/json", ...(options.headers || {})};
+  const key = sessionStorage.getItem("tarry-key");
+  if (secured && key) headers.Authorization = `Bearer ${key}`;
+  const response = await fetch(path, {...options, headers});
+  if (response.status === 401 && secured) { showLogin(); throw new Error("signing key needed"); }
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+  return body;
+}
+
+function showLogin() {
+  const form = document.getElementById("login");
+  form.hidden = false; view.hidden = true;
+  form.onsubmit = (e) => {
+    e.preventDefault();
+    sessionStorage.setItem("tarry-key", document.getElementById("login-key").value);
+    form.hidden = true; view.hidden = false; route();
+  };
+}
+
+const views = {
+  async runs(params) {
+    const q = new URLSearchParams();
+    if (params.get("status")) q.set("status", params.get("status"));
+    if (params.get("function")) q.set("function_id", params.get("function"));
+    const {runs} = await api(`/api/v1/runs?${q}`);
+    const options = ["", "queued", "running", "sleeping", "waiting", "completed", "failed", "cancelled"]
+      .map((s) => `<option ${params.get("status") === s ? "selected" : ""}>${s}</option>`).join("");
+    return `<h1>Runs</h1>
+      <form class="filters" id="run-filters">
+        <label>Status <select name="status">${options}</select></label>
+        <label>Function <input name="function" value="${esc(params.get("function") || "")}" placeholder="function id"></label>
+      </form>
+      <table id="runs"><thead><tr><th>Run</th><th>Function</th><th>Status</th><th>Event</th><th>Started</th><th>Ended</th></tr></thead><tbody>
+      ${runs.map((r) => `<tr data-run-id="${esc(r.id)}" data-status="${esc(r.status)}">
+        <td><a href="#/runs/${esc(r.id)}"><code>${esc(r.id)}</code></a></td><td>${esc(r.function_id)}</td>
+        <td>${status(r.status)}</td><td><code>${esc(r.event.name)}</code></td>
+        <td>${when(r.created_at)}</td><td>${when(r.ended_at)}</td></tr>`).join("") || '<tr><td colspan=6 class="muted">No runs yet.</td></tr>'}
+      </tbody></table>`;
+  },
+
+  async run(params, id) {
+    const [run, {waits}] = await Promise.all([api(`/api/v1/runs/${encodeURIComponent(id)}`),
+                                              api(`/api/v1/waits?run_id=${encodeURIComponent(id)}`)]);
+    const finished = ["completed", "failed", "cancelled"].includes(run.status);
+    return `<h1>Run <code>${esc(run.id)}</code> ${status(run.status)}</h1>
+      <dl><dt>Function</dt><dd>${esc(run.function_id)}</dd>
+          <dt>Event</dt><dd><code>${esc(run.event.name)}</code> <a href="#/events?id=${esc(run.event.id)}">${esc(run.event.id)}</a>${json(run.event.data)}</dd>
+          <dt>Started</dt><dd>${when(run.created_at)}</dd><dt>Ended</dt><dd>${when(run.ended_at)}</dd>
+          <dt>Output</dt><dd>${json(run.output)}</dd><dt>Error</dt><dd>${json(run.error)}</dd></dl>
+      ${finished ? "" : `<p><button class="danger" data-action="cancel" data-run-id="${esc(run.id)}">Cancel run</button></p>`}
+      ${waits.length ? `<h2>Waiting for</h2>${waitTable(waits)}` : ""}
+      <h2>Steps</h2>
+      <table id="steps"><thead><tr><th>Step</th><th>Kind</th><th>Status</th><th>Attempts</th><th>Duration</th><th>Output</th><th>Error</th></tr></thead><tbody>
+      ${run.steps.map((s) => `<tr data-step-id="${esc(s.id)}"><td><code>${esc(s.id)}</code></td><td>${esc(s.kind)}</td>
+        <td>${status(s.status)}</td><td>${s.attempts}</td><td>${duration(s.started_at, s.ended_at)}</td>
+        <td>${json(s.output)}</td><td>${json(s.error)}</td></tr>`).join("") || '<tr><td colspan=7 class="muted">No steps yet.</td></tr>'}
+      </tbody></table>`;
+  },
+
+  async waits() {
+    const {waits} = await api("/api/v1/waits");
+    return `<h1>Waiting now</h1>${waits.length ? waitTable(waits) : '<p class="muted">No run is waiting.</p>'}`;
+  },
+
+  async events(params) {
+    const {events} = await api("/api/v1/events");
+    const open = params.get("id");
+    let detail = "";
+    if (open) {
+      const {runs, resumed} = await api(`/api/v1/events/${encodeURIComponent(open)}/runs`);
+      const links = (list) => list.map((r) => `<a href="#/runs/${esc(r.id)}">${esc(r.function_id)} ${status(r.status)}</a>`).join(", ") || '<span class="muted">none</span>';
+      detail = `<div class="notice" id="event-detail">Event <code>${esc(open)}</code> started: ${links(runs)}; resumed: ${links(resumed)}</div>`;
+    }
+    return `<h1>Events</h1>${detail}
+      <table id="events"><thead><tr><th>Event</th><th>Name</th><th>Key</th><th>Data</th><th>Received</th><th>Runs</th></tr></thead><tbody>
+      ${events.map((e) => `<tr data-event-id="${esc(e.id)}"><td><code>${esc(e.id)}</code></td><td><code>${esc(e.name)}</code></td>
+        <td>${esc(e.key || "")}</td><td>${json(e.data)}</td><td>${when(e.received_at)}</td>
+        <td><a href="#/events?id=${esc(e.id)}">${e.runs_started} started, ${e.runs_resumed} resumed</a></td></tr>`).join("") || '<tr><td colspan=6 class="muted">No events yet.</td></tr>'}
+      </tbody></table>`;
+  },
+
+  async send() {
+    return `<h1>Send a test event</h1>
+      <form class="stack" id="send-form">
+        <label>Name <input name="name" required placeholder="app/account.created"></label>
+        <label>Data (JSON object) <textarea name="data" rows="5">{}</textarea></label>
+        <label>Key (optional) <input name="key" placeholder="order-1324"></label>
+        <button type="submit">Send</button>
+        <div id="send-result"></div>
+      </form>`;
+  },
+};
+
+function waitTable(waits) {
+  return `<table id="waits"><thead><tr><th>Run</th><th>Step</th><th>Waits for</th><th>Since</th><th>Until</th><th></th></tr></thead><tbody>
+    ${waits.map((w) => {
+      const what = w.kind === "resume" ? "a resume URL" :
+        [w.events.length ? `<code>${esc(w.events.join(" | "))}</code>` : "any event",
+         Object.keys(w.match).length ? `where ${esc(Object.entries(w.match).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(", "))}` : "",
+         w.if_exp ? `if <code>${esc(w.if_exp)}</code>` : ""].filter(Boolean).join(" ");
+      const button = w.resume_url ? `<button data-action="resume" data-url="${esc(w.resume_url)}">Resume</button>` : "";
+      return `<tr data-wait-run="${esc(w.run_id)}"><td><a href="#/runs/${esc(w.run_id)}">${esc(w.function_id)}</a></td>
+        <td><code>${esc(w.step_id)}</code> <span class="muted">${esc(w.kind)}</span></td><td>${what}</td>
+        <td>${when(w.since)}</td><td>${when(w.until)}</td><td>${button}</td></tr>`;
+    }).join("")}</tbody></table>`;
+}
+
+async function route() {
+  const [path, query] = (location.hash.slice(1) || "/").split("?");
+  const params = new URLSearchParams(query || "");
+  const parts = path.split("/").filter(Boolean);
+  const name = parts[0] === "runs" && parts[1] ? "run" : (parts[0] || "runs");
+  document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.nav === (name === "run" ? "runs" : name)));
+  clearTimeout(timer);
+  const render = async () => {
+    const focused = document.activeElement && view.contains(document.activeElement) && document.activeElement.matches("input, textarea, select");
+    if (!focused || name !== "send") {
+      try { view.innerHTML = await (views[name] || views.runs)(params, parts[1]); }
+      catch (e) { view.innerHTML = `<div class="notice error">${esc(e.message)}</div>`; }
+    }
+    if (name !== "send") timer = setTimeout(render, 2000);
+  };
+  await render();
+}
+
+view.addEventListener("click", async (e) => {
+  const button = e.target.closest("button[data-action]");
+  if (!button) return;
+  button.disabled = true;
+  try {
+    if (button.dataset.action === "resume") {
+      await api(button.dataset.url, {method: "POST", body: JSON.stringify({source: "dashboard"})});
+    } else if (button.dataset.action === "cancel") {
+      await api(`/api/v1/runs/${encodeURIComponent(button.dataset.runId)}/cancel`, {method: "POST"});
+    }
+  } catch (err) { alert(err.message); }
+  route();
+});
+
+view.addEventListener("change", (e) => {
+  const form = e.target.closest("#run-filters");
+  if (!form) return;
+  const q = new URLSearchParams();
+  for (const [k, v] of new FormData(form)) if (v) q.set(k, v);
+  location.hash = `#/?${q}`;
+});
+
+view.addEventListener("submit", async (e) => {
+  if (e.target.id === "run-filters") { e.preventDefault(); return; }
+  if (e.target.id !== "send-form") return;
+  e.preventDefault();
+  const form = new FormData(e.target);
+  const out = document.getElementById("send-result");
+  try {
+    const event = {name: form.get("name"), data: JSON.parse(form.get("data") || "{}")};
+    if (form.get("key")) event.key = form.get("key");
+    const {ids} = await api("/api/v1/events", {method: "POST", body: JSON.stringify(event)});
+    out.innerHTML = `<div class="notice" id="sent">Sent <a href="#/events?id=${esc(ids[0])}"><code>${esc(ids[0])}</code></a></div>`;
+  } catch (err) {
+    out.innerHTML = `<div class="notice error" id="send-error">${esc(err.message)}</div>`;
+  }
+});
+
+window.addEventListener("hashchange", route);
+route();
