@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import tarry
 
@@ -55,3 +59,93 @@ def test_an_unopenable_database_is_one_line(tmp_path: Path) -> None:
 def test_an_unknown_command_is_a_usage_error() -> None:
     result = run("frobnicate")
     assert result.returncode == 2 and "No such command" in result.stderr
+
+
+APP = str(Path(__file__).resolve().parents[2] / "examples" / "onboarding.py") + ":app"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nocolon", "must be module:attribute"),
+        ("no_such_module_xyz:app", "cannot import 'no_such_module_xyz'"),
+        ("missing/file.py:app", "no such file: missing/file.py"),
+        ("json:nothing_here", "'json' has no attribute 'nothing_here'"),
+        ("json:dumps", "not a tarry.Tarry app"),
+    ],
+)
+def test_a_bad_app_is_one_line(spec: str, message: str) -> None:
+    result = run("worker", spec)
+    assert result.returncode == 1 and message in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+
+
+def test_an_app_whose_import_fails_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text("raise RuntimeError('boom')\n")
+    result = run("worker", str(tmp_path / "broken.py") + ":app")
+    assert result.returncode == 1 and "RuntimeError: boom" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_send_with_bad_json_data_is_one_line() -> None:
+    for data, message in (("{oops", "--data is not JSON"), ("[1]", "--data must be a JSON object")):
+        result = run("send", "app/x", "--data", data)
+        assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_send_to_an_unreachable_server_is_one_line() -> None:
+    result = run("send", "app/x", "--url", "http://127.0.0.1:9")
+    assert result.returncode == 1 and "cannot reach the Tarry server at http://127.0.0.1:9" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_without_keys_refuses_to_start() -> None:
+    env = {"TARRY_EVENT_KEYS": "", "TARRY_SIGNING_KEY": ""}
+    result = run("serve", APP, env=env)
+    assert result.returncode == 1 and "TARRY_EVENT_KEYS" in result.stderr
+    result = run("serve", APP, env={**env, "TARRY_EVENT_KEYS": "k1"})
+    assert result.returncode == 1 and "TARRY_SIGNING_KEY" in result.stderr
+
+
+def test_every_option_shows_its_environment_variable() -> None:
+    for command, variables in {
+        "dev": ["TARRY_PORT", "TARRY_DATABASE_URL"],
+        "serve": ["TARRY_HOST", "TARRY_PORT", "TARRY_EVENT_KEYS", "TARRY_SIGNING_KEY", "TARRY_WORKER"],
+        "worker": ["TARRY_DATABASE_URL"],
+        "send": ["TARRY_URL", "TARRY_EVENT_KEY"],
+        "runs": ["TARRY_DATABASE_URL"],
+        "run": ["TARRY_DATABASE_URL"],
+        "cancel": ["TARRY_DATABASE_URL"],
+    }.items():
+        text = run(command, "--help").stdout
+        for variable in variables:
+            assert variable in text, f"tarry {command} --help does not show {variable}"
+
+
+def test_runs_run_and_cancel_read_the_database(tmp_path: Path) -> None:
+    url = "sqlite:///" + str(tmp_path / "cli.db")
+
+    async def seed() -> str:
+        app = tarry.Tarry("cli", database_url=url)
+
+        @app.function(trigger="cli/start")
+        async def waiter(ctx: tarry.Context) -> None:
+            await ctx.step.wait_for_event("w", event="cli/never", timeout="1d")
+
+        async with app:
+            [event_id] = await app.send(tarry.Event("cli/start"))
+            await app.idle()
+            [run] = await app.runs_for_event(event_id)
+            return run.id
+
+    run_id = asyncio.run(seed())
+    env = {"TARRY_DATABASE_URL": url}
+    listed = run("runs", env=env)
+    assert listed.returncode == 0 and run_id in listed.stdout and "waiting" in listed.stdout
+    assert run("runs", "--status", "completed", env=env).stdout.strip() == "no runs"
+    shown = run("run", run_id, env=env)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["steps"][0]["kind"] == "wait_for_event"
+    assert run("cancel", run_id, env=env).stdout.strip() == "cancelled"
+    assert run("cancel", run_id, env=env).stdout.strip() == "already finished"
+    missing = run("run", "nope", env=env)
+    assert missing.returncode == 1 and "no run with id 'nope'" in missing.stderr
+    assert run("runs", "--status", "bogus", env=env).returncode == 2

@@ -147,7 +147,7 @@ async def test_unknown_and_expired_tokens_are_404(served: Served, clock: Virtual
 
 async def test_a_resume_body_that_is_not_an_object_is_400_and_keeps_the_token(served: Served) -> None:
     app, client = served
-    run_id, path = await resume_url(app, client)
+    _, path = await resume_url(app, client)
     bad = await client.post(path, content=b"[1, 2]", headers={"content-type": "application/json"})
     assert bad.status_code == 400
     broken = await client.post(path, content=b"{oops", headers={"content-type": "application/json"})
