@@ -45,7 +45,8 @@ async def refund_approval(ctx: tarry.Context) -> dict[str, Any]:
     decision = await ctx.step.wait_for_resume("wait-for-review", handle)
     if decision is None:
         return {"orderId": order, "refunded": False, "reason": "no answer within a day"}
-    return {"orderId": order, "refunded": decision["event"]["approve"] == "yes"}
+    answer = decision["event"] or {}  # the link's query parameters, or the JSON body posted to it
+    return {"orderId": order, "refunded": answer.get("approve", "yes") != "no"}
 
 
 async def started_run(event: tarry.Event) -> tarry.Run:

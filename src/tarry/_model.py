@@ -16,6 +16,7 @@ from tarry._errors import InvalidEventError
 
 MAX_NAME = 256
 MAX_EVENT_BYTES = 524_288
+MAX_TS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 
 @dataclass(frozen=True, init=False)
@@ -110,8 +111,10 @@ def _ts_ms(ts: object) -> int | None:
         if ts.tzinfo is None:
             raise InvalidEventError("event field 'ts' must be an aware datetime (with a timezone)")
         return round(ts.timestamp() * 1000)
-    if isinstance(ts, bool) or not isinstance(ts, int) or ts < 0:
-        raise InvalidEventError("event field 'ts' must be epoch milliseconds (an int >= 0) or an aware datetime")
+    if isinstance(ts, bool) or not isinstance(ts, int) or not 0 <= ts <= MAX_TS:
+        raise InvalidEventError(
+            "event field 'ts' must be epoch milliseconds (an int from 0 to the year 9999) or an aware datetime"
+        )
     return ts
 
 

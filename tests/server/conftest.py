@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -61,3 +67,40 @@ def clock_of() -> Callable[[tarry.Tarry], VirtualClock]:
         return app.clock
 
     return get
+
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "examples" / "onboarding.py") + ":app"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("dev")
+    port = free_port()
+    env = {**os.environ, "TARRY_DATABASE_URL": "sqlite:///" + str(folder / "dev.db")}
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from tarry._cli import main; main()", "dev", APP, "--port", str(port)],
+        cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            output = process.stdout.read() if process.stdout else ""
+            raise AssertionError(f"tarry dev did not start: {output}")
+        time.sleep(0.05)
+    yield url
+    process.terminate()
+    process.wait(10)

@@ -33,6 +33,7 @@ def test_data_defaults_to_an_empty_object() -> None:
         (lambda: Event("a", ts=-1), "ts", "epoch milliseconds"),
         (lambda: Event("a", ts="soon"), "ts", "epoch milliseconds"),  # type: ignore[arg-type]
         (lambda: Event("a", ts=True), "ts", "epoch milliseconds"),
+        (lambda: Event("a", ts=2**63), "ts", "year 9999"),
         (lambda: Event("a", ts=datetime(2030, 1, 1)), "ts", "aware"),
         (lambda: Event("a", id=""), "id", "non-empty"),
         (lambda: Event("a", id=7), "id", "non-empty string"),  # type: ignore[arg-type]

@@ -1,0 +1,123 @@
+"""The dashboard in a real browser: Playwright driving Debian's Chromium against `tarry dev`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
+)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )  # fmt: skip
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def send(url: str, name: str, data: dict) -> str:  # type: ignore[type-arg]
+    response = httpx.post(f"{url}/e/browser", json={"name": name, "data": data})
+    event_id: str = response.json()["ids"][0]
+    deadline = time.monotonic() + 10
+    while not httpx.get(f"{url}/api/v1/events/{event_id}/runs").json()["runs"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return event_id
+
+
+def test_a_waiting_run_is_resumed_by_its_button(dev_server: str, page: Page) -> None:
+    event_id = send(dev_server, "refund/requested", {"orderId": "o-browser"})
+    [run] = httpx.get(f"{dev_server}/api/v1/events/{event_id}/runs").json()["runs"]
+    page.goto(dev_server + "/#/waits")
+    row = page.locator(f'tr[data-wait-run="{run["id"]}"]')
+    expect(row).to_contain_text("a resume URL")
+    expect(page.locator("#runs, #waits")).to_be_visible()
+    page.goto(dev_server + "/")
+    expect(page.locator(f'tr[data-run-id="{run["id"]}"]')).to_contain_text("waiting")
+    page.goto(dev_server + "/#/waits")
+    row.locator('button[data-action="resume"]').click()
+    page.goto(f"{dev_server}/#/runs/{run['id']}")
+    expect(page.locator("h1")).to_contain_text("completed", timeout=10_000)
+    expect(page.locator('tr[data-step-id="wait-for-review"]')).to_contain_text("dashboard")
+
+
+def test_the_run_page_shows_the_step_timeline(dev_server: str, page: Page) -> None:
+    event_id = send(dev_server, "app/account.created", {"userId": "timeline"})
+    [run] = httpx.get(f"{dev_server}/api/v1/events/{event_id}/runs").json()["runs"]
+    page.goto(f"{dev_server}/#/runs/{run['id']}")
+    expect(page.locator('tr[data-step-id="send-welcome"]')).to_contain_text("completed")
+    expect(page.locator('tr[data-step-id="wait-for-onboarding"]')).to_contain_text("waiting")
+    expect(page.locator("#waits")).to_contain_text("app/onboarding.completed")
+    send(dev_server, "app/onboarding.completed", {"userId": "timeline"})
+    expect(page.locator("h1")).to_contain_text("completed", timeout=10_000)  # updates without a reload
+    expect(page.locator('tr[data-step-id="send-tips"]')).to_contain_text("completed")
+
+
+def test_cancel_from_the_run_page(dev_server: str, page: Page) -> None:
+    event_id = send(dev_server, "app/account.created", {"userId": "to-cancel"})
+    [run] = httpx.get(f"{dev_server}/api/v1/events/{event_id}/runs").json()["runs"]
+    page.goto(f"{dev_server}/#/runs/{run['id']}")
+    page.locator('button[data-action="cancel"]').click()
+    expect(page.locator("h1")).to_contain_text("cancelled", timeout=10_000)
+
+
+def test_send_a_test_event_from_the_form(dev_server: str, page: Page) -> None:
+    page.goto(dev_server + "/#/send")
+    page.fill('input[name="name"]', "app/account.created")
+    page.fill('textarea[name="data"]', '{"userId": "from-the-form"}')
+    page.click('#send-form button[type="submit"]')
+    expect(page.locator("#sent")).to_contain_text("Sent")
+    page.locator("#sent a").click()
+    expect(page.locator("#event-detail")).to_contain_text("onboarding-drip", timeout=10_000)
+
+
+def test_bad_json_in_the_form_is_shown(dev_server: str, page: Page) -> None:
+    page.goto(dev_server + "/#/send")
+    page.fill('input[name="name"]', "app/x")
+    page.fill('textarea[name="data"]', "{not json")
+    page.click('#send-form button[type="submit"]')
+    expect(page.locator("#send-error")).to_be_visible()
+
+
+def test_a_resume_url_opened_in_the_browser_shows_the_confirmation(dev_server: str, page: Page) -> None:
+    event_id = send(dev_server, "refund/requested", {"orderId": "o-open"})
+    [run] = httpx.get(f"{dev_server}/api/v1/events/{event_id}/runs").json()["runs"]
+    [wait] = httpx.get(f"{dev_server}/api/v1/waits", params={"run_id": run["id"]}).json()["waits"]
+    page.goto(wait["resume_url"] + "?approve=yes")
+    expect(page.locator("#message")).to_contain_text("recorded")
+    page.goto(wait["resume_url"])
+    expect(page.locator("h1")).to_contain_text("Link not usable")
+
+
+def test_a_screenshot_of_the_dashboard_for_the_readme(dev_server: str, page: Page) -> None:
+    for user in ("ada", "grace"):
+        send(dev_server, "app/account.created", {"userId": user})
+    send(dev_server, "refund/requested", {"orderId": "o-2002"})
+    page.goto(dev_server + "/")
+    expect(page.locator("#runs tbody tr").first).to_be_visible()
+    expect(page.locator("#login")).to_be_hidden()
+    page.screenshot(path=str(DOCS / "dashboard.png"))
+    page.goto(dev_server + "/#/waits")
+    expect(page.locator("#waits")).to_contain_text("a resume URL")
+    page.screenshot(path=str(DOCS / "dashboard-waiting.png"))
