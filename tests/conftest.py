@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import itertools
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,8 @@ import tarry
 from tarry.testing import VirtualClock
 
 LIMIT = 10  # real seconds one engine call may take in a test
+POSTGRES_ENV = "TARRY_TEST_POSTGRES_URL"  # e.g. postgresql://root@127.0.0.1:5432/postgres (an admin database)
+_databases = itertools.count()
 
 
 def sqlite_url(folder: Path) -> str:
@@ -23,9 +28,59 @@ def clock() -> VirtualClock:
     return VirtualClock()
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return sqlite_url(tmp_path)
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[tuple[str, str]]:
+    """(admin URL, template database): migrated once per session, cloned for each test.
+
+    With TARRY_TEST_POSTGRES_URL unset, the PostgreSQL half is skipped; set but
+    unreachable, it fails (CI sets it).
+    """
+    admin = os.environ.get(POSTGRES_ENV)
+    if not admin:
+        pytest.skip(
+            f"the PostgreSQL half of the suite needs {POSTGRES_ENV} (e.g. postgresql://root@127.0.0.1/postgres)"
+        )
+    import psycopg
+
+    template = f"tarry_template_{os.getpid()}"
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{template}"')
+            conn.execute(f'CREATE DATABASE "{template}"')
+    except psycopg.OperationalError as exc:
+        raise RuntimeError(f"{POSTGRES_ENV} is set but PostgreSQL is unreachable: {exc}") from exc
+
+    async def migrate() -> None:
+        app = tarry.Tarry("template", database_url=_database_url(admin, template))
+        await app.start(worker=False)
+        await app.close()
+
+    asyncio.run(migrate())
+    yield admin, template
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+
+
+def _database_url(admin: str, database: str) -> str:
+    base, _, _ = admin.rpartition("/")
+    return f"{base}/{database}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every behaviour test runs on both stores."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path)
+        return
+    import psycopg
+
+    admin, template = request.getfixturevalue("postgres_template")
+    database = f"tarry_test_{os.getpid()}_{next(_databases)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}" TEMPLATE "{template}"')
+    yield _database_url(admin, database)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 @pytest.fixture

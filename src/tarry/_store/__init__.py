@@ -26,9 +26,9 @@ def open_store(url: str) -> Store:
         from tarry._store.sqlite import SQLiteStore
 
         return SQLiteStore(url)
-    from tarry._errors import StoreError
+    from tarry._store.postgres import PostgresStore
 
-    raise StoreError(f"database URL {url!r}: PostgreSQL is not available in this version of Tarry yet")
+    return PostgresStore(url)
 
 
 __all__ = ["SCHEMES", "Store", "check_url", "open_store"]

@@ -33,6 +33,9 @@ class Hooks(Protocol):
     def cancel_waits(self, function_id: str, trigger: dict[str, Any]) -> list[WaitWrite]:
         """The cancel_on waits of a new run of ``function_id``."""
 
+    def wake(self) -> None:
+        """Another process may have made work: look now (called on the event loop)."""
+
 
 @dataclass(frozen=True)
 class NewEvent:

@@ -178,7 +178,7 @@ WHERE r.id = :run_id;
 SELECT seq, id, name, data, key, v, ts FROM events WHERE seq = :seq;
 
 -- name: first_seq_since
-SELECT min(seq) FROM events WHERE received_at >= :since;
+SELECT min(seq) AS first FROM events WHERE received_at >= :since;
 
 -- name: lookback_indexed
 SELECT k.seq FROM event_keys k

@@ -9,46 +9,58 @@ event is either seen by the registration's look-back or finds the wait.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 from tarry import _serde
 from tarry._store.base import Hooks, WaitWrite
-from tarry._store.queries import load_migrations, load_queries
 from tarry._store.rows import event_json
 
-Q = load_queries("sqlite")
+Conn = Any  # a DB-API connection of the dialect (sqlite3 or psycopg), rows accessed by column name
+Row = Any
 CANCELLED = {"name": "Cancelled", "message": "the run was cancelled"}
 TIMED_OUT = {"name": "WaitTimeoutError", "message": "the wait timed out"}
 RESUME = "#resume"  # the event name under which resume handles' waits are indexed
 LOOKBACK_BATCH = 200
 
-__all__ = ["CANCELLED", "Q", "WaitsMixin", "load_migrations"]
+__all__ = ["CANCELLED", "Conn", "Row", "WaitsMixin"]
 
 
 class WaitsMixin:
     """The wait half of ``SQLiteStore``; every method runs inside one of its transactions."""
 
     hooks: Hooks
-    _cancel: Callable[[sqlite3.Connection, str, int], str]  # the store's: cancel a run in this transaction
+    q: dict[str, str]
+    _cancel: Callable[[Conn, str, int], str]  # the store's: cancel a run in this transaction
+
+    def _x(self, c: Conn, name: str, params: dict[str, Any] | None = None) -> Any:
+        """Execute the named query of this dialect; returns the cursor."""
+        return c.execute(self.q[name], params or {})
+
+    def _lock(self, c: Conn, keys: list[str], *, shared: bool = False) -> None:
+        """Order this transaction against others touching ``keys`` (none needed with one writer)."""
 
     # -- registration -------------------------------------------------------
 
-    def _insert_wait(self, c: sqlite3.Connection, run_id: str, wait: WaitWrite, now: int) -> None:
+    def _insert_wait(self, c: Conn, run_id: str, wait: WaitWrite, now: int) -> None:
         for name in wait.names:
-            c.execute(Q["insert_wait"], {"run_id": run_id, "step_id": wait.step_id, "kind": wait.kind,
+            self._x(c, "insert_wait", {"run_id": run_id, "step_id": wait.step_id, "kind": wait.kind,
                                          "event_name": name, "shape": wait.shape, "match_key": wait.match_key,
                                          "if_exp": wait.if_exp, "now": now})  # fmt: skip
             if wait.shape and name != RESUME:
-                c.execute(Q["insert_shape"], {"event_name": name, "shape": wait.shape})
+                self._x(c, "insert_shape", {"event_name": name, "shape": wait.shape})
         if wait.timer is not None:
-            c.execute(Q["insert_timer"], {"run_id": run_id, **wait.timer.__dict__})
+            self._x(c, "insert_timer", {"run_id": run_id, **wait.timer.__dict__})
 
-    def _register_wait(self, c: sqlite3.Connection, run_id: str, wait: WaitWrite, now: int) -> bool:
+    def _register_wait(self, c: Conn, run_id: str, wait: WaitWrite, now: int) -> bool:
         """Register ``wait``, or resolve it at once from what is stored; True if resolved."""
+        new_shapes = [n for n in wait.names if wait.shape and n != RESUME
+                      and self._x(c, "shape_since", {"event_name": n, "shape": wait.shape}).fetchone() is None]  # fmt: skip
+        if new_shapes:  # events of these names must not slip between the look-back and the new shape
+            self._lock(c, sorted(name_lock(n) for n in new_shapes))
+        self._lock(c, sorted(key_lock(n, wait.shape, wait.match_key) for n in wait.names))
         if wait.kind == "resume":
-            handle = c.execute(Q["handle_by_hash"], {"token_hash": wait.match_key}).fetchone()
+            handle = self._x(c, "handle_by_hash", {"token_hash": wait.match_key}).fetchone()
             if handle is not None and handle["used_at"] is not None:
                 self._complete(c, run_id, wait.step_id, _resume_output(handle, handle["early"]), now)
                 return True
@@ -56,75 +68,78 @@ class WaitsMixin:
             found = self._look_back(c, run_id, wait)
             if found is not None:
                 self._complete(c, run_id, wait.step_id, _serde.dumps(event_json(found)), now)
-                c.execute(Q["insert_consumed"], {"run_id": run_id, "seq": found["seq"]})
+                self._x(c, "insert_consumed", {"run_id": run_id, "seq": found["seq"]})
                 return True
         self._insert_wait(c, run_id, wait, now)
         return False
 
-    def _look_back(self, c: sqlite3.Connection, run_id: str, wait: WaitWrite) -> sqlite3.Row | None:
+    def _look_back(self, c: Conn, run_id: str, wait: WaitWrite) -> Row | None:
         """The oldest stored event that the wait accepts and the run has not consumed."""
-        trigger = c.execute(Q["trigger_of_run"], {"run_id": run_id}).fetchone()
+        trigger = self._x(c, "trigger_of_run", {"run_id": run_id}).fetchone()
         if wait.lookback == "run":
             after = trigger["seq"]
         else:
-            first = c.execute(Q["first_seq_since"], {"since": wait.since}).fetchone()[0]
+            first = self._x(c, "first_seq_since", {"since": wait.since}).fetchone()["first"]
             if first is None:
                 return None
             after = first - 1
-        best: sqlite3.Row | None = None
+        best: Row | None = None
         for name in wait.names:
             for seq in self._lookback_candidates(c, run_id, name, wait, after):
                 if best is not None and seq >= best["seq"]:
                     break
                 if seq == trigger["seq"]:
                     continue
-                event = c.execute(Q["event_by_seq"], {"seq": seq}).fetchone()
+                event = self._x(c, "event_by_seq", {"seq": seq}).fetchone()
                 if wait.if_exp is None or self.hooks.accepts(wait.if_exp, event_json(trigger), event_json(event)):
                     best = event
                     break
         return best
 
-    def _lookback_candidates(self, c: sqlite3.Connection, run_id: str, name: str, wait: WaitWrite,
+    def _lookback_candidates(self, c: Conn, run_id: str, name: str, wait: WaitWrite,
                              after: int) -> Any:  # fmt: skip
         """Seqs of stored events of ``name`` that may match, oldest first."""
         base = {"run_id": run_id, "event_name": name, "limit": LOOKBACK_BATCH}
         if not wait.shape:  # the scanned bucket: every event of the name
-            yield from _paged(c, "lookback_by_name", {**base, "upto": 1 << 62}, after)
+            yield from _paged(self, c, "lookback_by_name", {**base, "upto": 1 << 62}, after)
             return
-        since_row = c.execute(Q["shape_since"], {"event_name": name, "shape": wait.shape}).fetchone()
-        indexed_from = since_row[0] if since_row is not None else 1 << 62
+        since_row = self._x(c, "shape_since", {"event_name": name, "shape": wait.shape}).fetchone()
+        indexed_from = since_row["since_seq"] if since_row is not None else 1 << 62
         if after < indexed_from:  # older events were stored before anyone waited with this shape
             query = "lookback_by_key" if name == "" else "lookback_by_name"
             params = {**base, "upto": indexed_from, "key": wait.key}
-            for seq in _paged(c, query, params, after):
-                event = c.execute(Q["event_by_seq"], {"seq": seq}).fetchone()
+            for seq in _paged(self, c, query, params, after):
+                event = self._x(c, "event_by_seq", {"seq": seq}).fetchone()
                 if self.hooks.event_key(wait.shape, event_json(event)) == wait.match_key:
                     yield seq
         params = {**base, "shape": wait.shape, "match_key": wait.match_key}
-        yield from _paged(c, "lookback_indexed", params, max(after, indexed_from))
+        yield from _paged(self, c, "lookback_indexed", params, max(after, indexed_from))
 
     # -- matching -----------------------------------------------------------
 
-    def _match_waits(self, c: sqlite3.Connection, event: sqlite3.Row, now: int) -> list[str]:
+    def _match_waits(self, c: Conn, event: Row, now: int) -> list[str]:
         """Resolve every wait this event matches, at most one per run; index it for look-backs."""
         incoming = event_json(event)
-        candidates: list[sqlite3.Row] = []
-        for name, shape in c.execute(Q["shapes_for_names"], {"name": event["name"]}).fetchall():
-            key = self.hooks.event_key(shape, incoming)
-            if key is None:
-                continue
-            c.execute(
-                Q["insert_event_key"], {"event_name": name, "shape": shape, "match_key": key, "seq": event["seq"]}
-            )
-            candidates.extend(c.execute(Q["waits_for_key"], {"event_name": name, "shape": shape, "match_key": key}))
-        for name in (event["name"], ""):  # the scanned bucket: waits with no index terms
-            candidates.extend(c.execute(Q["waits_for_key"], {"event_name": name, "shape": "", "match_key": ""}))
+        names = sorted({event["name"], ""})
+        self._lock(c, [name_lock(n) for n in names], shared=True)  # a new shape of these names waits for us
+        probes = [(n, "", "") for n in names]  # the scanned bucket: waits with no index terms
+        for row in self._x(c, "shapes_for_names", {"name": event["name"]}).fetchall():
+            key = self.hooks.event_key(row["shape"], incoming)
+            if key is not None:
+                probes.append((row["event_name"], row["shape"], key))
+        self._lock(c, sorted(key_lock(*probe) for probe in probes))
+        candidates: list[Row] = []
+        for name, shape, key in probes:
+            if shape:
+                self._x(c, "insert_event_key", {"event_name": name, "shape": shape, "match_key": key,
+                                                 "seq": event["seq"]})  # fmt: skip
+            candidates.extend(self._x(c, "waits_for_key", {"event_name": name, "shape": shape, "match_key": key}))
         resumed: list[str] = []
         for wait in sorted(candidates, key=lambda w: w["id"]):
             if wait["run_id"] in resumed:
                 continue  # an event resolves at most one wait per run
             if wait["if_exp"] is not None:
-                trigger = c.execute(Q["trigger_of_run"], {"run_id": wait["run_id"]}).fetchone()
+                trigger = self._x(c, "trigger_of_run", {"run_id": wait["run_id"]}).fetchone()
                 if not self.hooks.accepts(wait["if_exp"], event_json(trigger), incoming):
                     continue
             if self._claim_wait(c, wait["run_id"], wait["step_id"]):
@@ -132,60 +147,69 @@ class WaitsMixin:
                     self._cancel(c, wait["run_id"], now)
                 else:
                     self._complete(c, wait["run_id"], wait["step_id"], _serde.dumps(incoming), now)
-                    c.execute(Q["insert_consumed"], {"run_id": wait["run_id"], "seq": event["seq"]})
+                    self._x(c, "insert_consumed", {"run_id": wait["run_id"], "seq": event["seq"]})
                 resumed.append(wait["run_id"])
         return resumed
 
     # -- resolution ---------------------------------------------------------
 
-    def _claim_wait(self, c: sqlite3.Connection, run_id: str, step_id: str) -> bool:
+    def _claim_wait(self, c: Conn, run_id: str, step_id: str) -> bool:
         """Delete the wait's rows: True for the one caller that deleted them."""
-        claimed = c.execute(Q["claim_wait"], {"run_id": run_id, "step_id": step_id}).rowcount > 0
+        claimed: bool = self._x(c, "claim_wait", {"run_id": run_id, "step_id": step_id}).rowcount > 0
         if claimed:
-            c.execute(Q["delete_timer"], {"run_id": run_id, "step_id": step_id})
+            self._x(c, "delete_timer", {"run_id": run_id, "step_id": step_id})
         return claimed
 
-    def _complete(self, c: sqlite3.Connection, run_id: str, step_id: str, output: str, now: int) -> None:
-        c.execute(Q["complete_step"], {"run_id": run_id, "step_id": step_id, "output": output, "now": now})
-        c.execute(Q["wake_run"], {"run_id": run_id, "now": now})
+    def _complete(self, c: Conn, run_id: str, step_id: str, output: str, now: int) -> None:
+        self._x(c, "complete_step", {"run_id": run_id, "step_id": step_id, "output": output, "now": now})
+        self._x(c, "wake_run", {"run_id": run_id, "now": now})
 
-    def _wait_timed_out(self, c: sqlite3.Connection, run_id: str, step_id: str, kind: str, now: int) -> None:
-        if c.execute(Q["claim_wait"], {"run_id": run_id, "step_id": step_id}).rowcount == 0:
+    def _wait_timed_out(self, c: Conn, run_id: str, step_id: str, kind: str, now: int) -> None:
+        if self._x(c, "claim_wait", {"run_id": run_id, "step_id": step_id}).rowcount == 0:
             return  # resolved first by an event
         if kind == "wait-continue":
             self._complete(c, run_id, step_id, "null", now)
         elif kind == "wait-fail":
-            c.execute(Q["fail_step"], {"run_id": run_id, "step_id": step_id, "error": _serde.dumps(TIMED_OUT),
+            self._x(c, "fail_step", {"run_id": run_id, "step_id": step_id, "error": _serde.dumps(TIMED_OUT),
                                        "now": now})  # fmt: skip
-            c.execute(Q["wake_run"], {"run_id": run_id, "now": now})
+            self._x(c, "wake_run", {"run_id": run_id, "now": now})
         elif kind == "wait-cancel":
             self._cancel(c, run_id, now)
         # "cancel-expire": a cancel_on stops listening; nothing else changes
 
-    def _resume(self, c: sqlite3.Connection, token_hash: str, data: str | None, now: int) -> bool:
-        handle = c.execute(Q["handle_by_hash"], {"token_hash": token_hash}).fetchone()
+    def _resume(self, c: Conn, token_hash: str, data: str | None, now: int) -> bool:
+        self._lock(c, [key_lock(RESUME, "token", token_hash)])
+        handle = self._x(c, "handle_by_hash", {"token_hash": token_hash}).fetchone()
         if handle is None or handle["used_at"] is not None or handle["expires_at"] <= now:
             return False
         if handle["status"] in ("completed", "failed", "cancelled"):
             return False
-        c.execute(Q["use_handle"], {"token_hash": token_hash, "now": now, "early": data})
-        for wait in c.execute(Q["waits_for_key"], {"event_name": RESUME, "shape": "token", "match_key": token_hash}):
+        self._x(c, "use_handle", {"token_hash": token_hash, "now": now, "early": data})
+        for wait in self._x(c, "waits_for_key", {"event_name": RESUME, "shape": "token", "match_key": token_hash}):
             if self._claim_wait(c, wait["run_id"], wait["step_id"]):
                 self._complete(c, wait["run_id"], wait["step_id"], _resume_output(handle, data), now)
         return True
 
 
-def _resume_output(handle: sqlite3.Row, data: str | None) -> str:
+def name_lock(name: str) -> str:
+    return "n:" + name
+
+
+def key_lock(name: str, shape: str, match_key: str) -> str:
+    return f"k:{name}\x1f{shape}\x1f{match_key}"
+
+
+def _resume_output(handle: Row, data: str | None) -> str:
     result = dict(_serde.loads(handle["payload"]) or {})
     result["event"] = _serde.loads(data)
     return _serde.dumps(result)
 
 
-def _paged(c: sqlite3.Connection, query: str, params: dict[str, Any], after: int) -> Any:
+def _paged(store: WaitsMixin, c: Conn, query: str, params: dict[str, Any], after: int) -> Any:
     while True:
-        rows = c.execute(Q[query], {**params, "after": after}).fetchall()
+        rows = store._x(c, query, {**params, "after": after}).fetchall()
         for row in rows:
-            yield row[0]
+            yield row["seq"]
         if len(rows) < params["limit"]:
             return
-        after = rows[-1][0]
+        after = rows[-1]["seq"]

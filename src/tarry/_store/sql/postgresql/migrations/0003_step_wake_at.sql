@@ -1,0 +1,2 @@
+-- When a sleeping or retrying step is due: a replay before then parks instead of running it.
+ALTER TABLE steps ADD COLUMN wake_at BIGINT;

@@ -1,0 +1,258 @@
+-- Every SQL statement of the PostgreSQL store, by name. Parameters are named (%(x)s).
+
+-- name: find_duplicate
+SELECT id FROM events WHERE dedup_id = %(dedup_id)s AND received_at >= %(since)s ORDER BY seq LIMIT 1;
+
+-- name: insert_event
+INSERT INTO events (id, name, data, key, v, dedup_id, ts, received_at, delivered, exclude_function, only_function)
+VALUES (%(id)s, %(name)s, %(data)s, %(key)s, %(v)s, %(dedup_id)s, %(ts)s, %(received_at)s, 0, %(exclude_function)s, %(only_function)s)
+RETURNING seq;
+
+-- name: mark_delivered
+UPDATE events SET delivered = 1 WHERE seq = %(seq)s;
+
+-- name: event_for_delivery
+SELECT seq, id, name, data, key, v, ts, exclude_function, only_function FROM events WHERE seq = %(seq)s;
+
+-- name: due_events
+SELECT seq, id, name, exclude_function, only_function FROM events
+WHERE delivered = 0 AND ts <= %(now)s ORDER BY ts, seq LIMIT %(limit)s;
+
+-- name: insert_run
+INSERT INTO runs (id, function_id, event_id, status, created_at, queued_at)
+VALUES (%(id)s, %(function_id)s, %(event_id)s, 'queued', %(now)s, %(now)s);
+
+-- name: claim_runs
+UPDATE runs SET status = 'running', owner = %(owner)s, resume_requested = 0
+WHERE id IN (SELECT id FROM runs WHERE status = 'queued' ORDER BY queued_at, id LIMIT %(limit)s
+             FOR UPDATE SKIP LOCKED)
+RETURNING id, function_id, event_id, created_at, cancel_requested;
+
+-- name: event_by_id
+SELECT id, name, data, key, v, ts FROM events WHERE id = %(id)s;
+
+-- name: steps_of_run
+SELECT id, kind, status, attempts, output, error, started_at, ended_at, wake_at FROM steps
+WHERE run_id = %(run_id)s ORDER BY seq;
+
+-- name: run_control
+SELECT owner, cancel_requested FROM runs WHERE id = %(run_id)s;
+
+-- name: upsert_step
+INSERT INTO steps (run_id, id, kind, status, attempts, output, error, started_at, ended_at, wake_at)
+VALUES (%(run_id)s, %(id)s, %(kind)s, %(status)s, %(attempts)s, %(output)s, %(error)s, %(started_at)s, %(ended_at)s, %(wake_at)s)
+ON CONFLICT (run_id, id) DO UPDATE SET
+    status = excluded.status, attempts = excluded.attempts, output = excluded.output,
+    error = excluded.error, started_at = coalesce(steps.started_at, excluded.started_at),
+    ended_at = excluded.ended_at, wake_at = excluded.wake_at;
+
+-- name: insert_timer
+INSERT INTO timers (run_id, step_id, kind, due_at) VALUES (%(run_id)s, %(step_id)s, %(kind)s, %(due_at)s)
+ON CONFLICT (run_id, step_id) DO UPDATE SET kind = excluded.kind, due_at = excluded.due_at;
+
+-- name: park_run
+UPDATE runs SET status = %(status)s, owner = NULL
+WHERE id = %(run_id)s AND owner = %(owner)s AND resume_requested = 0 AND cancel_requested = 0;
+
+-- name: clear_resume
+UPDATE runs SET resume_requested = 0 WHERE id = %(run_id)s;
+
+-- name: requeue_run
+UPDATE runs SET status = 'queued', owner = NULL, queued_at = %(now)s, resume_requested = 0
+WHERE id = %(run_id)s AND owner = %(owner)s;
+
+-- name: finish_run
+UPDATE runs SET status = %(status)s, output = %(output)s, error = %(error)s, ended_at = %(now)s, owner = NULL
+WHERE id = %(run_id)s AND status NOT IN ('completed', 'failed', 'cancelled');
+
+-- name: delete_timers_of_run
+DELETE FROM timers WHERE run_id = %(run_id)s;
+
+-- name: due_timers
+SELECT run_id, step_id, kind, due_at FROM timers WHERE due_at <= %(now)s ORDER BY due_at LIMIT %(limit)s;
+
+-- name: delete_timer
+DELETE FROM timers WHERE run_id = %(run_id)s AND step_id = %(step_id)s;
+
+-- name: complete_sleep
+UPDATE steps SET status = 'completed', ended_at = %(now)s
+WHERE run_id = %(run_id)s AND id = %(step_id)s AND status = 'sleeping';
+
+-- name: wake_run
+UPDATE runs SET
+    status = CASE WHEN status IN ('sleeping', 'waiting') THEN 'queued' ELSE status END,
+    queued_at = CASE WHEN status IN ('sleeping', 'waiting') THEN %(now)s ELSE queued_at END,
+    resume_requested = CASE WHEN status = 'running' THEN 1 ELSE resume_requested END
+WHERE id = %(run_id)s;
+
+-- name: next_due
+SELECT min(due) AS due FROM (
+    SELECT min(due_at) AS due FROM timers
+    UNION ALL SELECT min(ts) AS due FROM events WHERE delivered = 0
+) dues;
+
+-- name: has_work
+SELECT (EXISTS (SELECT 1 FROM runs WHERE status IN ('queued', 'running'))
+    OR EXISTS (SELECT 1 FROM timers WHERE due_at <= %(now)s)
+    OR EXISTS (SELECT 1 FROM events WHERE delivered = 0 AND ts <= %(now)s)) AS busy;
+
+-- name: get_run
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.owner,
+       e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
+FROM runs r JOIN events e ON e.id = r.event_id WHERE r.id = %(run_id)s;
+
+-- name: list_runs
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested,
+       e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
+FROM runs r JOIN events e ON e.id = r.event_id
+WHERE (%(function_id)s::text IS NULL OR r.function_id = %(function_id)s) AND (%(status)s::text IS NULL OR r.status = %(status)s)
+ORDER BY r.id DESC LIMIT %(limit)s;
+
+-- name: runs_for_event
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested,
+       e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
+FROM runs r JOIN events e ON e.id = r.event_id WHERE r.event_id = %(event_id)s ORDER BY r.id;
+
+-- name: request_cancel
+UPDATE runs SET cancel_requested = 1 WHERE id = %(run_id)s AND status = 'running';
+
+-- name: upsert_worker
+INSERT INTO workers (id, started_at, heartbeat_at) VALUES (%(id)s, %(now)s, %(now)s)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at;
+
+-- name: delete_worker
+DELETE FROM workers WHERE id = %(id)s;
+
+-- name: release_runs
+UPDATE runs SET status = 'queued', owner = NULL, queued_at = %(now)s, resume_requested = 0
+WHERE status = 'running' AND owner = %(owner)s;
+
+-- name: recover_runs
+UPDATE runs SET status = 'queued', owner = NULL, queued_at = %(now)s, resume_requested = 0
+WHERE status = 'running'
+  AND (owner IS NULL OR owner NOT IN (SELECT id FROM workers WHERE heartbeat_at >= %(alive_since)s));
+
+-- name: delete_dead_workers
+DELETE FROM workers WHERE heartbeat_at < %(alive_since)s;
+
+-- name: shapes_for_names
+SELECT event_name, shape FROM wait_shapes WHERE event_name IN (%(name)s, '');
+
+-- name: waits_for_key
+SELECT w.id, w.run_id, w.step_id, w.kind, w.if_exp FROM waits w
+WHERE w.event_name = %(event_name)s AND w.shape = %(shape)s AND w.match_key = %(match_key)s ORDER BY w.id;
+
+-- name: insert_event_key
+INSERT INTO event_keys (event_name, shape, match_key, seq) VALUES (%(event_name)s, %(shape)s, %(match_key)s, %(seq)s)
+ON CONFLICT DO NOTHING;
+
+-- name: insert_wait
+INSERT INTO waits (run_id, step_id, kind, event_name, shape, match_key, if_exp, created_at)
+VALUES (%(run_id)s, %(step_id)s, %(kind)s, %(event_name)s, %(shape)s, %(match_key)s, %(if_exp)s, %(now)s);
+
+-- name: insert_shape
+INSERT INTO wait_shapes (event_name, shape, since_seq)
+VALUES (%(event_name)s, %(shape)s, (SELECT coalesce(max(seq), 0) FROM events))
+ON CONFLICT DO NOTHING;
+
+-- name: shape_since
+SELECT since_seq FROM wait_shapes WHERE event_name = %(event_name)s AND shape = %(shape)s;
+
+-- name: claim_wait
+DELETE FROM waits WHERE run_id = %(run_id)s AND step_id = %(step_id)s;
+
+-- name: delete_waits_of_run
+DELETE FROM waits WHERE run_id = %(run_id)s;
+
+-- name: complete_step
+UPDATE steps SET status = 'completed', output = %(output)s, ended_at = %(now)s WHERE run_id = %(run_id)s AND id = %(step_id)s;
+
+-- name: fail_step
+UPDATE steps SET status = 'failed', error = %(error)s, ended_at = %(now)s WHERE run_id = %(run_id)s AND id = %(step_id)s;
+
+-- name: insert_consumed
+INSERT INTO consumed (run_id, event_seq) VALUES (%(run_id)s, %(seq)s) ON CONFLICT DO NOTHING;
+
+-- name: trigger_of_run
+SELECT e.seq, e.id, e.name, e.data, e.key, e.v, e.ts FROM runs r JOIN events e ON e.id = r.event_id
+WHERE r.id = %(run_id)s;
+
+-- name: event_by_seq
+SELECT seq, id, name, data, key, v, ts FROM events WHERE seq = %(seq)s;
+
+-- name: first_seq_since
+SELECT min(seq) AS first FROM events WHERE received_at >= %(since)s;
+
+-- name: lookback_indexed
+SELECT k.seq FROM event_keys k
+WHERE k.event_name = %(event_name)s AND k.shape = %(shape)s AND k.match_key = %(match_key)s AND k.seq > %(after)s
+  AND NOT EXISTS (SELECT 1 FROM consumed c WHERE c.run_id = %(run_id)s AND c.event_seq = k.seq)
+ORDER BY k.seq LIMIT %(limit)s;
+
+-- name: lookback_by_name
+SELECT e.seq FROM events e
+WHERE e.name = %(event_name)s AND e.seq > %(after)s AND e.seq <= %(upto)s AND e.delivered = 1
+  AND NOT EXISTS (SELECT 1 FROM consumed c WHERE c.run_id = %(run_id)s AND c.event_seq = e.seq)
+ORDER BY e.seq LIMIT %(limit)s;
+
+-- name: backoff_run
+UPDATE runs SET status = 'sleeping', owner = NULL WHERE id = %(run_id)s AND owner = %(owner)s AND status = 'running';
+
+-- name: lookback_by_key
+SELECT e.seq FROM events e
+WHERE e.key = %(key)s AND e.seq > %(after)s AND e.seq <= %(upto)s AND e.delivered = 1
+  AND NOT EXISTS (SELECT 1 FROM consumed c WHERE c.run_id = %(run_id)s AND c.event_seq = e.seq)
+ORDER BY e.seq LIMIT %(limit)s;
+
+-- name: insert_handle
+INSERT INTO resume_handles (token_hash, run_id, step_id, expires_at, payload, redirect_url)
+VALUES (%(token_hash)s, %(run_id)s, %(step_id)s, %(expires_at)s, %(payload)s, %(redirect_url)s)
+ON CONFLICT (token_hash) DO NOTHING;
+
+-- name: handle_by_hash
+SELECT h.token_hash, h.run_id, h.step_id, h.expires_at, h.payload, h.redirect_url, h.used_at, h.early, r.status
+FROM resume_handles h JOIN runs r ON r.id = h.run_id WHERE h.token_hash = %(token_hash)s;
+
+-- name: use_handle
+UPDATE resume_handles SET used_at = %(now)s, early = %(early)s WHERE token_hash = %(token_hash)s AND used_at IS NULL;
+
+-- name: list_events
+SELECT e.seq, e.id, e.name, e.data, e.key, e.v, e.ts, e.received_at, e.delivered,
+       (SELECT count(*) FROM runs r WHERE r.event_id = e.id) AS started,
+       (SELECT count(*) FROM consumed c WHERE c.event_seq = e.seq) AS resumed
+FROM events e
+WHERE (%(name)s::text IS NULL OR e.name = %(name)s) AND (%(before)s::bigint IS NULL OR e.seq < %(before)s)
+ORDER BY e.seq DESC LIMIT %(limit)s;
+
+-- name: get_event
+SELECT e.seq, e.id, e.name, e.data, e.key, e.v, e.ts, e.received_at, e.delivered,
+       (SELECT count(*) FROM runs r WHERE r.event_id = e.id) AS started,
+       (SELECT count(*) FROM consumed c WHERE c.event_seq = e.seq) AS resumed
+FROM events e WHERE e.id = %(event_id)s;
+
+-- name: runs_resumed_by_event
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested,
+       e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
+FROM consumed c JOIN events x ON x.seq = c.event_seq JOIN runs r ON r.id = c.run_id JOIN events e ON e.id = r.event_id
+WHERE x.id = %(event_id)s ORDER BY r.id;
+
+-- name: list_waits
+SELECT w.run_id, w.step_id, w.kind, w.shape, w.match_key, w.if_exp, min(w.created_at) AS created_at,
+       string_agg(w.event_name, chr(31) ORDER BY w.id) AS names, r.function_id, t.due_at, h.step_id AS handle_step,
+       h.redirect_url
+FROM waits w
+JOIN runs r ON r.id = w.run_id
+LEFT JOIN timers t ON t.run_id = w.run_id AND t.step_id = w.step_id
+LEFT JOIN resume_handles h ON w.kind = 'resume' AND h.token_hash = w.match_key
+WHERE (%(run_id)s::text IS NULL OR w.run_id = %(run_id)s) AND w.kind != 'cancel'
+GROUP BY w.run_id, w.step_id, w.kind, w.shape, w.match_key, w.if_exp, r.function_id, t.due_at,
+         h.step_id, h.redirect_url
+ORDER BY min(w.id) DESC LIMIT %(limit)s;
+
+-- name: count_runs_by_status
+SELECT status, count(*) AS n FROM runs GROUP BY status;
+
+-- name: count_waits
+SELECT count(DISTINCT run_id || chr(31) || step_id) AS open,
+       count(DISTINCT CASE WHEN shape = '' THEN run_id || chr(31) || step_id END) AS scanned
+FROM waits WHERE kind != 'cancel';
