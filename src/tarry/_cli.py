@@ -16,10 +16,11 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import click
 
-from tarry import __version__
+from tarry import __version__, _serde
 from tarry._app import DEFAULT_DATABASE_URL, Tarry
 from tarry._errors import TarryError
 from tarry._model import Run, RunStatus
@@ -77,6 +78,7 @@ def run_async(main: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(main())  # type: ignore[arg-type]
 
 
+PORT = click.IntRange(1, 65535)
 DATABASE_URL = click.option(
     "--database-url", envvar="TARRY_DATABASE_URL", show_envvar=True, default=None,
     help=f"The store (default: the app's own, else {DEFAULT_DATABASE_URL}).",
@@ -93,40 +95,56 @@ def cli() -> None:
 
 
 def _serve(app: Tarry, host: str, port: int, **server: Any) -> None:
+    import socket
+
     import uvicorn
 
     from tarry._server import create_app
 
+    async def check_store() -> None:  # fail here, in one line, rather than in the server's startup
+        await app.start(worker=False)
+        await app.close()
+
+    run_async(check_store)
     try:
         asgi = create_app(app, **server)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    config = uvicorn.Config(asgi, host=host, port=port, log_level="warning", lifespan="on")
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    config = uvicorn.Config(asgi, log_level="warning", lifespan="on")
     uvicorn_server = uvicorn.Server(config)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     click.echo(
-        f"Tarry {server.get('mode', 'dev')} server for {app.id!r}: http://{host}:{port}/  (store: {app.database_url})"
+        f"Tarry {server.get('mode', 'dev')} server for {app.id!r}: http://{shown}:{port}/  (store: {app.database_url})"
     )
-    uvicorn_server.run()
-    if not uvicorn_server.started:
-        raise UserError(f"the server could not start on {host}:{port} (is the port in use?)")
+    try:
+        uvicorn_server.run(sockets=[listener])
+    except SystemExit:
+        raise UserError("the server stopped while starting (see the message above)") from None
 
 
 @cli.command()
 @click.argument("app_spec", metavar="APP")
-@click.option("--port", envvar="TARRY_PORT", show_envvar=True, default=8288, show_default=True, type=int)
+@click.option("--port", envvar="TARRY_PORT", show_envvar=True, default=8288, show_default=True, type=PORT)
 @DATABASE_URL
 def dev(app_spec: str, port: int, database_url: str | None) -> None:
     """Server, worker and dashboard in one process, on 127.0.0.1 (open: no keys)."""
     app = with_database_url(load_app(app_spec), database_url)
     if app.base_url is None:
         app.base_url = f"http://127.0.0.1:{port}"
-    _serve(app, "127.0.0.1", port, mode="dev")
+    _serve(app, "127.0.0.1", port, mode="dev", allowed_hosts=["127.0.0.1", "localhost"])
 
 
 @cli.command()
 @click.argument("app_spec", metavar="APP")
 @click.option("--host", envvar="TARRY_HOST", show_envvar=True, default="0.0.0.0", show_default=True)
-@click.option("--port", envvar="TARRY_PORT", show_envvar=True, default=8288, show_default=True, type=int)
+@click.option("--port", envvar="TARRY_PORT", show_envvar=True, default=8288, show_default=True, type=PORT)
 @click.option("--worker/--no-worker", envvar="TARRY_WORKER", show_envvar=True, default=True, show_default=True,
               help="Also run a worker in this process.")  # fmt: skip
 @click.option("--event-keys", envvar="TARRY_EVENT_KEYS", show_envvar=True, default="",
@@ -185,8 +203,8 @@ def send(name: str, data: str, event_id: str | None, key: str | None, url: str, 
     import httpx
 
     try:
-        parsed = json.loads(data)
-    except json.JSONDecodeError as exc:
+        parsed = _serde.parse(data)
+    except ValueError as exc:
         raise UserError(f"--data is not JSON: {exc}") from None
     if not isinstance(parsed, dict):
         raise UserError('--data must be a JSON object, such as \'{"userId": "u1"}\'')
@@ -195,14 +213,17 @@ def send(name: str, data: str, event_id: str | None, key: str | None, url: str, 
         event["id"] = event_id
     if key:
         event["key"] = key
+    target = f"{url.rstrip('/')}/e/{quote(event_key, safe='')}"
     try:
-        response = httpx.post(f"{url.rstrip('/')}/e/{event_key}", json=event, timeout=10)
-    except httpx.HTTPError as exc:
+        response = httpx.post(target, json=event, timeout=10)
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
         raise UserError(f"cannot reach the Tarry server at {url}: {exc}") from None
     body = _json_or_text(response)
     if response.status_code != 200:
         message = body.get("error") if isinstance(body, dict) else body
         raise UserError(f"the server refused the event ({response.status_code}): {message}")
+    if not isinstance(body, dict) or not isinstance(body.get("ids"), list):
+        raise UserError(f"{url} answered, but not as a Tarry server: {str(body)[:120]}")
     for sent in body["ids"]:
         click.echo(sent)
 

@@ -83,7 +83,14 @@ class Event:
                 raise InvalidEventError(
                     f"event field {name!r} must be a non-empty string of at most {MAX_NAME} characters"
                 )
-        size = len(_serde.dumps(self.to_json()).encode())
+        for name in ("name", "id", "key", "v"):
+            value = getattr(self, name)
+            if value is not None and "\x00" in value:
+                raise InvalidEventError(f"event field {name!r} must not contain the NUL character")
+        try:
+            size = len(_serde.dumps(self.to_json()).encode())
+        except ValueError as exc:
+            raise InvalidEventError(f"event is not valid JSON text: {exc}") from None
         if size > MAX_EVENT_BYTES:
             raise InvalidEventError(f"event is {size} bytes as JSON; the limit is {MAX_EVENT_BYTES} bytes")
 

@@ -16,7 +16,30 @@ JSON = Any
 def dumps(value: JSON) -> str:
     """Compact JSON of ``value``; raises ``TypeError``/``ValueError`` if it is not JSON."""
     check_json(value)
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a string is not valid Unicode (it holds a lone surrogate)") from None
+    return text
+
+
+def parse(body: bytes | str) -> JSON:
+    """Parse JSON from outside (HTTP bodies, CLI options): strict, bounded, one ``ValueError`` for all faults."""
+    try:
+        return json.loads(body, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"the body is not UTF-8: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"malformed JSON: {exc}") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise ValueError(f"malformed JSON: {exc}") from None
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"malformed JSON: {name} is not a JSON value")
 
 
 def dumps_field(value: JSON, field: str) -> str:

@@ -149,3 +149,34 @@ def test_runs_run_and_cancel_read_the_database(tmp_path: Path) -> None:
     missing = run("run", "nope", env=env)
     assert missing.returncode == 1 and "no run with id 'nope'" in missing.stderr
     assert run("runs", "--status", "bogus", env=env).returncode == 2
+
+
+def test_a_port_out_of_range_is_a_usage_error() -> None:
+    result = run("dev", APP, "--port", "70000")
+    assert result.returncode == 2 and "70000" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_send_with_a_malformed_url_or_deep_data_is_one_line() -> None:
+    result = run("send", "x", "--url", "http://[::1")
+    assert result.returncode == 1 and "cannot reach" in result.stderr and "Traceback" not in result.stderr
+    result = run("send", "x", "--data", "[" * 5000 + "]" * 5000)
+    assert result.returncode == 1 and "--data is not JSON" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_dev_on_a_database_it_cannot_open_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "garbage.db").write_bytes(b"not a database" * 100)
+    result = run("dev", APP, "--port", "18931", "--database-url", "sqlite:///" + str(tmp_path / "garbage.db"))
+    assert result.returncode == 1 and "garbage.db" in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+
+
+def test_dev_on_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("dev", APP, "--port", str(port), "--database-url", "sqlite:///" + str(tmp_path / "x.db"))
+    assert result.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -288,3 +288,66 @@ def test_serve_refuses_to_start_without_keys(app: tarry.Tarry) -> None:
         create_app(app, mode="serve", event_keys=[], api_key="k")
     with pytest.raises(ValueError, match="TARRY_SIGNING_KEY"):
         create_app(app, mode="serve", event_keys=["a"], api_key=None)
+
+
+# -- odd input never makes a 500 -----------------------------------------------------
+
+ODD_BODIES = [
+    b'{"name": "a", "data": {"n": ' + b"9" * 5000 + b"}}",  # an integer past Python's digit limit
+    b"[" * 5000 + b"]" * 5000,  # nesting past the recursion limit
+    b'{"name": "a\\ud800"}',  # a lone surrogate
+    b'{"name": "a", "data": {"x": NaN}}',
+    b'{"name": "a", "key": "k\\u0000"}',
+    b"\xff\xfe{}",
+]
+
+
+@pytest.mark.parametrize("body", ODD_BODIES)
+async def test_odd_json_is_400_on_every_route_that_reads_a_body(served: Served, body: bytes) -> None:
+    app, client = served
+    headers = {"content-type": "application/json"}
+    response = await client.post("/e/k", content=body, headers=headers)
+    assert response.status_code == 400 and response.json()["error"]
+    notify = await client.post("/api/v1/notify/k", content=body, headers=headers)
+    assert notify.status_code in (200, 400), "a body that is valid JSON but not an object of data is refused"
+    _, path = await resume_url(app, client)
+    resumed = await client.post(path, content=body, headers=headers)
+    assert resumed.status_code in (200, 400)
+    assert [e.event.name for e in await app.engine.store.list_events(None, 10)
+            if e.event.name not in ("refund/requested", "tarry/notify")] == []  # fmt: skip
+
+
+async def test_a_resume_body_over_the_limit_is_413(served: Served) -> None:
+    app, client = served
+    run_id, path = await resume_url(app, client)
+    huge = b'{"x": "' + b"y" * (6 * 1024 * 1024) + b'"}'
+    response = await client.post(path, content=huge, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert (await app.get_run(run_id)).status == "waiting"
+
+
+async def test_firefox_prefetch_never_consumes_a_token(served: Served) -> None:
+    app, client = served
+    run_id, path = await resume_url(app, client)
+    assert (await client.get(path, headers={"x-moz": "prefetch"})).status_code == 204
+    assert (await app.get_run(run_id)).status == "waiting"
+
+
+async def test_dev_posts_must_be_json(served: Served) -> None:
+    app, client = served
+    for target in ("/e/k", "/api/v1/events", "/api/v1/notify/k"):
+        response = await client.post(target, content=b'{"name": "x"}', headers={"content-type": "text/plain"})
+        assert response.status_code == 415 and "application/json" in response.json()["error"]
+    assert await app.engine.store.list_events(None, 10) == []
+
+
+async def test_dev_refuses_other_hosts(app: tarry.Tarry) -> None:
+    from tarry._server import create_app
+
+    server = create_app(app, allowed_hosts=["127.0.0.1", "localhost"], manage=False)
+    async with app:
+        transport = httpx.ASGITransport(app=server)
+        async with httpx.AsyncClient(transport=transport, base_url="http://evil.example") as client:
+            assert (await client.get("/api/v1/runs")).status_code == 400
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8288") as client:
+            assert (await client.get("/api/v1/runs")).status_code == 200

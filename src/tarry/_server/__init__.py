@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from importlib import resources
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -36,9 +38,14 @@ class ServerConfig:
 
 def create_app(
     app: Tarry, *, mode: str = "dev", event_keys: list[str] | None = None, api_key: str | None = None,
-    worker: bool = True, manage: bool = True,
+    worker: bool = True, manage: bool = True, allowed_hosts: list[str] | None = None,
 ) -> Starlette:  # fmt: skip
-    """The ASGI app. With ``manage``, it starts the Tarry app (and a worker) and closes it with the server."""
+    """The ASGI app. With ``manage``, it starts the Tarry app (and a worker) and closes it with the server.
+
+    ``allowed_hosts`` limits the ``Host`` header (``tarry dev`` passes its loopback names, so a web
+    page cannot reach the open dev API through DNS rebinding). In ``dev``, POSTs to ``/e`` and
+    ``/api`` must be JSON: a cross-site form cannot send that without the browser asking first.
+    """
     if mode not in ("dev", "serve"):
         raise ValueError(f"invalid mode {mode!r}: 'dev' or 'serve'")
     if mode == "serve":
@@ -53,13 +60,25 @@ def create_app(
 
     def secured(handler: Handler) -> Handler:
         if config.api_key is None:
-            return handler
+            return json_only(handler)
         expected = f"Bearer {config.api_key}".encode()
 
         async def check(request: Request) -> Response:
             given = request.headers.get("authorization", "").encode()
             if not hmac.compare_digest(given, expected):
                 return error(401, "this API needs Authorization: Bearer <TARRY_SIGNING_KEY>")
+            return await handler(request)
+
+        return check
+
+    def json_only(handler: Handler) -> Handler:
+        if config.mode != "dev":
+            return handler
+
+        async def check(request: Request) -> Response:
+            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if request.method == "POST" and kind != "application/json" and request.headers.get("content-length") != "0":
+                return error(415, "send the body as Content-Type: application/json")
             return await handler(request)
 
         return check
@@ -86,7 +105,7 @@ def create_app(
     static = StaticFiles(directory=str(resources.files("tarry._server").joinpath("static")))
     server = Starlette(
         routes=[
-            Route("/e/{event_key}", routes.send_events, methods=["POST"]),
+            Route("/e/{event_key}", json_only(routes.send_events), methods=["POST"]),
             Route("/resume/{token}", routes.resume, methods=["GET", "POST", "HEAD"]),
             Route("/api/v1/notify/{key}", secured(routes.notify), methods=["POST"]),
             Route("/api/v1/runs", secured(routes.list_runs), methods=["GET"]),
@@ -103,6 +122,7 @@ def create_app(
             Mount("/static", static, name="static"),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)] if allowed_hosts else [],
     )
     server.state.tarry = app
     server.state.config = config

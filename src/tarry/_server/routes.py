@@ -6,7 +6,7 @@ their own beyond parsing, limits and status codes.
 
 from __future__ import annotations
 
-import json
+import hmac
 from html import escape
 from typing import Any
 from urllib.parse import parse_qsl
@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from tarry import _serde
 from tarry._app import Tarry
 from tarry._engine.waits import token_hash
 from tarry._errors import InvalidEventError
@@ -51,8 +52,10 @@ def tarry_app(request: Request) -> Tarry:
 async def send_events(request: Request) -> Response:
     """``POST /e/{event_key}``: one event or an array, Inngest's format."""
     config = request.app.state.config
-    if config.event_keys is not None and request.path_params["event_key"] not in config.event_keys:
-        return error(401, "unknown event key")
+    if config.event_keys is not None:
+        given = request.path_params["event_key"].encode()
+        if not any(hmac.compare_digest(given, key.encode()) for key in config.event_keys):
+            return error(401, "unknown event key")
     return await _accept_events(request)
 
 
@@ -62,9 +65,9 @@ async def _accept_events(request: Request) -> Response:
     except BodyTooLarge:
         return error(413, f"the body is over the limit of {MAX_BODY} bytes")
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return error(400, f"malformed JSON: {exc}")
+        payload = _serde.parse(body)
+    except ValueError as exc:
+        return error(400, str(exc))
     items = payload if isinstance(payload, list) else [payload]
     try:
         events = []
@@ -97,15 +100,21 @@ async def resume(request: Request) -> Response:
     token = request.path_params["token"]
     wants_html = "text/html" in request.headers.get("accept", "")
     purpose = (request.headers.get("sec-purpose", "") + request.headers.get("purpose", "")).lower()
-    if request.method == "HEAD" or "prefetch" in purpose:
+    if request.method == "HEAD" or "prefetch" in purpose or request.headers.get("x-moz", "").lower() == "prefetch":
         usable, _ = await app.engine.store.peek_handle(token_hash(token), app.clock.now_ms())
         return Response(status_code=204 if usable else 404, headers={"Cache-Control": "no-store"})
     try:
         data = await _resume_data(request)
-    except (BodyTooLarge, ValueError) as exc:
+    except BodyTooLarge:
+        return _resume_refused(wants_html, 413, f"the body is over the limit of {MAX_BODY} bytes")
+    except ValueError as exc:
         return _resume_refused(wants_html, 400, f"the data is not usable: {exc}")
     _, redirect_url = await app.engine.store.peek_handle(token_hash(token), app.clock.now_ms())
-    if not await app.resume(token, data):
+    try:
+        accepted = await app.resume(token, data)
+    except ValueError as exc:
+        return _resume_refused(wants_html, 400, f"the data is not usable: {exc}")
+    if not accepted:
         return _resume_refused(wants_html, 404, "this resume link is unknown, already used, or expired")
     if wants_html:
         if redirect_url:
@@ -123,7 +132,7 @@ async def _resume_data(request: Request) -> dict[str, Any] | None:
     kind = request.headers.get("content-type", "")
     if kind.startswith("application/x-www-form-urlencoded"):
         return dict(parse_qsl(body.decode(), keep_blank_values=True)) or None
-    data = json.loads(body)
+    data = _serde.parse(body)
     if not isinstance(data, dict):
         raise ValueError("a JSON body must be an object")
     return data
@@ -150,11 +159,11 @@ def _page(title: str, message: str) -> str:
 async def notify(request: Request) -> Response:
     try:
         body = await read_body(request)
-        data = json.loads(body) if body.strip() else None
+        data = _serde.parse(body) if body.strip() else None
     except BodyTooLarge:
         return error(413, f"the body is over the limit of {MAX_BODY} bytes")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return error(400, f"malformed JSON: {exc}")
+    except ValueError as exc:
+        return error(400, str(exc))
     try:
         sent = await tarry_app(request)._notify(request.path_params["key"], data)
     except ValueError as exc:

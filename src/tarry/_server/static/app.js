@@ -3,6 +3,7 @@
 const view = document.getElementById("view");
 const secured = document.body.dataset.mode === "serve";
 let timer = null;
+let generation = 0;
 
 const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 const json = (v) => v === undefined || v === null ? '<span class="muted">—</span>' : `<pre>${esc(JSON.stringify(v, null, 1))}</pre>`;
@@ -13,7 +14,7 @@ const duration = (a, b) => (a && b) ? `${Math.max(0, new Date(b) - new Date(a))}
 async function api(path, options = {}) {
   const headers = {"Content-Type": "application/json", ...(options.headers || {})};
   const key = sessionStorage.getItem("tarry-key");
-  if (secured && key) headers.Authorization = `Bearer ${key}`;
+  if (secured && key && path.startsWith("/api/")) headers.Authorization = `Bearer ${key}`;
   const response = await fetch(path, {...options, headers});
   if (response.status === 401 && secured) { showLogin(); throw new Error("signing key needed"); }
   const body = await response.json().catch(() => ({}));
@@ -126,13 +127,18 @@ async function route() {
   const name = parts[0] === "runs" && parts[1] ? "run" : (parts[0] || "runs");
   document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.nav === (name === "run" ? "runs" : name)));
   clearTimeout(timer);
+  const mine = ++generation;  // a slower render of the previous view must not overwrite this one
   const render = async () => {
     const focused = document.activeElement && view.contains(document.activeElement) && document.activeElement.matches("input, textarea, select");
     if (!focused || name !== "send") {
-      try { view.innerHTML = await (views[name] || views.runs)(params, parts[1]); }
-      catch (e) { view.innerHTML = `<div class="notice error">${esc(e.message)}</div>`; }
+      const draw = Object.hasOwn(views, name) ? views[name] : views.runs;
+      let html;
+      try { html = await draw(params, parts[1]); }
+      catch (e) { html = `<div class="notice error">${esc(e.message)}</div>`; }
+      if (mine !== generation) return;
+      view.innerHTML = html;
     }
-    if (name !== "send") timer = setTimeout(render, 2000);
+    if (name !== "send" && mine === generation) timer = setTimeout(render, 2000);
   };
   await render();
 }
@@ -143,7 +149,8 @@ view.addEventListener("click", async (e) => {
   button.disabled = true;
   try {
     if (button.dataset.action === "resume") {
-      await api(button.dataset.url, {method: "POST", body: JSON.stringify({source: "dashboard"})});
+      const target = new URL(button.dataset.url, location.href);  // this server, whatever host the URL names
+      await api(target.pathname, {method: "POST", body: JSON.stringify({source: "dashboard"})});
     } else if (button.dataset.action === "cancel") {
       await api(`/api/v1/runs/${encodeURIComponent(button.dataset.runId)}/cancel`, {method: "POST"});
     }
