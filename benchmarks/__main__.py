@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
-from benchmarks import match
+from benchmarks import match, workers
 from benchmarks.common import machine
 
 RESULTS = Path(__file__).parent / "results"
@@ -25,11 +26,19 @@ def main() -> None:
     m.add_argument("--sizes", default="1000,10000,100000", help="numbers of waiting runs (comma-separated)")
     m.add_argument("--samples", type=int, default=300, help="events routed per size")
     m.add_argument("--if-exp", action="store_true", help="wait with an if_exp (equality term + residual)")
+    w = commands.add_parser("workers", help="resume throughput on PostgreSQL with 1, 2, 4 worker processes")
+    w.add_argument("--counts", default="1,2,4", help="numbers of worker processes (comma-separated)")
+    w.add_argument("--runs", type=int, default=2000)
+    w.add_argument("--admin-url", default=os.environ.get("TARRY_TEST_POSTGRES_URL",
+                   "postgresql://root@127.0.0.1:5432/postgres"), help="a database to create the benchmark's in")  # fmt: skip
     args = parser.parse_args()
 
     if args.workload == "match":
         print(f"match cost, {'if_exp' if args.if_exp else 'match='} waits, SQLite:")
         result = match.run([int(s) for s in args.sizes.split(",")], args.samples, args.if_exp)
+    else:
+        print(f"{args.runs} runs waiting then resumed, PostgreSQL, by worker processes:")
+        result = workers.run(args.admin_url, [int(c) for c in args.counts.split(",")], args.runs)
     result["machine"] = machine()
     result["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     RESULTS.mkdir(exist_ok=True)

@@ -22,6 +22,7 @@ from tarry._engine.executor import execute
 log = logging.getLogger("tarry.worker")
 
 POLL_S = 0.5
+COALESCE_S = 0.001
 DEFAULT_LEASE_MS = 30_000
 
 
@@ -87,6 +88,7 @@ class Worker:
             if next_due is not None and next_due <= engine.clock.now_ms():
                 continue
             await engine.clock.wait(self._wake, next_due, POLL_S)
+            await asyncio.sleep(COALESCE_S)  # one turn for a burst of wake-ups, not one turn each
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -57,6 +58,7 @@ class PostgresStore(SQLStore):
         self._hint = threading.Event()
         self._stopping = threading.Event()
         self._background: list[threading.Thread] = []
+        self._me = f"{os.getpid()}-{id(self)}"  # our NOTIFY payload, so the listener skips our own
 
     # -- plumbing -------------------------------------------------------------
 
@@ -112,6 +114,11 @@ class PostgresStore(SQLStore):
             raise
 
     def _open(self) -> None:
+        try:  # one plain connection first: its error says why (refused, unknown database, auth)
+            psycopg.connect(self._conninfo, connect_timeout=5).close()
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StoreError(f"cannot connect to PostgreSQL at {self._where()}: {reason}") from exc
         pool: ConnectionPool[Any] = ConnectionPool(
             self._conninfo, min_size=1, max_size=self._pool_size, open=False,
             kwargs={"row_factory": dict_row, "autocommit": True}, check=ConnectionPool.check_connection,
@@ -181,7 +188,7 @@ class PostgresStore(SQLStore):
             try:
                 assert self._pool is not None
                 with self._pool.connection(timeout=5) as conn:
-                    conn.execute(f"NOTIFY {CHANNEL}")
+                    conn.execute("SELECT pg_notify(%(channel)s, %(me)s)", {"channel": CHANNEL, "me": self._me})
             except Exception:
                 log.debug("NOTIFY failed; workers will poll", exc_info=True)
                 time.sleep(0.5)
@@ -193,7 +200,9 @@ class PostgresStore(SQLStore):
                 with psycopg.connect(self._conninfo, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     while not self._stopping.is_set():
-                        for _ in conn.notifies(timeout=0.5, stop_after=1):
+                        for notice in conn.notifies(timeout=0.5, stop_after=1):
+                            if notice.payload == self._me:
+                                continue  # our own writes already woke this process
                             if self._loop is not None and not self._loop.is_closed():
                                 self._loop.call_soon_threadsafe(self.hooks.wake)
             except Exception:

@@ -218,7 +218,8 @@ class SQLStore(WaitsMixin):
         rows = self._x(c, "due_timers", {"now": now, "limit": limit}).fetchall()
         for row in rows:
             key = {"run_id": row["run_id"], "step_id": row["step_id"]}
-            self._x(c, "delete_timer", key)
+            if not self._x(c, "delete_timer", key).rowcount:
+                continue  # another worker fired it
             if row["kind"] == "sleep":
                 self._x(c, "complete_sleep", {**key, "now": row["due_at"]})
             elif row["kind"] != "retry":

@@ -16,7 +16,8 @@ SELECT seq, id, name, data, key, v, ts, exclude_function, only_function FROM eve
 
 -- name: due_events
 SELECT seq, id, name, exclude_function, only_function FROM events
-WHERE delivered = 0 AND ts <= %(now)s ORDER BY ts, seq LIMIT %(limit)s;
+WHERE delivered = 0 AND ts <= %(now)s ORDER BY ts, seq LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
 
 -- name: insert_run
 INSERT INTO runs (id, function_id, event_id, status, created_at, queued_at)
@@ -69,7 +70,8 @@ WHERE id = %(run_id)s AND status NOT IN ('completed', 'failed', 'cancelled');
 DELETE FROM timers WHERE run_id = %(run_id)s;
 
 -- name: due_timers
-SELECT run_id, step_id, kind, due_at FROM timers WHERE due_at <= %(now)s ORDER BY due_at LIMIT %(limit)s;
+SELECT run_id, step_id, kind, due_at FROM timers WHERE due_at <= %(now)s ORDER BY due_at LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
 
 -- name: delete_timer
 DELETE FROM timers WHERE run_id = %(run_id)s AND step_id = %(step_id)s;
