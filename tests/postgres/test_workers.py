@@ -214,7 +214,7 @@ async def _finished(app: tarry.Tarry, run_id: str) -> bool:
 
 def test_an_unreachable_database_is_one_clear_error() -> None:
     app = tarry.Tarry("x", database_url="postgresql://root@127.0.0.1:1/nowhere")
-    with pytest.raises(tarry.StoreError, match="cannot connect to PostgreSQL at 127.0.0.1:1/nowhere"):
+    with pytest.raises(tarry.StoreError, match=r"cannot connect to PostgreSQL at 127\.0\.0\.1:1/nowhere"):
         asyncio.run(app.start())
     result = subprocess.run(
         [sys.executable, "-c", "from tarry._cli import main; main()", "migrate", "--database-url",
