@@ -84,7 +84,8 @@ def test_four_workers_resume_two_thousand_runs_exactly_once(pg_url: str, workers
             "WHERE r.status = 'completed' AND r.output::text <> (e.data::json ->> 'n')"
         ).fetchone()[0]  # type: ignore[index]
     assert mismatched == 0, "each run was resumed by its own event"
-    pids = {pid for (pid,) in psycopg.connect(pg_url).execute("SELECT DISTINCT pid FROM effects")}
+    with psycopg.connect(pg_url) as conn:
+        pids = {pid for (pid,) in conn.execute("SELECT DISTINCT pid FROM effects")}
     assert len(pids) >= 2, "the work was shared between worker processes"
 
 
