@@ -74,7 +74,7 @@ def run(admin: str, counts: list[int], n: int) -> dict[str, Any]:
     for workers in counts:
         url = _database(admin, f"tarry_bench_workers_{workers}")
 
-        async def migrate() -> None:
+        async def migrate(url: str = url) -> None:
             app = tarry.Tarry("bench", database_url=url)
             await app.start(worker=False)
             await app.close()
