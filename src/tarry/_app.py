@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 from tarry import _serde
 from tarry._clock import Clock, SystemClock
@@ -24,21 +24,12 @@ from tarry._function import CancelOn, Registry, make_spec
 from tarry._model import Event, Run, RunStatus
 from tarry._store import check_url, open_store
 from tarry._store.base import Sent
+from tarry._twins import sync_twin
 
-P = ParamSpec("P")
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_DATABASE_URL = "sqlite:///.tarry/tarry.db"
-
-
-def _sync_twin(method: Callable[Concatenate[Tarry, P], Coroutine[Any, Any, T]]) -> Callable[Concatenate[Tarry, P], T]:
-    def twin(self: Tarry, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return self._bridge(method.__name__, lambda app: method(app, *args, **kwargs))
-
-    twin.__name__ = method.__name__ + "_sync"
-    twin.__doc__ = f"The blocking twin of ``{method.__name__}``, callable from any thread."
-    return twin
 
 
 class Tarry:
@@ -305,12 +296,12 @@ class Tarry:
         with ThreadPoolExecutor(max_workers=1) as pool:
             return pool.submit(asyncio.run, as_client()).result()
 
-    send_sync = _sync_twin(send)
-    notify_sync = _sync_twin(notify)
-    resume_sync = _sync_twin(resume)
-    get_run_sync = _sync_twin(get_run)
-    wait_for_run_sync = _sync_twin(wait_for_run)
-    runs_for_event_sync = _sync_twin(runs_for_event)
-    list_runs_sync = _sync_twin(list_runs)
-    cancel_run_sync = _sync_twin(cancel_run)
-    idle_sync = _sync_twin(idle)
+    send_sync = sync_twin(send)
+    notify_sync = sync_twin(notify)
+    resume_sync = sync_twin(resume)
+    get_run_sync = sync_twin(get_run)
+    wait_for_run_sync = sync_twin(wait_for_run)
+    runs_for_event_sync = sync_twin(runs_for_event)
+    list_runs_sync = sync_twin(list_runs)
+    cancel_run_sync = sync_twin(cancel_run)
+    idle_sync = sync_twin(idle)

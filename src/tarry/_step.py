@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tarry import _clock, _serde
 from tarry._durations import Duration, to_ms
@@ -25,25 +25,16 @@ from tarry._engine.retry import retry_delay_ms
 from tarry._errors import NonRetriableError, StepError, StoreError, WaitTimeoutError
 from tarry._model import Event, ResumeHandle, StepStatus
 from tarry._store.base import Control, HandleWrite, StepRow, StepWrite, TimerWrite, WaitWrite
+from tarry._twins import sync_twin
 
 if TYPE_CHECKING:
     from tarry._engine.execution import Execution
 
 log = logging.getLogger("tarry.worker")
-P = ParamSpec("P")
 T = TypeVar("T")
 
 #: the attempt of the step whose body is running (0 for the first), read by ``ctx.attempt``
 current_attempt: contextvars.ContextVar[int] = contextvars.ContextVar("tarry_attempt", default=0)
-
-
-def _sync_twin(method: Callable[Concatenate[Step, P], Coroutine[Any, Any, T]]) -> Callable[Concatenate[Step, P], T]:
-    def twin(self: Step, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return self._bridge(method.__name__, method(self, *args, **kwargs))
-
-    twin.__name__ = method.__name__ + "_sync"
-    twin.__doc__ = f"The blocking twin of ``{method.__name__}``, for plain ``def`` functions."
-    return twin
 
 
 class Step:
@@ -295,27 +286,26 @@ class Step:
 
     # -- bridging for plain def functions ------------------------------------
 
-    def _bridge(self, name: str, coro: Coroutine[Any, Any, T]) -> T:
+    def _bridge(self, name: str, call: Callable[[Step], Coroutine[Any, Any, T]]) -> T:
         loop = self._x.loop
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
         if running is loop:
-            coro.close()
             raise RuntimeError(
                 f"ctx.step.{name}_sync blocks, so it is only for plain def functions; use await ctx.step.{name}"
             )
-        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+        return asyncio.run_coroutine_threadsafe(call(self), loop).result()
 
-    run_sync = _sync_twin(run)
-    sleep_sync = _sync_twin(sleep)
-    sleep_until_sync = _sync_twin(sleep_until)
-    send_event_sync = _sync_twin(send_event)
-    wait_for_event_sync = _sync_twin(wait_for_event)
-    invoke_sync = _sync_twin(invoke)
-    resume_url_sync = _sync_twin(resume_url)
-    wait_for_resume_sync = _sync_twin(wait_for_resume)
+    run_sync = sync_twin(run)
+    sleep_sync = sync_twin(sleep)
+    sleep_until_sync = sync_twin(sleep_until)
+    send_event_sync = sync_twin(send_event)
+    wait_for_event_sync = sync_twin(wait_for_event)
+    invoke_sync = sync_twin(invoke)
+    resume_url_sync = sync_twin(resume_url)
+    wait_for_resume_sync = sync_twin(wait_for_resume)
 
 
 def _is_control(exc: BaseException) -> bool:
