@@ -12,7 +12,8 @@ import os
 import time
 from pathlib import Path
 
-from benchmarks import match, workers
+from benchmarks import engine, match, workers
+from benchmarks.common import temp_folder
 from benchmarks.common import machine
 
 RESULTS = Path(__file__).parent / "results"
@@ -26,6 +27,8 @@ def main() -> None:
     m.add_argument("--sizes", default="1000,10000,100000", help="numbers of waiting runs (comma-separated)")
     m.add_argument("--samples", type=int, default=300, help="events routed per size")
     m.add_argument("--if-exp", action="store_true", help="wait with an if_exp (equality term + residual)")
+    e = commands.add_parser("engine", help="ingest, park, resume, latency and memory on SQLite, in-process worker")
+    e.add_argument("--runs", type=int, default=10_000)
     w = commands.add_parser("workers", help="resume throughput on PostgreSQL with 1, 2, 4 worker processes")
     w.add_argument("--counts", default="1,2,4", help="numbers of worker processes (comma-separated)")
     w.add_argument("--runs", type=int, default=2000)
@@ -36,6 +39,9 @@ def main() -> None:
     if args.workload == "match":
         print(f"match cost, {'if_exp' if args.if_exp else 'match='} waits, SQLite:")
         result = match.run([int(s) for s in args.sizes.split(",")], args.samples, args.if_exp)
+    elif args.workload == "engine":
+        print(f"engine hot paths, SQLite, {args.runs} runs:")
+        result = engine.run(engine.sqlite(temp_folder()), args.runs)
     else:
         print(f"{args.runs} runs waiting then resumed, PostgreSQL, by worker processes:")
         result = workers.run(args.admin_url, [int(c) for c in args.counts.split(",")], args.runs)
