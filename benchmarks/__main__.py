@@ -13,8 +13,7 @@ import time
 from pathlib import Path
 
 from benchmarks import engine, match, workers
-from benchmarks.common import temp_folder
-from benchmarks.common import machine
+from benchmarks.common import machine, temp_folder
 
 RESULTS = Path(__file__).parent / "results"
 
