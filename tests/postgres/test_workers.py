@@ -21,6 +21,7 @@ from tests.postgres import workers_app
 from tests.postgres.conftest import ROOT, effects
 
 RUNS = 2000
+pytestmark = pytest.mark.timeout(600)  # processes and thousands of runs: minutes, not the suite's default
 
 
 async def client(url: str) -> tarry.Tarry:
