@@ -12,6 +12,7 @@ import asyncio
 import functools
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +56,11 @@ class SQLiteStore(SQLStore):
         self.path, self.options = sqlite_path(url)
         self._conn: sqlite3.Connection | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tarry-sqlite")
+        self._pending: list[
+            tuple[Callable[[sqlite3.Connection], Any], asyncio.AbstractEventLoop, asyncio.Future[Any]]
+        ] = []
+        self._pending_lock = threading.Lock()
+        self._drain_scheduled = False
 
     # -- plumbing ---------------------------------------------------------
 
@@ -68,20 +74,55 @@ class SQLiteStore(SQLStore):
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite error on {self.path}: {exc}") from exc
 
-    def _tx(self, fn: Callable[..., T], *args: Any) -> T:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn, *args)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:  # never leave the write lock held
-                conn.execute("ROLLBACK")
-            raise
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` as one transaction; it returns only once that transaction is committed.
+
+        Group commit: writes that queue up while one commit is under way run together in the
+        next ``BEGIN IMMEDIATE ... COMMIT``, each in a savepoint of its own, so one failing
+        changes nothing of it and nothing of the others, and one fsync serves them all.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._pending_lock:
+            self._pending.append((lambda conn: fn(conn, *args), loop, future))
+            schedule, self._drain_scheduled = not self._drain_scheduled, True
+        if schedule:
+            self._thread.submit(self._drain)
+        result: T = await future
         return result
 
-    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
-        return await self._call(self._tx, fn, *args)
+    def _drain(self) -> None:
+        with self._pending_lock:
+            batch, self._pending = self._pending, []
+            self._drain_scheduled = False
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for work, _, _ in batch:
+                    conn.execute("SAVEPOINT tarry_write")
+                    try:
+                        outcomes.append((True, work(conn)))
+                        conn.execute("RELEASE tarry_write")
+                    except BaseException as exc:  # this write only: undo it, keep the others
+                        conn.execute("ROLLBACK TO tarry_write")
+                        conn.execute("RELEASE tarry_write")
+                        outcomes.append((False, exc))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # never leave the write lock held
+                    conn.execute("ROLLBACK")
+                raise
+        except BaseException as exc:
+            outcomes = [(False, exc)] * len(batch)
+        for (_, loop, future), (ok, value) in zip(batch, outcomes, strict=True):
+            if isinstance(value, sqlite3.Error):
+                error = StoreError(f"SQLite error on {self.path}: {value}")
+                error.__cause__ = value
+                value = error
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_settle, future, ok, value)
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         return await self._call(lambda: fn(self._connection(), *args))
@@ -164,6 +205,15 @@ class SQLiteStore(SQLStore):
         assert self._conn is not None
         self._conn.close()
         self._conn = None
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():  # its caller gave up (cancelled); the write itself stands
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
 
 
 def _set_wal(conn: sqlite3.Connection) -> None:
