@@ -1,9 +1,10 @@
-"""The SQLite store: one connection, one thread, one transaction per call.
+"""The SQLite store: one connection, one thread, each call atomic on its own.
 
-Every method runs as a whole transaction on a dedicated thread, so the event
-loop never blocks on the disk and a transaction costs one thread hop. Writes
-take ``BEGIN IMMEDIATE``: SQLite's single writer is what orders an event
-against a concurrent wait or claim. This module knows SQL, not workflows.
+Every method runs on a dedicated thread, so the event loop never blocks on
+the disk. Writes take ``BEGIN IMMEDIATE`` — SQLite's single writer is what
+orders an event against a concurrent wait or claim — and those that queue up
+behind a commit share the next one, each in its own savepoint (group commit).
+This module knows SQL, not workflows.
 """
 
 from __future__ import annotations
