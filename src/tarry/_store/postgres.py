@@ -80,11 +80,12 @@ class PostgresStore(SQLStore):
         except PoolTimeout as exc:
             raise StoreError(f"no PostgreSQL connection to {self._where()} within the timeout: {exc}") from exc
 
-    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _write(self, fn: Callable[..., T], *args: Any, quiet: bool = False) -> T:
         def tx(conn: Conn) -> T:
             with conn.transaction():
                 result = fn(conn, *args)
-            self._hint.set()
+            if not quiet:  # a worker's idle turns must not wake every other worker, which wake it...
+                self._hint.set()
             return result
 
         return await self._call(tx)

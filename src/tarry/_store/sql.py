@@ -39,8 +39,11 @@ class SQLStore(WaitsMixin):
     hooks: Hooks
     q: dict[str, str]
 
-    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(connection, *args)`` in one write transaction."""
+    async def _write(self, fn: Callable[..., T], *args: Any, quiet: bool = False) -> T:
+        """Run ``fn(connection, *args)`` in one write transaction.
+
+        ``quiet``: the write makes no work for other processes (a worker's own turn, a heartbeat),
+        so they need no wake-up."""
         raise NotImplementedError
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
@@ -101,7 +104,7 @@ class SQLStore(WaitsMixin):
     # -- runs: claim, steps, park, finish ---------------------------------
 
     async def tick(self, owner: str, limit: int, now: int) -> tuple[list[ClaimedRun], int | None]:
-        return await self._write(self._tick, owner, limit, now)
+        return await self._write(self._tick, owner, limit, now, quiet=True)
 
     def _tick(self, c: Conn, owner: str, limit: int, now: int) -> tuple[list[ClaimedRun], int | None]:
         self._deliver_due(c, now, 1000)
@@ -300,7 +303,7 @@ class SQLStore(WaitsMixin):
     # -- workers ----------------------------------------------------------
 
     async def heartbeat(self, owner: str, wall_now: int) -> None:
-        await self._write(lambda c: self._x(c, "upsert_worker", {"id": owner, "now": wall_now}))
+        await self._write(lambda c: self._x(c, "upsert_worker", {"id": owner, "now": wall_now}), quiet=True)
 
     async def recover(self, alive_since: int, now: int) -> int:
         def recover(c: Conn) -> int:

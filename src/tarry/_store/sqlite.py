@@ -75,7 +75,7 @@ class SQLiteStore(SQLStore):
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite error on {self.path}: {exc}") from exc
 
-    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _write(self, fn: Callable[..., T], *args: Any, quiet: bool = False) -> T:
         """Run ``fn`` as one transaction; it returns only once that transaction is committed.
 
         Group commit: writes that queue up while one commit is under way run together in the
