@@ -96,3 +96,14 @@ async def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) ->
 async def test_synchronous_option_is_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="synchronous"):
         SQLiteStore("sqlite:///" + str(tmp_path / "x.db") + "?synchronous=sometimes")
+
+
+async def test_writes_after_close_fail_at_once_every_time(tmp_path: Path) -> None:
+    url = "sqlite:///" + str(tmp_path / "closed.db")
+    store = SQLiteStore(url)
+    await store.open(Engine(store, Registry(), SystemClock(), b"key", None))
+    await store.heartbeat("w", 1)
+    await store.close()
+    for _ in range(2):
+        with pytest.raises(tarry.StoreError, match="closed"):
+            await store.heartbeat("w", 2)

@@ -16,6 +16,7 @@ import asyncio
 import functools
 import logging
 import os
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ log = logging.getLogger("tarry.store")
 MIGRATION_LOCK = 0x7A77_7279  # pg_advisory_lock key: one migrator at a time
 CHANNEL = "tarry_wake"
 NOTIFY_EVERY_S = 0.002
+DEADLOCK_RETRIES = 8
 
 
 def postgres_url(url: str) -> str:
@@ -82,8 +84,16 @@ class PostgresStore(SQLStore):
 
     async def _write(self, fn: Callable[..., T], *args: Any, quiet: bool = False) -> T:
         def tx(conn: Conn) -> T:
-            with conn.transaction():
-                result = fn(conn, *args)
+            for attempt in range(DEADLOCK_RETRIES):
+                try:
+                    with conn.transaction():
+                        result = fn(conn, *args)
+                    break
+                except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+                    # PostgreSQL aborted us to break a lock cycle: nothing of ours stands; try again.
+                    if attempt == DEADLOCK_RETRIES - 1:
+                        raise
+                    time.sleep(random.uniform(0.001, 0.01) * (attempt + 1))
             if not quiet:  # a worker's idle turns must not wake every other worker, which wake it...
                 self._hint.set()
             return result
@@ -198,7 +208,7 @@ class PostgresStore(SQLStore):
     def _listener(self) -> None:
         while not self._stopping.is_set():
             try:
-                with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     while not self._stopping.is_set():
                         for notice in conn.notifies(timeout=0.5, stop_after=1):

@@ -155,9 +155,10 @@ class WaitsMixin:
 
     def _claim_wait(self, c: Conn, run_id: str, step_id: str) -> bool:
         """Delete the wait's rows: True for the one caller that deleted them."""
+        # The timer first, then the wait: the order a firing timer takes them in (no deadlock between
+        # an event and a timeout). A timer of a wait claimed already was deleted with it.
+        self._x(c, "delete_timer", {"run_id": run_id, "step_id": step_id})
         claimed: bool = self._x(c, "claim_wait", {"run_id": run_id, "step_id": step_id}).rowcount > 0
-        if claimed:
-            self._x(c, "delete_timer", {"run_id": run_id, "step_id": step_id})
         return claimed
 
     def _complete(self, c: Conn, run_id: str, step_id: str, output: str, now: int) -> None:

@@ -10,6 +10,7 @@ This module knows SQL, not workflows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import sqlite3
@@ -62,6 +63,7 @@ class SQLiteStore(SQLStore):
         ] = []
         self._pending_lock = threading.Lock()
         self._drain_scheduled = False
+        self._closed = False
 
     # -- plumbing ---------------------------------------------------------
 
@@ -85,10 +87,12 @@ class SQLiteStore(SQLStore):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         with self._pending_lock:
+            if self._closed:
+                raise StoreError("the store is closed; start the app first (async with app / await app.start())")
             self._pending.append((lambda conn: fn(conn, *args), loop, future))
             schedule, self._drain_scheduled = not self._drain_scheduled, True
-        if schedule:
-            self._thread.submit(self._drain)
+            if schedule:
+                self._thread.submit(self._drain)
         result: T = await future
         return result
 
@@ -122,7 +126,7 @@ class SQLiteStore(SQLStore):
                 error = StoreError(f"SQLite error on {self.path}: {value}")
                 error.__cause__ = value
                 value = error
-            if not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # that caller's loop is gone; settle the others
                 loop.call_soon_threadsafe(_settle, future, ok, value)
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
@@ -198,6 +202,8 @@ class SQLiteStore(SQLStore):
         )
 
     async def close(self) -> None:
+        with self._pending_lock:
+            self._closed = True  # later writes fail at once; those queued still run below
         if self._conn is not None:
             await self._call(self._close)
         self._thread.shutdown(wait=True)
