@@ -191,11 +191,10 @@ class Step:
     ) -> Event | None:
         """Park until an event matches (returned) or ``timeout`` passes (then per ``on_timeout``)."""
         x = self._x
-        wait = waits.wait_for_event(
-            step_id, event=event, timeout=timeout, match=match, if_exp=if_exp, key=key, on_timeout=on_timeout,
+        output = await self._wait(step_id, "wait_for_event", lambda sid: waits.wait_for_event(
+            sid, event=event, timeout=timeout, match=match, if_exp=if_exp, key=key, on_timeout=on_timeout,
             lookback=lookback, trigger=x.trigger_json(), now=x.now(),
-        )  # fmt: skip
-        output = await self._wait(step_id, "wait_for_event", wait)
+        ))  # fmt: skip
         return None if output is None else _received(output)
 
     async def invoke(
@@ -265,11 +264,16 @@ class Step:
         """Park until the handle's URL is called; returns ``payload`` merged with ``"event"`` (the caller's data)."""
         if not isinstance(handle, ResumeHandle):
             raise ValueError(f"invalid handle {handle!r}: pass what ctx.step.resume_url returned")
-        wait = waits.wait_for_resume(step_id, waits.token_hash(handle.token), _clock.to_ms(handle.expires_at),
-                                     on_timeout)  # fmt: skip
-        return await self._wait(step_id, "wait_for_resume", wait)
+        expires_at = _clock.to_ms(handle.expires_at)
+        return await self._wait(step_id, "wait_for_resume", lambda sid: waits.wait_for_resume(
+            sid, waits.token_hash(handle.token), expires_at, on_timeout))  # fmt: skip
 
-    async def _wait(self, step_id: str, kind: str, wait: WaitWrite) -> Any:
+    async def _wait(self, step_id: str, kind: str, build: Callable[[str], WaitWrite]) -> Any:
+        """A wait step: its recorded result on replay; else ``build(recorded id)`` registers it.
+
+        The options are checked and turned into index rows only when the wait is first reached,
+        never on a replay that already has its result.
+        """
         x = self._x
         sid = x.step_id(step_id)
         row = x.recorded(sid)
@@ -278,10 +282,9 @@ class Step:
         if row is not None and row.status == StepStatus.FAILED:
             raise WaitTimeoutError(f"{kind} {sid!r} timed out")
         if row is None:
+            wait = build(sid)
             step = StepWrite(sid, kind, StepStatus.WAITING, 0, None, None, x.now())
-            await x.park(
-                Intent("waiting", [step], waits=[dataclasses.replace(wait, step_id=sid, timer=_retimed(wait, sid))])
-            )
+            await x.park(Intent("waiting", [step], waits=[wait]))
         await x.park(Intent("waiting"))
 
     # -- bridging for plain def functions ------------------------------------
@@ -324,10 +327,6 @@ async def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str,
     if inspect.isawaitable(value):
         value = await value
     return value
-
-
-def _retimed(wait: WaitWrite, step_id: str) -> TimerWrite | None:
-    return None if wait.timer is None else dataclasses.replace(wait.timer, step_id=step_id)
 
 
 def _received(output: dict[str, Any]) -> Event:

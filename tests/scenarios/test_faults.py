@@ -14,6 +14,20 @@ from tarry.testing import VirtualClock
 from tests.conftest import LIMIT, start_run
 
 
+def fail_once(monkeypatch: pytest.MonkeyPatch, app: tarry.Tarry, method: str, error: Exception) -> None:
+    """The store's ``method`` raises ``error`` the first time it is called, then works."""
+    store = app.engine.store
+    real = getattr(store, method)
+    failures = [error]
+
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(store, method, flaky)
+
+
 async def test_a_store_failure_under_a_step_backs_the_run_off_and_it_completes(
     app: tarry.Tarry, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -28,16 +42,7 @@ async def test_a_store_failure_under_a_step_backs_the_run_off_and_it_completes(
         return "done"
 
     async with app:
-        store = app.engine.store
-        real = store.record_step
-        failures = [tarry.StoreError("disk on fire")]
-
-        async def record_step(*args: Any, **kwargs: Any) -> Any:
-            if failures:
-                raise failures.pop()
-            return await real(*args, **kwargs)
-
-        monkeypatch.setattr(store, "record_step", record_step)
+        fail_once(monkeypatch, app, "record_step", tarry.StoreError("disk on fire"))
         run = await start_run(app, tarry.Event("flaky/store"))
         assert run.status == "sleeping", "backed off, not failed, not stuck running"
         await clock.advance("1s")
@@ -55,16 +60,7 @@ async def test_a_store_failure_when_parking_backs_the_run_off(
         return "done"
 
     async with app:
-        store = app.engine.store
-        real = store.park
-        failures = [tarry.StoreError("locked")]
-
-        async def park(*args: Any, **kwargs: Any) -> Any:
-            if failures:
-                raise failures.pop()
-            return await real(*args, **kwargs)
-
-        monkeypatch.setattr(store, "park", park)
+        fail_once(monkeypatch, app, "park", tarry.StoreError("locked"))
         run = await start_run(app, tarry.Event("flaky/park"))
         assert run.status == "sleeping"
         await clock.advance("2m")
