@@ -107,3 +107,26 @@ async def test_writes_after_close_fail_at_once_every_time(tmp_path: Path) -> Non
     for _ in range(2):
         with pytest.raises(tarry.StoreError, match="closed"):
             await store.heartbeat("w", 2)
+
+
+async def test_writes_that_share_a_commit_keep_their_own_outcomes(tmp_path: Path) -> None:
+    """Writes queued together commit together; one that fails changes nothing, of its own or the others'."""
+    import asyncio
+
+    store = SQLiteStore("sqlite:///" + str(tmp_path / "group.db"))
+    await store.open(Engine(store, Registry(), SystemClock(), b"key", None))
+
+    def insert(c: sqlite3.Connection, owner: str, fail: bool) -> str:
+        c.execute("INSERT INTO workers (id, started_at, heartbeat_at) VALUES (?, 1, 1)", (owner,))
+        if fail:
+            raise ValueError(f"{owner} refused")
+        return owner
+
+    try:
+        writes = [store._write(insert, f"w{i}", i == 3) for i in range(8)]
+        outcomes = await asyncio.gather(*writes, return_exceptions=True)
+        assert [str(o) for o in outcomes] == [f"w{i}" if i != 3 else "w3 refused" for i in range(8)]
+        stored = await store._read(lambda c: sorted(r[0] for r in c.execute("SELECT id FROM workers")))
+        assert stored == [f"w{i}" for i in range(8) if i != 3]
+    finally:
+        await store.close()

@@ -76,29 +76,29 @@ class SQLStore(WaitsMixin):
 
     def _insert_event(self, c: Conn, event: NewEvent, now: int, deliver: bool = True,
                       resumed: list[str] | None = None) -> int:  # fmt: skip
-        seq: int = self._x(c, "insert_event", event.__dict__).fetchone()["seq"]
-        if event.ts <= now and deliver:
-            found = self._deliver(c, seq, now)
+        due = event.ts <= now and deliver
+        seq: int = self._x(c, "insert_event", {**event.__dict__, "delivered": int(due)}).fetchone()["seq"]
+        if due:  # delivered in this transaction: the row is inserted as delivered already
+            found = self._deliver(c, {**event.__dict__, "seq": seq}, now)
             if resumed is not None:
                 resumed.extend(found)
         return seq
 
-    def _deliver(self, c: Conn, seq: int, now: int) -> list[str]:
-        """Start the functions the event triggers and resolve the waits it matches."""
-        row = self._x(c, "event_for_delivery", {"seq": seq}).fetchone()
+    def _deliver(self, c: Conn, row: Any, now: int) -> list[str]:
+        """Start the functions the event (a row of ``events``) triggers and resolve the waits it matches."""
         resumed = self._match_waits(c, row, now)  # first: the runs it starts never match their own trigger
         for function_id in self.hooks.route(row["name"], row["exclude_function"], row["only_function"]):
             run_id = _ids.new_id(now)
             self._x(c, "insert_run", {"id": run_id, "function_id": function_id, "event_id": row["id"], "now": now})
             for wait in self.hooks.cancel_waits(function_id, event_json(row)):
                 self._insert_wait(c, run_id, wait, now)
-        self._x(c, "mark_delivered", {"seq": seq})
         return resumed
 
     def _deliver_due(self, c: Conn, now: int, limit: int) -> int:
         rows = self._x(c, "due_events", {"now": now, "limit": limit}).fetchall()
         for row in rows:
-            self._deliver(c, row["seq"], now)
+            self._x(c, "mark_delivered", {"seq": row["seq"]})
+            self._deliver(c, row, now)
         return len(rows)
 
     # -- runs: claim, steps, park, finish ---------------------------------

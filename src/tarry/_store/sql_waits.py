@@ -128,11 +128,10 @@ class WaitsMixin:
             if key is not None:
                 probes.append((row["event_name"], row["shape"], key))
         self._lock(c, sorted(key_lock(*probe) for probe in probes))
-        candidates: list[Row] = []
-        for name, shape, key in probes:
-            if shape:
-                self._x(c, "insert_event_key", {"event_name": name, "shape": shape, "match_key": key,
-                                                 "seq": event["seq"]})  # fmt: skip
+        candidates: list[Row] = self._x(c, "scanned_waits", {"name": event["name"]}).fetchall()
+        for name, shape, key in probes[len(names) :]:
+            self._x(c, "insert_event_key", {"event_name": name, "shape": shape, "match_key": key,
+                                             "seq": event["seq"]})  # fmt: skip
             candidates.extend(self._x(c, "waits_for_key", {"event_name": name, "shape": shape, "match_key": key}))
         resumed: list[str] = []
         for wait in sorted(candidates, key=lambda w: w["id"]):

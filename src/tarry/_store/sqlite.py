@@ -100,34 +100,61 @@ class SQLiteStore(SQLStore):
         with self._pending_lock:
             batch, self._pending = self._pending, []
             self._drain_scheduled = False
-        outcomes: list[tuple[bool, Any]] = []
         try:
             conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for work, _, _ in batch:
-                    conn.execute("SAVEPOINT tarry_write")
-                    try:
-                        outcomes.append((True, work(conn)))
-                        conn.execute("RELEASE tarry_write")
-                    except BaseException as exc:  # this write only: undo it, keep the others
-                        conn.execute("ROLLBACK TO tarry_write")
-                        conn.execute("RELEASE tarry_write")
-                        outcomes.append((False, exc))
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:  # never leave the write lock held
-                    conn.execute("ROLLBACK")
-                raise
+            outcomes = self._commit(conn, batch, isolated=False) or self._commit(conn, batch, isolated=True)
         except BaseException as exc:
             outcomes = [(False, exc)] * len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for (_, loop, future), (ok, value) in zip(batch, outcomes, strict=True):
             if isinstance(value, sqlite3.Error):
                 error = StoreError(f"SQLite error on {self.path}: {value}")
                 error.__cause__ = value
                 value = error
-            with contextlib.suppress(RuntimeError):  # that caller's loop is gone; settle the others
-                loop.call_soon_threadsafe(_settle, future, ok, value)
+            by_loop.setdefault(loop, []).append((future, ok, value))
+        for loop, settled in by_loop.items():  # one wake-up of each caller's loop, not one per write
+            with contextlib.suppress(RuntimeError):  # that loop is gone; settle the others
+                loop.call_soon_threadsafe(_settle_all, settled)
+
+    @staticmethod
+    def _commit(conn: sqlite3.Connection, batch: list[Any], isolated: bool) -> list[tuple[bool, Any]]:
+        """Run the batch's writes in one transaction and commit it.
+
+        Not ``isolated``: no savepoints (they cost two statements a write); the first write that
+        fails rolls everything back and returns [] — the writes are functions of the database
+        alone, so running them again, ``isolated``, gives each its own outcome."""
+        outcomes: list[tuple[bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for work, _, _ in batch:
+                if not isolated:
+                    outcomes.append((True, work(conn)))
+                    continue
+                conn.execute("SAVEPOINT tarry_write")
+                try:
+                    outcomes.append((True, work(conn)))
+                    conn.execute("RELEASE tarry_write")
+                except BaseException as exc:  # this write only: undo it, keep the others
+                    conn.execute("ROLLBACK TO tarry_write")
+                    conn.execute("RELEASE tarry_write")
+                    outcomes.append((False, exc))
+        except Exception:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if not isolated and len(batch) > 1:
+                return []
+            raise
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # never leave the write lock held
+                conn.execute("ROLLBACK")
+            raise
+        return outcomes
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         return await self._call(lambda: fn(self._connection(), *args))
@@ -214,13 +241,14 @@ class SQLiteStore(SQLStore):
         self._conn = None
 
 
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():  # its caller gave up (cancelled); the write itself stands
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+def _settle_all(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in settled:
+        if future.done():  # its caller gave up (cancelled); the write itself stands
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 def _set_wal(conn: sqlite3.Connection) -> None:

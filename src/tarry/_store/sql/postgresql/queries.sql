@@ -5,17 +5,14 @@ SELECT id FROM events WHERE dedup_id = %(dedup_id)s AND received_at >= %(since)s
 
 -- name: insert_event
 INSERT INTO events (id, name, data, key, v, dedup_id, ts, received_at, delivered, exclude_function, only_function)
-VALUES (%(id)s, %(name)s, %(data)s, %(key)s, %(v)s, %(dedup_id)s, %(ts)s, %(received_at)s, 0, %(exclude_function)s, %(only_function)s)
+VALUES (%(id)s, %(name)s, %(data)s, %(key)s, %(v)s, %(dedup_id)s, %(ts)s, %(received_at)s, %(delivered)s, %(exclude_function)s, %(only_function)s)
 RETURNING seq;
 
 -- name: mark_delivered
 UPDATE events SET delivered = 1 WHERE seq = %(seq)s;
 
--- name: event_for_delivery
-SELECT seq, id, name, data, key, v, ts, exclude_function, only_function FROM events WHERE seq = %(seq)s;
-
 -- name: due_events
-SELECT seq, id, name, exclude_function, only_function FROM events
+SELECT seq, id, name, data, key, v, ts, exclude_function, only_function FROM events
 WHERE delivered = 0 AND ts <= %(now)s ORDER BY ts, seq LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
@@ -139,6 +136,10 @@ DELETE FROM workers WHERE heartbeat_at < %(alive_since)s;
 
 -- name: shapes_for_names
 SELECT event_name, shape FROM wait_shapes WHERE event_name IN (%(name)s, '');
+
+-- name: scanned_waits
+SELECT w.id, w.run_id, w.step_id, w.kind, w.if_exp FROM waits w
+WHERE w.event_name IN (%(name)s, '') AND w.shape = '' AND w.match_key = '';
 
 -- name: waits_for_key
 SELECT w.id, w.run_id, w.step_id, w.kind, w.if_exp FROM waits w

@@ -5,17 +5,14 @@ SELECT id FROM events WHERE dedup_id = :dedup_id AND received_at >= :since ORDER
 
 -- name: insert_event
 INSERT INTO events (id, name, data, key, v, dedup_id, ts, received_at, delivered, exclude_function, only_function)
-VALUES (:id, :name, :data, :key, :v, :dedup_id, :ts, :received_at, 0, :exclude_function, :only_function)
+VALUES (:id, :name, :data, :key, :v, :dedup_id, :ts, :received_at, :delivered, :exclude_function, :only_function)
 RETURNING seq;
 
 -- name: mark_delivered
 UPDATE events SET delivered = 1 WHERE seq = :seq;
 
--- name: event_for_delivery
-SELECT seq, id, name, data, key, v, ts, exclude_function, only_function FROM events WHERE seq = :seq;
-
 -- name: due_events
-SELECT seq, id, name, exclude_function, only_function FROM events
+SELECT seq, id, name, data, key, v, ts, exclude_function, only_function FROM events
 WHERE delivered = 0 AND ts <= :now ORDER BY ts, seq LIMIT :limit;
 
 -- name: insert_run
@@ -136,6 +133,10 @@ DELETE FROM workers WHERE heartbeat_at < :alive_since;
 
 -- name: shapes_for_names
 SELECT event_name, shape FROM wait_shapes WHERE event_name IN (:name, '');
+
+-- name: scanned_waits
+SELECT w.id, w.run_id, w.step_id, w.kind, w.if_exp FROM waits w
+WHERE w.event_name IN (:name, '') AND w.shape = '' AND w.match_key = '';
 
 -- name: waits_for_key
 SELECT w.id, w.run_id, w.step_id, w.kind, w.if_exp FROM waits w
