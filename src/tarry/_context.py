@@ -26,9 +26,17 @@ class Context:
         self.run_id: str = execution.run_id
         self.function_id: str = execution.spec.id
         self.step = Step(execution)
-        self.logger = logging.Logger(f"tarry.function.{self.function_id}")
-        self.logger.parent = logging.getLogger("tarry")
-        self.logger.addFilter(lambda record: not execution.replaying)
+        self._logger: logging.Logger | None = None
+
+    @property
+    def logger(self) -> logging.Logger:
+        """A logger (``tarry.function.<id>``) that is silent while recorded steps are replayed."""
+        if self._logger is None:  # made on first use: most executions never log
+            execution = self._x
+            self._logger = logging.Logger(f"tarry.function.{self.function_id}")
+            self._logger.parent = logging.getLogger("tarry")
+            self._logger.addFilter(lambda record: not execution.replaying)
+        return self._logger
 
     @property
     def attempt(self) -> int:

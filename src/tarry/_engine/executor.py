@@ -109,6 +109,7 @@ async def _drive(x: Execution, threads: Executor) -> tuple[str, Any]:
         task = asyncio.ensure_future(fn(ctx))
     else:
         task = asyncio.ensure_future(x.loop.run_in_executor(threads, contextvars.copy_context().run, fn, ctx))
+    task.add_done_callback(lambda _: x.changed.set())
     try:
         while not task.done():
             x.changed.clear()
@@ -119,9 +120,7 @@ async def _drive(x: Execution, threads: Executor) -> tuple[str, Any]:
                     x.park_future.set_exception(Park())
                     break
                 continue
-            changed = asyncio.ensure_future(x.changed.wait())
-            await asyncio.wait({task, changed}, return_when=asyncio.FIRST_COMPLETED)
-            changed.cancel()
+            await x.changed.wait()  # a step began, ended or parked, or the function returned
         value = await task
     except Park:
         return ("park", None) if x.stop_reason is None else (x.stop_reason, None)
