@@ -23,7 +23,7 @@ from tarry._engine.worker import Worker
 from tarry._function import CancelOn, Registry, make_spec
 from tarry._model import Event, Run, RunStatus
 from tarry._store import check_url, open_store
-from tarry._store.base import Sent
+from tarry._store.base import NewEvent, Sent
 from tarry._twins import sync_twin
 
 T = TypeVar("T")
@@ -166,10 +166,33 @@ class Tarry:
             return []
         # An app that defines no functions (a script, a web app that only sends) leaves the routing
         # of its events to the workers, which know the functions; any other app routes them itself.
-        sent = await engine.store.send(new, engine.clock.now_ms(), bool(self._registry.functions), engine.dedup_since())
-        engine.metrics.events_received.inc(len(new))
-        engine.wake()
+        sent = await self._send(new, bool(self._registry.functions))
         return sent.ids
+
+    async def _send(self, new: list[NewEvent], route: bool) -> Sent:
+        """Store (and, with ``route``, deliver) events; the runs they start or wake are claimed in the
+        same transaction for this process's worker, which executes them without waiting for its turn."""
+        engine = self.engine
+        worker = engine.worker
+        claim = worker.reserve() if worker is not None and route else None
+        store_call = asyncio.ensure_future(
+            engine.store.send(new, engine.clock.now_ms(), route, engine.dedup_since(), claim)
+        )
+        if claim is not None:
+            assert worker is not None
+
+            def settle(call: asyncio.Future[Sent]) -> None:  # even if our caller is cancelled meanwhile
+                ok = not call.cancelled() and call.exception() is None
+                worker.release_reserved(claim, call.result().claimed if ok else [])
+
+            store_call.add_done_callback(settle)
+        sent = await asyncio.shield(store_call)
+        engine.metrics.events_received.inc(len(new))
+        if claim is None or len(sent.claimed) >= claim[1] or any(e.ts > engine.clock.now_ms() for e in new):
+            engine.wake()  # the queue may hold more, or a delayed event moved the next due time
+        else:
+            engine.progress.fire()
+        return sent
 
     async def notify(self, key: str, data: dict[str, Any] | None = None) -> list[str]:
         """Send a ``tarry/notify`` event with ``key``; return the ids of the runs it resumed at once."""
@@ -179,11 +202,7 @@ class Tarry:
         if not isinstance(key, str) or not key:
             raise ValueError(f"invalid key {key!r}: notify needs a non-empty string")
         engine = self.engine
-        new = engine.new_events(Event("tarry/notify", data, key=key))
-        sent = await engine.store.send(new, engine.clock.now_ms(), True, engine.dedup_since())
-        engine.metrics.events_received.inc(len(new))
-        engine.wake()
-        return sent
+        return await self._send(engine.new_events(Event("tarry/notify", data, key=key)), True)
 
     async def resume(self, token: str, data: dict[str, Any] | None = None) -> bool:
         """Resume the run waiting on a resume URL's token; False for an unknown, used or expired token."""

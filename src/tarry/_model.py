@@ -64,7 +64,8 @@ class Event:
             object.__setattr__(event, attr, value)
         return event
 
-    def _validate(self) -> None:
+    def _validate(self) -> str:
+        """Check every field; returns the data as JSON text."""
         if not isinstance(self.name, str) or not self.name.strip():
             raise InvalidEventError("event field 'name' must be a non-empty string")
         if len(self.name) > MAX_NAME:
@@ -74,9 +75,11 @@ class Event:
                 f"event field 'data' must be a JSON object (a dict), got {type(self.data).__name__}"
             )
         try:
-            _serde.check_json(self.data, "data")
+            data = _serde.dumps(self.data, "data")
         except TypeError as exc:
             raise InvalidEventError(f"event field 'data' must hold only JSON values: {exc}") from None
+        except ValueError as exc:
+            raise InvalidEventError(f"event is not valid JSON text: {exc}") from None
         for name in ("id", "key", "v"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value or len(value) > MAX_NAME):
@@ -87,12 +90,13 @@ class Event:
             value = getattr(self, name)
             if value is not None and "\x00" in value:
                 raise InvalidEventError(f"event field {name!r} must not contain the NUL character")
-        try:
-            size = len(_serde.dumps(self.to_json()).encode())
+        try:  # the size of the whole event as JSON: its envelope with the data's text in place of {}
+            size = len(_serde.dumps({**self.to_json(), "data": {}}).encode()) - 2 + len(data.encode())
         except ValueError as exc:
             raise InvalidEventError(f"event is not valid JSON text: {exc}") from None
         if size > MAX_EVENT_BYTES:
             raise InvalidEventError(f"event is {size} bytes as JSON; the limit is {MAX_EVENT_BYTES} bytes")
+        return data
 
     def to_json(self) -> dict[str, Any]:
         """The event as Inngest's JSON event format."""

@@ -13,10 +13,20 @@ from typing import Any
 JSON = Any
 
 
-def dumps(value: JSON) -> str:
-    """Compact JSON of ``value``; raises ``TypeError``/``ValueError`` if it is not JSON."""
-    check_json(value)
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+def dumps(value: JSON, path: str = "$") -> str:
+    """Compact JSON of ``value``; raises ``TypeError`` (naming the ``path`` of the first value JSON
+    cannot hold) or ``ValueError`` if it is not JSON.
+
+    ``json`` does the walk in C; the slower walk of ``check_json`` runs only when ``json`` refuses
+    the value or reads back something else (a key it turned into a string, a tuple made a list).
+    """
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_not_json)
+    except (TypeError, ValueError, RecursionError):
+        check_json(value, path)  # raises naming the path
+        raise
+    if json.loads(text) != value:
+        check_json(value, path)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -36,6 +46,10 @@ def parse(body: bytes | str) -> JSON:
         raise ValueError(f"malformed JSON: {exc}") from None
     except ValueError as exc:  # e.g. an integer of thousands of digits
         raise ValueError(f"malformed JSON: {exc}") from None
+
+
+def _not_json(value: object) -> None:
+    raise TypeError(f"a {type(value).__name__} is not JSON-serialisable")
 
 
 def _refuse_constant(name: str) -> None:

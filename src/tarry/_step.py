@@ -118,7 +118,10 @@ class Step:
         x.remember(StepRow(step.id, step.kind, step.status, step.attempts,
                            step.output if not events else _serde.dumps(ids), step.error,
                            step.started_at, step.ended_at, step.wake_at))  # fmt: skip
-        x.engine.wake()
+        if timer is not None or events:
+            x.engine.wake()  # a timer to keep, or runs the events may have started
+        else:
+            x.engine.progress.fire()
         if control != Control.CONTINUE:
             x.stop(control)
         return ids

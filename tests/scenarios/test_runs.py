@@ -158,3 +158,48 @@ async def test_an_app_cannot_start_twice_nor_be_used_before_start(app: tarry.Tar
     async with app:
         with pytest.raises(RuntimeError, match="already started"):
             await app.start()
+
+
+async def test_runs_started_by_sends_never_exceed_the_concurrency(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(concurrency=2)
+    running, peak = 0, 0
+    release = asyncio.Event()
+
+    @app.function(trigger="job")
+    async def job(ctx: tarry.Context) -> None:
+        async def body() -> None:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            await release.wait()
+            running -= 1
+
+        await ctx.step.run("work", body)
+
+    async with app:
+        for n in range(4):  # each send may claim the runs it starts, as the worker's turn would
+            await app.send([tarry.Event("job", {"n": n}), tarry.Event("job", {"n": n + 10})])
+        await asyncio.sleep(0.2)
+        assert (running, peak) == (2, 2)
+        release.set()
+        await app.idle(timeout=LIMIT)
+        runs = await app.list_runs(function_id="job")
+        assert [r.status for r in runs] == [tarry.RunStatus.COMPLETED] * 8
+        assert peak == 2
+
+
+async def test_a_send_cancelled_by_its_caller_leaves_no_run_behind(app: tarry.Tarry) -> None:
+    @app.function(trigger="job")
+    async def job(ctx: tarry.Context) -> int:
+        return int(ctx.event.data["n"])
+
+    async with app:
+        for n in range(40):  # cancelled at every point of the send: before, during and after its commit
+            send = asyncio.create_task(app.send(tarry.Event("job", {"n": n})))
+            for _ in range(n % 8):
+                await asyncio.sleep(0)
+            send.cancel()
+            await asyncio.gather(send, return_exceptions=True)
+        await app.idle(timeout=LIMIT)  # a run claimed and never executed would keep it busy
+        runs = await app.list_runs(function_id="job", limit=100)
+        assert runs and all(r.status == tarry.RunStatus.COMPLETED for r in runs)

@@ -87,10 +87,10 @@ class Engine:
                     item = Event.from_json(dict(item))
                 if not isinstance(item, Event):
                     raise InvalidEventError(f"an event must be a tarry.Event, got {type(item).__name__}")
-                item._validate()  # again: its data may have changed since it was built
+                data = item._validate()  # again: its data may have changed since it was built
             except InvalidEventError as exc:
                 raise InvalidEventError(where + str(exc)) from None
-            new.append(NewEvent(_ids.new_id(now), item.name, _serde.dumps(item.data), item.key, item.v, item.id,
+            new.append(NewEvent(_ids.new_id(now), item.name, data, item.key, item.v, item.id,
                                 item.ts if item.ts is not None else now, now))  # fmt: skip
         return new
 

@@ -18,11 +18,12 @@ from tarry import _ids
 from tarry._durations import to_ms
 from tarry._engine.engine import Engine
 from tarry._engine.executor import execute
+from tarry._store.base import ClaimedRun
 
 log = logging.getLogger("tarry.worker")
 
 POLL_S = 0.5
-COALESCE_S = 0.001
+COALESCE_S = 0.0
 DEFAULT_LEASE_MS = 30_000
 
 
@@ -46,6 +47,8 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._threads = ThreadPoolExecutor(max_workers=32, thread_name_prefix="tarry-function")
         self._loop_task: asyncio.Task[None] | None = None
+        self._reserved = 0  # slots promised to claims in flight (a turn's, or a send's)
+        self._stopping = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -65,19 +68,17 @@ class Worker:
         next_beat = _wall_ms() + self.lease_ms // 3
         while True:
             self._wake.clear()
-            free = self.concurrency - len(self._tasks)
+            free = self.free()
+            self._reserved += free
             try:
                 claimed, next_due = await store.tick(self.owner, free, engine.clock.now_ms())
             except Exception:
                 log.exception("worker %s: a turn failed; retrying after the poll interval", self.owner)
                 await asyncio.sleep(POLL_S)
                 continue
-            for run in claimed:
-                task = asyncio.create_task(execute(engine, run, self.owner, self._threads), name=f"tarry-run-{run.id}")
-                self._tasks.add(task)
-                task.add_done_callback(self._done)
-            if claimed:
-                engine.progress.fire()
+            finally:
+                self._reserved -= free
+            self.adopt(claimed)
             if _wall_ms() >= next_beat:
                 next_beat = _wall_ms() + self.lease_ms // 3
                 await store.heartbeat(self.owner, _wall_ms())
@@ -90,6 +91,35 @@ class Worker:
             await engine.clock.wait(self._wake, next_due, POLL_S)
             await asyncio.sleep(COALESCE_S)  # one turn for a burst of wake-ups, not one turn each
 
+    def free(self) -> int:
+        """Slots neither running a run nor promised to a claim in flight."""
+        return 0 if self._stopping else max(0, self.concurrency - len(self._tasks) - self._reserved)
+
+    def reserve(self) -> tuple[str, int] | None:
+        """Promise this worker's free slots to a claim made elsewhere (a send's); ``release`` after."""
+        free = self.free()
+        if free == 0:
+            return None
+        self._reserved += free
+        return self.owner, free
+
+    def release_reserved(self, claim: tuple[str, int], claimed: list[ClaimedRun]) -> None:
+        """The claim of ``reserve`` is settled: execute the runs it claimed, free the other slots."""
+        self._reserved -= claim[1]
+        self.adopt(claimed)
+
+    def adopt(self, claimed: list[ClaimedRun]) -> None:
+        """Execute runs claimed for this worker (when stopping, ``stop`` hands them back instead)."""
+        engine = self.engine
+        if self._stopping:
+            return
+        for run in claimed:
+            task = asyncio.create_task(execute(engine, run, self.owner, self._threads), name=f"tarry-run-{run.id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+        if claimed:
+            engine.progress.fire()
+
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
@@ -99,6 +129,7 @@ class Worker:
 
     async def stop(self) -> None:
         """Stop claiming, drop executions in flight and hand their runs back (requeued)."""
+        self._stopping = True
         if self._loop_task is not None:
             while not self._loop_task.done():
                 self._loop_task.cancel()
@@ -106,5 +137,8 @@ class Worker:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        deadline = time.monotonic() + 5
+        while self._reserved > 0 and time.monotonic() < deadline:  # a send's claim still in flight
+            await asyncio.sleep(0.01)
         await self.engine.store.release(self.owner, self.engine.clock.now_ms())
         self._threads.shutdown(wait=False, cancel_futures=True)

@@ -143,10 +143,12 @@ class ClaimedRun:
 
 @dataclass(frozen=True)
 class Sent:
-    """What ``send`` did: the events' ids in order, and the runs it resumed at once."""
+    """What ``send`` did: the events' ids in order, the runs it resumed at once, and the runs it
+    claimed for the caller's worker (``claim``)."""
 
     ids: list[str]
     resumed: list[str]
+    claimed: list[ClaimedRun] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -199,10 +201,14 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def send(self, events: list[NewEvent], now: int, deliver: bool, dedup_since: int) -> Sent:
+    async def send(self, events: list[NewEvent], now: int, deliver: bool, dedup_since: int,
+                   claim: tuple[str, int] | None = None) -> Sent:  # fmt: skip
         """Insert events (deduplicated by ``dedup_id`` since ``dedup_since``) and, with ``deliver``,
         deliver those due: start the functions they trigger and resolve the waits they match.
-        Without ``deliver``, a worker's next turn delivers them."""
+        Without ``deliver``, a worker's next turn delivers them.
+
+        ``claim`` (owner, limit): when the events started or woke runs, claim up to ``limit``
+        queued runs for that worker in the same transaction, as its turn would."""
 
     async def tick(self, owner: str, limit: int, now: int) -> tuple[list[ClaimedRun], int | None]:
         """One worker turn: deliver due events, fire due timers, claim up to ``limit`` runs.

@@ -52,17 +52,21 @@ class SQLStore(WaitsMixin):
 
     # -- events -----------------------------------------------------------
 
-    async def send(self, events: list[NewEvent], now: int, deliver: bool, dedup_since: int) -> Sent:
-        return await self._write(self._send_tx, events, now, deliver, dedup_since)
+    async def send(self, events: list[NewEvent], now: int, deliver: bool, dedup_since: int,
+                   claim: tuple[str, int] | None = None) -> Sent:  # fmt: skip
+        return await self._write(self._send_tx, events, now, deliver, dedup_since, claim)
 
-    def _send_tx(self, c: Conn, events: list[NewEvent], now: int, deliver: bool,
-                 dedup_since: int) -> Sent:  # fmt: skip
+    def _send_tx(self, c: Conn, events: list[NewEvent], now: int, deliver: bool, dedup_since: int,
+                 claim: tuple[str, int] | None) -> Sent:  # fmt: skip
         resumed: list[str] = []
-        ids = self._send(c, events, now, deliver, dedup_since, resumed)
+        started: list[str] = []
+        ids = self._send(c, events, now, deliver, dedup_since, resumed, started)
+        if claim is not None and claim[1] > 0 and (resumed or started):
+            return Sent(ids, resumed, self._claim(c, *claim))
         return Sent(ids, resumed)
 
     def _send(self, c: Conn, events: list[NewEvent], now: int, deliver: bool, dedup_since: int,
-              resumed: list[str] | None = None) -> list[str]:  # fmt: skip
+              resumed: list[str] | None = None, started: list[str] | None = None) -> list[str]:  # fmt: skip
         ids = []
         for event in events:
             if event.dedup_id is not None:
@@ -70,26 +74,28 @@ class SQLStore(WaitsMixin):
                 if row is not None:
                     ids.append(row["id"])
                     continue
-            self._insert_event(c, event, now, deliver, resumed)
+            self._insert_event(c, event, now, deliver, resumed, started)
             ids.append(event.id)
         return ids
 
     def _insert_event(self, c: Conn, event: NewEvent, now: int, deliver: bool = True,
-                      resumed: list[str] | None = None) -> int:  # fmt: skip
+                      resumed: list[str] | None = None, started: list[str] | None = None) -> int:  # fmt: skip
         due = event.ts <= now and deliver
         seq: int = self._x(c, "insert_event", {**event.__dict__, "delivered": int(due)}).fetchone()["seq"]
         if due:  # delivered in this transaction: the row is inserted as delivered already
-            found = self._deliver(c, {**event.__dict__, "seq": seq}, now)
+            found = self._deliver(c, {**event.__dict__, "seq": seq}, now, started)
             if resumed is not None:
                 resumed.extend(found)
         return seq
 
-    def _deliver(self, c: Conn, row: Any, now: int) -> list[str]:
+    def _deliver(self, c: Conn, row: Any, now: int, started: list[str] | None = None) -> list[str]:
         """Start the functions the event (a row of ``events``) triggers and resolve the waits it matches."""
         resumed = self._match_waits(c, row, now)  # first: the runs it starts never match their own trigger
         for function_id in self.hooks.route(row["name"], row["exclude_function"], row["only_function"]):
             run_id = _ids.new_id(now)
             self._x(c, "insert_run", {"id": run_id, "function_id": function_id, "event_id": row["id"], "now": now})
+            if started is not None:
+                started.append(run_id)
             for wait in self.hooks.cancel_waits(function_id, event_json(row)):
                 self._insert_wait(c, run_id, wait, now)
         return resumed
