@@ -65,11 +65,14 @@ class Event:
         return event
 
     def _validate(self) -> str:
-        """Check every field; returns the data as JSON text."""
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise InvalidEventError("event field 'name' must be a non-empty string")
-        if len(self.name) > MAX_NAME:
-            raise InvalidEventError(f"event field 'name' must be at most {MAX_NAME} characters, got {len(self.name)}")
+        """Check every field; returns the data as JSON text.
+
+        The envelope (name, id, ts, key, v) cannot change after construction, so it is checked once
+        and its size kept; the data, a dict its owner may still change, is checked on every call."""
+        envelope: int | None = self.__dict__.get("_envelope_bytes")
+        if envelope is None:
+            envelope = self._check_envelope()
+            object.__setattr__(self, "_envelope_bytes", envelope)
         if not isinstance(self.data, dict):
             raise InvalidEventError(
                 f"event field 'data' must be a JSON object (a dict), got {type(self.data).__name__}"
@@ -80,6 +83,17 @@ class Event:
             raise InvalidEventError(f"event field 'data' must hold only JSON values: {exc}") from None
         except ValueError as exc:
             raise InvalidEventError(f"event is not valid JSON text: {exc}") from None
+        size = envelope - 2 + len(data.encode())  # the envelope's JSON with the data's text in place of {}
+        if size > MAX_EVENT_BYTES:
+            raise InvalidEventError(f"event is {size} bytes as JSON; the limit is {MAX_EVENT_BYTES} bytes")
+        return data
+
+    def _check_envelope(self) -> int:
+        """Check the fields other than data; returns the size of the event as JSON with empty data."""
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise InvalidEventError("event field 'name' must be a non-empty string")
+        if len(self.name) > MAX_NAME:
+            raise InvalidEventError(f"event field 'name' must be at most {MAX_NAME} characters, got {len(self.name)}")
         for name in ("id", "key", "v"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value or len(value) > MAX_NAME):
@@ -90,13 +104,10 @@ class Event:
             value = getattr(self, name)
             if value is not None and "\x00" in value:
                 raise InvalidEventError(f"event field {name!r} must not contain the NUL character")
-        try:  # the size of the whole event as JSON: its envelope with the data's text in place of {}
-            size = len(_serde.dumps({**self.to_json(), "data": {}}).encode()) - 2 + len(data.encode())
+        try:
+            return len(_serde.dumps({**self.to_json(), "data": {}}).encode())
         except ValueError as exc:
             raise InvalidEventError(f"event is not valid JSON text: {exc}") from None
-        if size > MAX_EVENT_BYTES:
-            raise InvalidEventError(f"event is {size} bytes as JSON; the limit is {MAX_EVENT_BYTES} bytes")
-        return data
 
     def to_json(self) -> dict[str, Any]:
         """The event as Inngest's JSON event format."""
