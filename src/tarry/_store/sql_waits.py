@@ -119,11 +119,12 @@ class WaitsMixin:
 
     def _match_waits(self, c: Conn, event: Row, now: int) -> list[str]:
         """Resolve every wait this event matches, at most one per run; index it for look-backs."""
-        incoming = event_json(event)
+        incoming: dict[str, Any] | None = None  # the event as JSON, parsed only if some wait needs it
         names = sorted({event["name"], ""})
         self._lock(c, [name_lock(n) for n in names], shared=True)  # a new shape of these names waits for us
         probes = [(n, "", "") for n in names]  # the scanned bucket: waits with no index terms
         for row in self._x(c, "shapes_for_names", {"name": event["name"]}).fetchall():
+            incoming = incoming or event_json(event)
             key = self.hooks.event_key(row["shape"], incoming)
             if key is not None:
                 probes.append((row["event_name"], row["shape"], key))
@@ -134,6 +135,9 @@ class WaitsMixin:
                                              "seq": event["seq"]})  # fmt: skip
             candidates.extend(self._x(c, "waits_for_key", {"event_name": name, "shape": shape, "match_key": key}))
         resumed: list[str] = []
+        if not candidates:
+            return resumed
+        incoming = incoming or event_json(event)
         for wait in sorted(candidates, key=lambda w: w["id"]):
             if wait["run_id"] in resumed:
                 continue  # an event resolves at most one wait per run
