@@ -94,9 +94,10 @@ class Engine:
                                 item.ts if item.ts is not None else now, now))  # fmt: skip
         return new
 
-    def system_events(self, run: Run, status: str, error: dict[str, str] | None, output: Any) -> list[NewEvent]:
-        """``tarry/function.*`` events for a run that ended with ``status``."""
-        now = self.clock.now_ms()
+    def system_events(self, run: Run, status: str, error: dict[str, str] | None, output: Any,
+                      now: int) -> list[NewEvent]:  # fmt: skip
+        """``tarry/function.*`` events for a run that ended with ``status`` at ``now``: delivered with the
+        ending, in its transaction (a later time would leave them to the worker's next turn)."""
         data: dict[str, Any] = {
             "function_id": run.function_id,
             "run_id": run.id,

@@ -21,8 +21,9 @@ class Hooks(Protocol):
     def route(self, name: str, exclude: str | None, only: str | None) -> list[str]:
         """The ids of the functions an event named ``name`` starts."""
 
-    def system_events(self, run: Run, status: str, error: dict[str, str] | None, output: Any) -> list[NewEvent]:
-        """The ``tarry/function.*`` events of a run that ended with ``status``."""
+    def system_events(self, run: Run, status: str, error: dict[str, str] | None, output: Any,
+                      now: int) -> list[NewEvent]:  # fmt: skip
+        """The ``tarry/function.*`` events of a run that ended with ``status`` at ``now``."""
 
     def event_key(self, shape: str, event: dict[str, Any]) -> str | None:
         """The index key of an incoming event for a wait ``shape``; None if it lacks a path."""

@@ -108,10 +108,13 @@ class PostgresStore(SQLStore):
         return await self._call(tx)
 
     def _lock(self, c: Conn, keys: list[str], *, shared: bool = False) -> None:
-        if keys:
+        if len(keys) == 1:
             function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-            for key in keys:  # one at a time, in the caller's (sorted) order
-                c.execute(f"SELECT {function}(hashtextextended(%(key)s, 0))", {"key": key})
+            c.execute(f"SELECT {function}(hashtextextended(%(key)s, 0))", {"key": keys[0]})
+        elif keys:  # one round trip; taken one at a time, in the caller's (sorted) order
+            function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+            c.execute(f"SELECT {function}(hashtextextended(k, 0)) FROM unnest(%(keys)s::text[]) AS k",
+                      {"keys": keys})  # fmt: skip
 
     # -- lifecycle --------------------------------------------------------------
 

@@ -197,7 +197,7 @@ class SQLStore(WaitsMixin):
             return False
         self._x(c, "delete_timers_of_run", {"run_id": run_id})
         self._x(c, "delete_waits_of_run", {"run_id": run_id})
-        for event in self.hooks.system_events(run_from_row(row), status, error, _serde.loads(output)):
+        for event in self.hooks.system_events(run_from_row(row), status, error, _serde.loads(output), now):
             self._insert_event(c, event, now)
         return True
 
