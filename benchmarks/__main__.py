@@ -1,7 +1,10 @@
 """Run Tarry's benchmarks and write their figures to benchmarks/results/.
 
-python -m benchmarks match --sizes 1000,10000,100000
-python -m benchmarks match --if-exp
+python -m benchmarks report                       # everything, both stores, DBOS beside: docs/benchmarks.md
+python -m benchmarks render                       # docs/benchmarks.md and .png again from results/report.json
+python -m benchmarks engine --store sqlite        # ingest, park, resume, latency on one store
+python -m benchmarks match --sizes 1000,100000    # match cost as waits grow
+python -m benchmarks workers --counts 1,2,4       # PostgreSQL with several worker processes
 """
 
 from __future__ import annotations
@@ -12,39 +15,67 @@ import os
 import time
 from pathlib import Path
 
-from benchmarks import engine, match, workers
-from benchmarks.common import machine, temp_folder
+from benchmarks import engine, match, report, workers
+from benchmarks.common import Backend, PostgresBackend, SQLiteBackend, machine
 
 RESULTS = Path(__file__).parent / "results"
+POSTGRES = os.environ.get("TARRY_TEST_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/postgres")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     commands = parser.add_subparsers(dest="workload", required=True)
+    r = commands.add_parser("report", help="every workload on SQLite and PostgreSQL, DBOS beside; the docs page")
+    r.add_argument("--runs", type=int, default=10_000, help="N of park and resume")
+    r.add_argument("--latency-runs", type=int, default=200)
+    r.add_argument("--ingest-events", type=int, default=20_000)
+    r.add_argument("--memory-runs", type=int, default=100_000, help="runs waiting for the memory figures (0: skip)")
+    r.add_argument("--match-sizes", default="1000,10000,100000,1000000", help="waiting runs, SQLite")
+    r.add_argument("--pg-match-sizes", default="1000,10000,100000", help="waiting runs, PostgreSQL")
+    r.add_argument("--samples", type=int, default=300, help="events routed per match size")
+    r.add_argument("--repeat", type=int, default=3, help="runs of ingest/park/resume/latency; medians reported")
+    r.add_argument("--postgres", default=POSTGRES, help="a database of the server to create the benchmark's in "
+                   "('' to skip PostgreSQL)")  # fmt: skip
+    r.add_argument("--no-dbos", dest="dbos", action="store_false", help="skip the DBOS peer")
+    r.add_argument("--dbos-runs", type=int, default=0, help="N of DBOS's park and resume (default: --runs)")
+    commands.add_parser("render", help="write docs/benchmarks.md and .png again from results/report.json")
+    e = commands.add_parser("engine", help="ingest, park, resume and latency on one store, in-process worker")
+    e.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
+    e.add_argument("--runs", type=int, default=10_000)
+    e.add_argument("--postgres", default=POSTGRES)
     m = commands.add_parser("match", help="cost of routing one event as the number of waiting runs grows")
+    m.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     m.add_argument("--sizes", default="1000,10000,100000", help="numbers of waiting runs (comma-separated)")
     m.add_argument("--samples", type=int, default=300, help="events routed per size")
     m.add_argument("--if-exp", action="store_true", help="wait with an if_exp (equality term + residual)")
-    e = commands.add_parser("engine", help="ingest, park, resume, latency and memory on SQLite, in-process worker")
-    e.add_argument("--runs", type=int, default=10_000)
+    m.add_argument("--postgres", default=POSTGRES)
     w = commands.add_parser("workers", help="resume throughput on PostgreSQL with 1, 2, 4 worker processes")
     w.add_argument("--counts", default="1,2,4", help="numbers of worker processes (comma-separated)")
     w.add_argument("--runs", type=int, default=2000)
-    w.add_argument("--admin-url", default=os.environ.get("TARRY_TEST_POSTGRES_URL",
-                   "postgresql://root@127.0.0.1:5432/postgres"), help="a database to create the benchmark's in")  # fmt: skip
+    w.add_argument("--admin-url", default=POSTGRES, help="a database to create the benchmark's in")
     args = parser.parse_args()
 
-    if args.workload == "match":
-        print(f"match cost, {'if_exp' if args.if_exp else 'match='} waits, SQLite:")
-        result = match.run([int(s) for s in args.sizes.split(",")], args.samples, args.if_exp)
-    elif args.workload == "engine":
-        print(f"engine hot paths, SQLite, {args.runs} runs:")
-        result = engine.run(engine.sqlite(temp_folder()), args.runs)
-    else:
+    if args.workload == "report":
+        report.run(args)
+        return
+    if args.workload == "render":
+        report.render()
+        return
+    if args.workload == "workers":
         print(f"{args.runs} runs waiting then resumed, PostgreSQL, by worker processes:")
         result = workers.run(args.admin_url, [int(c) for c in args.counts.split(",")], args.runs)
-    result["machine"] = machine()
+        result["machine"] = machine(args.admin_url)
+    else:
+        backend: Backend = SQLiteBackend() if args.store == "sqlite" else PostgresBackend(args.postgres)
+        if args.workload == "engine":
+            print(f"engine hot paths, {args.store}, {args.runs} runs:")
+            result = {"workload": f"engine-{args.store}", **engine.run(backend, args.runs)}
+        else:
+            print(f"match cost, {'if_exp' if args.if_exp else 'match='} waits, {args.store}:")
+            rows = match.run(backend, [int(s) for s in args.sizes.split(",")], args.samples, args.if_exp)
+            result = {"workload": f"match-{args.store}{'-if-exp' if args.if_exp else ''}", "rows": rows}
+        result["machine"] = machine(args.postgres if args.store == "postgresql" else None)
     result["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{result['workload']}.json"

@@ -1,30 +1,23 @@
 """The engine's hot paths on one store, in-process worker: ingest, park, resume, latency, memory.
 
-Each workload runs on a fresh database. Times are wall-clock on the machine's
-real clock (no VirtualClock): what a user of the library would see.
+Each workload runs on a fresh database (``Backend.fresh``). Times are
+wall-clock on the machine's real clock (no VirtualClock): what a user of the
+library would see. The client sending events is the same process as the
+worker, as in an app that embeds Tarry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import time
-from pathlib import Path
 from typing import Any
 
 import tarry
-from benchmarks.common import percentiles
+from benchmarks.common import Backend, percentiles, rss_mib
 
 DONE: dict[int, float] = {}
 PROBES: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = {}
-
-
-def _rss_bytes() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def _done(n: int) -> None:
@@ -48,7 +41,7 @@ def _app(url: str) -> tarry.Tarry:
     return app
 
 
-async def _until_status(app: tarry.Tarry, status: str, n: int, timeout: float = 600) -> None:
+async def until_status(app: tarry.Tarry, status: str, n: int, timeout: float = 3600) -> None:
     deadline = time.monotonic() + timeout
     while (await app.engine.store.counts()).runs.get(status, 0) < n:
         if time.monotonic() > deadline:
@@ -56,7 +49,13 @@ async def _until_status(app: tarry.Tarry, status: str, n: int, timeout: float = 
         await asyncio.sleep(0.02)
 
 
+async def _send_all(app: tarry.Tarry, name: str, n: int) -> None:
+    for first in range(0, n, 100):
+        await app.send([tarry.Event(name, {"n": i}) for i in range(first, min(n, first + 100))])
+
+
 async def ingest(url: str, n: int) -> dict[str, float]:
+    """Events accepted by ``app.send`` per second, one at a time and in batches of 100."""
     app = _app(url)
     await app.start(worker=False)
     try:
@@ -73,44 +72,32 @@ async def ingest(url: str, n: int) -> dict[str, float]:
     return {"ingest_single_per_s": single, "ingest_batch100_per_s": batched}
 
 
-async def park_and_resume(url: str, n: int, db_file: Path | None) -> dict[str, float]:
+async def park_and_resume(url: str, n: int) -> dict[str, float]:
+    """N runs started and parked in ``wait_for_event``; then N events, each resuming one run."""
     app = _app(url)
-    gc.collect()
-    idle_rss = _rss_bytes()
-    size_before = db_file.stat().st_size if db_file and db_file.exists() else 0
     async with app:
         began = time.perf_counter()
-        for first in range(0, n, 100):
-            await app.send([tarry.Event("bench/start", {"n": i}) for i in range(first, min(n, first + 100))])
-        await _until_status(app, "waiting", n)
+        await _send_all(app, "bench/start", n)
+        await until_status(app, "waiting", n)
         park = n / (time.perf_counter() - began)
-        gc.collect()
-        waiting_rss = _rss_bytes()
-        size = (db_file.stat().st_size + _wal(db_file) - size_before) if db_file else 0
         DONE.clear()
         began = time.perf_counter()
-        for first in range(0, n, 100):
-            await app.send([tarry.Event("bench/go", {"n": i}) for i in range(first, min(n, first + 100))])
-        await _until_status(app, "completed", n)
+        await _send_all(app, "bench/go", n)
+        await until_status(app, "completed", n)
         resume = n / (time.perf_counter() - began)
-    return {"park_per_s": park, "resume_per_s": resume, "rss_idle_mib": idle_rss / 2**20,
-            "rss_waiting_mib": waiting_rss / 2**20, "disk_bytes_per_waiting_run": size / n}  # fmt: skip
-
-
-def _wal(db_file: Path) -> int:
-    wal = db_file.with_name(db_file.name + "-wal")
-    return wal.stat().st_size if wal.exists() else 0
+    return {"park_per_s": park, "resume_per_s": resume}
 
 
 async def latency(url: str, n: int) -> dict[str, float]:
+    """With ``n`` runs waiting, one event at a time: sent -> the resumed run's next step done."""
     app = _app(url)
     async with app:
-        await app.send([tarry.Event("bench/start", {"n": i}) for i in range(n)])
-        await _until_status(app, "waiting", n)
+        await _send_all(app, "bench/start", n)
+        await until_status(app, "waiting", n)
         DONE.clear()
         samples = []
+        loop = asyncio.get_running_loop()
         for i in range(n):
-            loop = asyncio.get_running_loop()
             done = PROBES[i] = (loop, loop.create_future())
             sent = time.perf_counter()
             await app.send(tarry.Event("bench/go", {"n": i}))
@@ -120,23 +107,42 @@ async def latency(url: str, n: int) -> dict[str, float]:
     return {"latency_p50_ms": p["p50"], "latency_p90_ms": p["p90"], "latency_p99_ms": p["p99"]}
 
 
-def run(url_for: Any, n: int) -> dict[str, Any]:
-    result: dict[str, Any] = {"workload": "engine", "runs": n}
-    url, db_file = url_for("ingest")
-    result.update(asyncio.run(ingest(url, 5000)))
-    url, db_file = url_for("park")
-    result.update(asyncio.run(park_and_resume(url, n, db_file)))
-    url, db_file = url_for("latency")
-    result.update(asyncio.run(latency(url, 200)))
+async def memory(backend: Backend, url: str, n: int) -> dict[str, float]:
+    """Worker RSS idle and with ``n`` runs waiting; the store's bytes per waiting run."""
+    app = _app(url)
+    async with app:
+        await asyncio.sleep(0.2)
+        gc.collect()
+        idle = rss_mib()
+        size_before = backend.size(url)
+        began = time.perf_counter()
+        await _send_all(app, "bench/start", n)
+        await until_status(app, "waiting", n)
+        park = n / (time.perf_counter() - began)
+        gc.collect()
+        waiting = rss_mib()
+        size = backend.size(url) - size_before
+    return {"rss_idle_mib": idle, "rss_waiting_mib": waiting, "rss_added_mib": waiting - idle,
+            "memory_runs": n, "disk_bytes_per_waiting_run": size / n, "memory_park_per_s": park}  # fmt: skip
+
+
+def run(backend: Backend, runs: int, latency_runs: int = 200, ingest_events: int = 20_000) -> dict[str, Any]:
+    """Ingest, park, resume and latency on fresh databases of ``backend``; prints and returns the figures."""
+    result: dict[str, Any] = {"runs": runs, "latency_runs": latency_runs}
+    result.update(asyncio.run(ingest(backend.fresh("ingest"), ingest_events)))
+    result.update(asyncio.run(park_and_resume(backend.fresh("park"), runs)))
+    result.update(asyncio.run(latency(backend.fresh("latency"), latency_runs)))
+    backend.clean()
+    return _show(result)
+
+
+def memory_report(backend: Backend, runs: int) -> dict[str, Any]:
+    result = asyncio.run(memory(backend, backend.fresh("memory"), runs))
+    backend.clean()
+    return _show(result)
+
+
+def _show(result: dict[str, Any]) -> dict[str, Any]:
     result = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in result.items()}
-    for key, value in result.items():
-        print(f"  {key}: {value}", flush=True)
+    print("    " + ", ".join(f"{key} {value}" for key, value in result.items()), flush=True)
     return result
-
-
-def sqlite(folder: Path) -> Any:
-    def url_for(name: str) -> tuple[str, Path]:
-        path = folder / f"engine-{name}-{os.getpid()}.db"
-        return "sqlite:///" + str(path), path
-
-    return url_for

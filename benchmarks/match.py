@@ -1,10 +1,12 @@
 """Match cost: the time to route one event to its wait as the number of waiting runs grows.
 
 N runs wait on one event name, each for its own key (``match="data.userId"``;
-with ``--if-exp``, an ``if_exp`` with an equality term and a residual). The
-worker is then stopped and a client sends events one at a time, each matching
-one waiting run: the time of each ``send`` (insert, index probe, claim, record,
-commit) is the match cost.
+or an ``if_exp`` with an equality term and a residual). The worker is then
+stopped and a client sends events one at a time, each matching one waiting
+run: the time of each ``send`` (insert, index probe, ``if_exp`` on the
+candidates, claim, record, commit) is the match cost. The waiting runs grow
+in one database from the smallest size to the largest, parked through the
+engine (started by events, parked by ``wait_for_event``), not inserted by hand.
 """
 
 from __future__ import annotations
@@ -14,45 +16,45 @@ import time
 from typing import Any
 
 import tarry
-from benchmarks.common import fresh_url, percentiles, temp_folder
+from benchmarks.common import Backend, percentiles
+from benchmarks.engine import until_status
 
 NAME = "bench/user.verified"
+IF_EXP = "event.data.userId == async.data.userId && async.data.level > 1"
 
 
 def define(app: tarry.Tarry, if_exp: bool) -> None:
     @app.function(trigger="bench/user.created", retries=0)
     async def waiter(ctx: tarry.Context) -> Any:
         if if_exp:
-            got = await ctx.step.wait_for_event(
-                "w", event=NAME, timeout="7d", if_exp="event.data.userId == async.data.userId && async.data.level > 1"
-            )
+            got = await ctx.step.wait_for_event("w", event=NAME, timeout="7d", if_exp=IF_EXP)
         else:
             got = await ctx.step.wait_for_event("w", event=NAME, timeout="7d", match="data.userId")
         return None if got is None else got.data
 
 
-async def park(url: str, n: int, if_exp: bool) -> float:
+async def park(url: str, first: int, last: int, waiting: int, if_exp: bool) -> float:
+    """Start runs ``first`` .. ``last - 1`` and wait until ``waiting`` runs wait; runs parked per second."""
     app = tarry.Tarry("bench", database_url=url, concurrency=256)
     define(app, if_exp)
-    started = time.perf_counter()
     async with app:
-        batch = 1000
-        for first in range(0, n, batch):
-            await app.send(
-                [tarry.Event("bench/user.created", {"userId": f"u{i}"}) for i in range(first, min(n, first + batch))]
-            )
-            await app.idle(timeout=600)
-    return n / (time.perf_counter() - started)
+        began = time.perf_counter()
+        for start in range(first, last, 1000):
+            await app.send([tarry.Event("bench/user.created", {"userId": f"u{i}"})
+                            for i in range(start, min(last, start + 1000))])  # fmt: skip
+            if start % 20_000 == 0:
+                await until_status(app, "waiting", waiting - (last - min(last, start + 1000)))
+        await until_status(app, "waiting", waiting)
+        return (last - first) / (time.perf_counter() - began)
 
 
-async def route(url: str, n: int, samples: int, if_exp: bool) -> list[float]:
+async def route(url: str, keys: list[int], if_exp: bool) -> list[float]:
     client = tarry.Tarry("bench", database_url=url)
     define(client, if_exp)
     await client.start(worker=False)
     costs = []
     try:
-        step = max(1, n // samples)
-        for i in range(0, n, step)[:samples]:
+        for i in keys:
             event = tarry.Event(NAME, {"userId": f"u{i}", "level": 2})
             began = time.perf_counter()
             await client.send(event)
@@ -62,19 +64,35 @@ async def route(url: str, n: int, samples: int, if_exp: bool) -> list[float]:
     return costs
 
 
-def run(sizes: list[int], samples: int, if_exp: bool) -> dict[str, Any]:
-    folder = temp_folder()
-    rows = []
+def run(backend: Backend, sizes: list[int], samples: int, if_exp: bool) -> list[dict[str, Any]]:
+    """Route ``samples`` events at each size; one row per size, with the p50's ratio to the smallest's."""
+    url = backend.fresh("match-if" if if_exp else "match")
+    rows: list[dict[str, Any]] = []
+    parked, consumed = 0, set[int]()
     for n in sizes:
-        url = fresh_url(folder, f"match-{n}-{int(if_exp)}")
-        park_rate = asyncio.run(park(url, n, if_exp))
-        costs = asyncio.run(route(url, n, samples, if_exp))
+        rate = asyncio.run(park(url, parked, n, n - len(consumed), if_exp))
+        parked = n
+        keys = _spread(n, samples, consumed)
+        costs = asyncio.run(route(url, keys, if_exp))
+        consumed.update(keys)
         rows.append(
-            {"waiting": n, "park_per_s": round(park_rate), **{k: round(v, 3) for k, v in percentiles(costs).items()}}
+            {"waiting": n, "park_per_s": round(rate), **{k: round(v, 3) for k, v in percentiles(costs).items()}}
         )
-        print(f"  {n:>9,} waiting: route one event p50 {rows[-1]['p50']:.3f} ms, p90 {rows[-1]['p90']:.3f} ms "
+        print(f"    {n:>9,} waiting: route one event p50 {rows[-1]['p50']:.3f} ms, p90 {rows[-1]['p90']:.3f} ms "
               f"(parked at {rows[-1]['park_per_s']:,}/s)", flush=True)  # fmt: skip
-    base = rows[0]["p50"]
     for row in rows:
-        row["ratio_to_smallest"] = round(row["p50"] / base, 2)
-    return {"workload": "match-if-exp" if if_exp else "match", "samples": samples, "rows": rows}
+        row["ratio_to_smallest"] = round(row["p50"] / rows[0]["p50"], 2)
+    backend.clean()
+    return rows
+
+
+def _spread(n: int, samples: int, taken: set[int]) -> list[int]:
+    """``samples`` keys of runs still waiting, spread over the whole index."""
+    stride = max(1, n // samples)
+    keys = []
+    for i in range(stride // 2, n, stride):
+        while i in taken and i + 1 < n:
+            i += 1
+        if i not in taken:
+            keys.append(i)
+    return keys[:samples]

@@ -55,7 +55,7 @@ async def crashy(ctx: tarry.Context) -> str:
             time.sleep(3600)  # killed here
         return "second"
 
-    second = await ctx.step.run("two", two)
+    second: str = await ctx.step.run("two", two)
     return "first+" + second
 
 
