@@ -174,7 +174,8 @@ class Tarry:
         same transaction for this process's worker, which executes them without waiting for its turn."""
         engine = self.engine
         worker = engine.worker
-        claim = worker.reserve() if worker is not None and route else None
+        on_worker_loop = worker is not None and asyncio.get_running_loop() is self._loop
+        claim = worker.reserve() if worker is not None and on_worker_loop and route else None
         store_call = asyncio.ensure_future(
             engine.store.send(new, engine.clock.now_ms(), route, engine.dedup_since(), claim)
         )
