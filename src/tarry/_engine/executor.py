@@ -151,6 +151,9 @@ def _cancelled() -> dict[str, str]:
 
 async def _finish(engine: Engine, run_id: str, owner: str, status: str, output: str | None,
                   error: dict[str, str] | None) -> None:  # fmt: skip
-    await engine.store.finish(run_id, owner, status, output, error, engine.clock.now_ms())
+    woke = await engine.store.finish(run_id, owner, status, output, error, engine.clock.now_ms())
     engine.cancelling.discard(run_id)
-    engine.wake()
+    if woke:
+        engine.wake()  # its system events started or resumed runs
+    else:
+        engine.progress.fire()

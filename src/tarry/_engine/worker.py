@@ -48,9 +48,12 @@ class Worker:
         self._threads = ThreadPoolExecutor(max_workers=32, thread_name_prefix="tarry-function")
         self._loop_task: asyncio.Task[None] | None = None
         self._reserved = 0  # slots promised to claims in flight (a turn's, or a send's)
+        self._backlog = True  # queued runs may be left that no claim took: a freed slot should look
         self._stopping = False
 
     def wake(self) -> None:
+        """Work may have been made: take a turn now."""
+        self._backlog = True
         self._wake.set()
 
     @property
@@ -78,6 +81,7 @@ class Worker:
                 continue
             finally:
                 self._reserved -= free
+            self._backlog = len(claimed) >= free
             self.adopt(claimed)
             if _wall_ms() >= next_beat:
                 next_beat = _wall_ms() + self.lease_ms // 3
@@ -106,6 +110,8 @@ class Worker:
     def release_reserved(self, claim: tuple[str, int], claimed: list[ClaimedRun]) -> None:
         """The claim of ``reserve`` is settled: execute the runs it claimed, free the other slots."""
         self._reserved -= claim[1]
+        if len(claimed) >= claim[1]:
+            self._backlog = True
         self.adopt(claimed)
 
     def adopt(self, claimed: list[ClaimedRun]) -> None:
@@ -124,7 +130,8 @@ class Worker:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("worker %s: a run's execution crashed", self.owner, exc_info=task.exception())
-        self.wake()
+        if self._backlog:  # a slot is free and runs may be queued for it
+            self._wake.set()
         self.engine.progress.fire()
 
     async def stop(self) -> None:

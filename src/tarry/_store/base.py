@@ -239,7 +239,8 @@ class Store(Protocol):
     ) -> bool:  # fmt: skip
         """End the run (held by ``owner``, if given), drop its waits, send its system events.
 
-        A run asked to cancel ends cancelled whatever ``status`` says. False if it had already ended."""
+        A run asked to cancel ends cancelled whatever ``status`` says. True if its system events
+        started or resumed runs (a worker should look); False if not, or if it had already ended."""
 
     async def back_off(self, run_id: str, owner: str, due_at: int) -> None:
         """Hand a run back after an unexpected failure (the store itself, say): it runs again at ``due_at``."""

@@ -197,9 +197,10 @@ class SQLStore(WaitsMixin):
             return False
         self._x(c, "delete_timers_of_run", {"run_id": run_id})
         self._x(c, "delete_waits_of_run", {"run_id": run_id})
+        woke: list[str] = []
         for event in self.hooks.system_events(run_from_row(row), status, error, _serde.loads(output), now):
-            self._insert_event(c, event, now)
-        return True
+            self._insert_event(c, event, now, True, woke, woke)
+        return bool(woke)
 
     async def back_off(self, run_id: str, owner: str, due_at: int) -> None:
         def back_off(c: Conn) -> None:
