@@ -1,0 +1,72 @@
+"""The PostgreSQL store's own machinery: deadlock victims run again, and who wakes whom."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import psycopg
+
+from tarry._store.postgres import PostgresStore
+
+
+class Wakes:
+    """Hooks that only count wake-ups (the writes here call no other hook)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def wake(self) -> None:
+        self.count += 1
+
+
+async def test_a_transaction_aborted_as_a_deadlock_victim_is_run_again(pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE locks (id INTEGER PRIMARY KEY)")
+        conn.execute("INSERT INTO locks VALUES (1), (2)")
+    store = PostgresStore(pg_url)
+    await store.open(Wakes())  # type: ignore[arg-type]
+    both_hold_one = threading.Barrier(2, timeout=20)
+    attempts: Counter[str] = Counter()
+
+    def take(c: Any, first: int, second: int, name: str) -> str:
+        attempts[name] += 1
+        c.execute("SELECT id FROM locks WHERE id = %s FOR UPDATE", (first,))
+        if attempts[name] == 1:
+            both_hold_one.wait()  # each holds one row and now asks for the other's: a cycle
+        c.execute("SELECT id FROM locks WHERE id = %s FOR UPDATE", (second,))
+        return name
+
+    try:
+        done = await asyncio.gather(store._write(take, 1, 2, "a"), store._write(take, 2, 1, "b"))
+    finally:
+        await store.close()
+    assert sorted(done) == ["a", "b"]
+    assert sorted(attempts.values()) == [1, 2]  # PostgreSQL aborted one; it ran again and committed
+
+
+async def test_writes_wake_other_processes_but_not_their_own_and_quiet_writes_wake_none(pg_url: str) -> None:
+    mine, theirs = Wakes(), Wakes()
+    writer, other = PostgresStore(pg_url), PostgresStore(pg_url)
+    await writer.open(mine)  # type: ignore[arg-type]
+    await other.open(theirs)  # type: ignore[arg-type]
+    try:
+        await asyncio.sleep(1)  # both listeners are listening
+        mine.count = theirs.count = 0
+        for _ in range(5):
+            await writer._write(lambda c: c.execute("SELECT 1"), quiet=True)  # a worker's idle turn, a heartbeat
+        await asyncio.sleep(1.5)
+        assert (mine.count, theirs.count) == (0, 0)
+        await writer._write(lambda c: c.execute("SELECT 1"))
+        deadline = time.monotonic() + 5
+        while theirs.count == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert theirs.count >= 1
+        assert mine.count == 0  # its own NOTIFY does not wake the process that wrote
+    finally:
+        await writer.close()
+        await other.close()
