@@ -97,9 +97,10 @@ ROWS = [
     ("latency p90 (ms)", "latency_p90_ms", "{:,.2f}"),
     ("latency p99 (ms)", "latency_p99_ms", "{:,.2f}"),
     ("RSS idle (MiB)", "rss_idle_mib", "{:,.1f}"),
-    ("RSS with the memory runs waiting (MiB)", "rss_waiting_mib", "{:,.1f}"),
-    ("RSS added by the waiting runs (MiB)", "rss_added_mib", "{:,.1f}"),
+    ("RSS added by the memory runs waiting (MiB; Tarry: 100,000 runs)", "rss_added_mib", "{:,.1f}"),
+    ("RSS added per waiting run (KiB)", "rss_per_waiting_run_kib", "{:,.3f}"),
     ("on disk per waiting run (bytes)", "disk_bytes_per_waiting_run", "{:,.0f}"),
+    ("N of park and resume", "runs", "{:,}"),
 ]
 HIGHER_IS_BETTER = {"ingest_single_per_s", "ingest_batch100_per_s", "park_per_s", "resume_per_s"}
 
@@ -108,8 +109,19 @@ def _cell(value: Any, fmt: str) -> str:
     return "" if value is None else fmt.format(value)
 
 
+def _derive(report: dict[str, Any]) -> None:
+    """Figures computed from others: the memory a waiting run adds, for Tarry and DBOS alike."""
+    for figures in report["stores"].values():
+        tarry, dbos = figures.get("tarry", {}), figures.get("dbos", {})
+        if tarry.get("memory_runs"):
+            tarry["rss_per_waiting_run_kib"] = tarry["rss_added_mib"] * 1024 / tarry["memory_runs"]
+        if dbos.get("runs") and "rss_waiting_mib" in dbos:
+            dbos["rss_per_waiting_run_kib"] = (dbos["rss_waiting_mib"] - dbos["rss_idle_mib"]) * 1024 / dbos["runs"]
+
+
 def table(report: dict[str, Any]) -> str:
     """The main table: Tarry and DBOS on each store, with the Tarry / DBOS ratio."""
+    _derive(report)
     stores = list(report["stores"])
     head = "| figure |" + "".join(f" {s}: Tarry | {s}: DBOS | Tarry / DBOS |" for s in stores)
     lines = [head, "| --- |" + " ---: | ---: | ---: |" * len(stores)]
@@ -119,8 +131,8 @@ def table(report: dict[str, Any]) -> str:
             tarry_value = report["stores"][store].get("tarry", {}).get(key)
             dbos_value = report["stores"][store].get("dbos", {}).get(key)
             ratio = ""
-            if tarry_value and dbos_value:
-                ratio = f"{tarry_value / dbos_value:,.2f}"
+            if tarry_value and dbos_value and key != "runs":
+                ratio = f"{tarry_value / dbos_value:,.3g}"
             cells += [_cell(tarry_value, fmt), _cell(dbos_value, fmt), ratio]
         if any(cells):
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -222,11 +234,14 @@ def render(report: dict[str, Any] | None = None) -> None:
     plot(report)
     m = report["machine"]
     dbos: dict[str, Any] = next((f["dbos"] for f in report["stores"].values() if "dbos" in f), {})
+    runs = next(iter(report["stores"].values())).get("tarry", {}).get("runs", 0)
     generated = "\n\n".join([
         f"Measured {report['when']} with `{report['command']}` ({report.get('seconds', '?')} s in all) on "
         f"{m['cpus']} cores, {m['platform']}, Python {m['python']}, SQLite {m.get('sqlite', '?')}, "
         f"PostgreSQL {m.get('postgresql', '?')}; Tarry {m['tarry']}, DBOS Transact {dbos.get('dbos_version', '?')}.",
-        table(report), "### Match cost", match_table(report), "### Targets", targets(report),
+        table(report), "Tarry / DBOS: above 1 is Tarry ahead for rates; below 1 is Tarry ahead for latency and "
+        f"memory. N of park and resume: Tarry {runs:,}, DBOS {dbos.get('runs', runs):,}.",
+        "### Match cost", match_table(report), "### Targets", targets(report),
     ])  # fmt: skip
     text = DOC.read_text() if DOC.exists() else "<!-- figures -->\n<!-- /figures -->\n"
     head, _, rest = text.partition("<!-- figures -->")

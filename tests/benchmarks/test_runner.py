@@ -50,6 +50,7 @@ def test_the_report_renders_a_table_and_a_plot(tmp_path: Path, monkeypatch: pyte
     report.render(json.loads(json.dumps(data)))
     page = (tmp_path / "benchmarks.md").read_text()
     assert page.startswith("intro\n") and page.endswith("outro\n") and "old" not in page
-    assert "| park: runs started and parked (runs/s) | 3,000 | 50 | 60.00 |" in page
+    assert "| park: runs started and parked (runs/s) | 3,000 | 50 | 60 |" in page
+    assert "| latency p50 (ms) | 1.50 | 1,000.00 | 0.0015 |" in page
     assert "| sqlite | `park_per_s` | >= 3,000 | 3,000.00 | yes |" in page
     assert (tmp_path / "benchmarks.png").stat().st_size > 10_000
