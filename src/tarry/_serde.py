@@ -22,7 +22,12 @@ def dumps(value: JSON, path: str = "$") -> str:
     """
     try:
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_not_json)
-    except (TypeError, ValueError, RecursionError):
+    except ValueError as exc:
+        if "Circular reference" in str(exc):  # check_json would walk the cycle for ever
+            raise TypeError(f"{path} holds itself (a circular reference), which JSON cannot hold") from None
+        check_json(value, path)  # raises naming the path
+        raise
+    except (TypeError, RecursionError):
         check_json(value, path)  # raises naming the path
         raise
     if json.loads(text) != value:

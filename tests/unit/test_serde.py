@@ -33,3 +33,10 @@ def test_what_json_cannot_hold_is_named_by_its_path(value: object, message: str)
 def test_a_lone_surrogate_is_refused() -> None:
     with pytest.raises(ValueError, match="lone surrogate"):
         _serde.dumps({"x": "\ud800"})
+
+
+def test_a_value_that_holds_itself_is_refused_not_walked_for_ever() -> None:
+    loop: dict[str, object] = {"a": 1}
+    loop["self"] = loop
+    with pytest.raises(TypeError, match="circular reference"):
+        _serde.dumps({"x": loop})

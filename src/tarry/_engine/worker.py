@@ -112,6 +112,8 @@ class Worker:
         self._reserved -= claim[1]
         if len(claimed) >= claim[1]:
             self._backlog = True
+        elif self._backlog:  # slots come back that a turn meanwhile could not use
+            self._wake.set()
         self.adopt(claimed)
 
     def adopt(self, claimed: list[ClaimedRun]) -> None:

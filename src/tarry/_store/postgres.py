@@ -113,8 +113,8 @@ class PostgresStore(SQLStore):
             c.execute(f"SELECT {function}(hashtextextended(%(key)s, 0))", {"key": keys[0]})
         elif keys:  # one round trip; taken one at a time, in the caller's (sorted) order
             function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-            c.execute(f"SELECT {function}(hashtextextended(k, 0)) FROM unnest(%(keys)s::text[]) AS k",
-                      {"keys": keys})  # fmt: skip
+            c.execute(f"SELECT {function}(hashtextextended(k, 0)) FROM unnest(%(keys)s::text[]) "
+                      "WITH ORDINALITY AS t(k, i) ORDER BY i", {"keys": keys})  # fmt: skip
 
     # -- lifecycle --------------------------------------------------------------
 
