@@ -1,0 +1,93 @@
+"""The docs hold: the README's first sample runs, every relative link resolves, the reference is current."""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import re
+import types
+from pathlib import Path
+
+import pytest
+
+import tarry
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+DOCS = sorted([README, ROOT / "benchmarks" / "README.md", *(ROOT / "docs").rglob("*.md")])
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def python_blocks(markdown: str) -> list[str]:
+    """The ```python blocks of a markdown text, in order, without the indentation of a list item."""
+    blocks = []
+    for indent, body in re.findall(r"^( *)```python\n(.*?)^\1```", markdown, re.S | re.M):
+        blocks.append("".join(line[len(indent) :] if line.strip() else line for line in body.splitlines(True)))
+    return blocks
+
+
+def without_code(markdown: str) -> str:
+    """The text with its fenced code blocks left out (a link in a sample is not a link)."""
+    return re.sub(r"^( *)```.*?^\1```", "", markdown, flags=re.S | re.M)
+
+
+def anchors(markdown: str) -> set[str]:
+    """GitHub's anchors for the headings of a page (repeated headings get -1, -2...)."""
+    seen: dict[str, int] = {}
+    found = set()
+    for heading in re.findall(r"^#+ (.+)$", without_code(markdown), re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        found.add(slug if count == 0 else f"{slug}-{count}")
+    return found
+
+
+def load_generator() -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location("docs_reference", ROOT / "docs" / "reference.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# -- the reference ---------------------------------------------------------------------
+
+
+def test_the_reference_page_is_what_the_code_says() -> None:
+    expected = load_generator().render()
+    committed = (ROOT / "docs" / "reference.md").read_text()
+    if committed != expected:
+        diff = "".join(list(difflib.unified_diff(committed.splitlines(True), expected.splitlines(True),
+                                                 "docs/reference.md", "generated"))[:80])  # fmt: skip
+        pytest.fail(
+            "docs/reference.md differs from the code (a public name, a docstring or a CLI option changed, "
+            f"or branches were merged): run ./scripts/reference and commit the page.\n{diff}"
+        )
+
+
+def test_the_reference_names_every_public_name() -> None:
+    page = (ROOT / "docs" / "reference.md").read_text()
+    for module in (tarry, tarry.testing):
+        for name in module.__all__:
+            value = getattr(module, name)
+            if isinstance(value, types.ModuleType):
+                assert f"## `{value.__name__}`" in page
+            else:
+                assert f"### `{module.__name__}.{name}`" in page
+
+
+def test_a_public_name_without_a_docstring_stops_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tarry.Tarry.idle, "__doc__", None)
+    generator = load_generator()
+    with pytest.raises(generator.MissingDocstring, match=r"tarry\.Tarry\.idle"):
+        generator.render()
+
+
+def test_the_reference_shows_each_commands_help() -> None:
+    from tarry._cli import cli
+
+    page = (ROOT / "docs" / "reference.md").read_text()
+    for name in cli.commands:
+        assert f"### `tarry {name}`" in page
+    assert "TARRY_DATABASE_URL" in page
