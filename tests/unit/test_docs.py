@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import os
 import re
+import subprocess
+import sys
 import types
 from pathlib import Path
 
@@ -49,6 +52,25 @@ def load_generator() -> types.ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# -- the README's first sample ------------------------------------------------------
+
+
+def test_the_readmes_first_sample_runs_as_written(tmp_path: Path) -> None:
+    (tmp_path / "shop.py").write_text(python_blocks(README.read_text())[0])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TARRY_")}
+    env["TARRY_DATABASE_URL"] = "sqlite:///" + str(tmp_path / "shop.db")
+    result = subprocess.run([sys.executable, "shop.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["welcome email to u-42", "waiting", "tips email to u-42", "tips sent"]
+    assert (tmp_path / "shop.db").exists()  # the store it was pointed at, not ./.tarry
+
+
+def test_the_quickstart_example_is_the_readmes_app_py() -> None:
+    [_, app_py, *_] = python_blocks(README.read_text())
+    assert (ROOT / "examples" / "quickstart.py").read_text() == app_py, "copy README's app.py to examples/quickstart.py"
 
 
 # -- the reference ---------------------------------------------------------------------
