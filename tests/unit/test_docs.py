@@ -73,6 +73,31 @@ def test_the_quickstart_example_is_the_readmes_app_py() -> None:
     assert (ROOT / "examples" / "quickstart.py").read_text() == app_py, "copy README's app.py to examples/quickstart.py"
 
 
+# -- links -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_resolves_inside_the_repository(page: Path) -> None:
+    broken = []
+    for target in LINK.findall(without_code(page.read_text())):
+        if re.match(r"[a-z]+:", target):  # http:, https:, mailto:
+            continue
+        path, _, fragment = target.partition("#")
+        resolved = (page.parent / path).resolve() if path else page
+        if not resolved.is_relative_to(ROOT) or not resolved.exists():
+            broken.append(f"{target} (no such file in the repository)")
+        elif fragment and resolved.suffix == ".md" and fragment not in anchors(resolved.read_text()):
+            broken.append(f"{target} (no such heading)")
+    assert not broken, f"{page.relative_to(ROOT)}: {broken}"
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_markdown_file_named_is_in_the_repository(page: Path) -> None:
+    named = re.findall(r"`([\w./-]+\.md)`", without_code(page.read_text()))
+    missing = [n for n in named if not (page.parent / n).exists() and not (ROOT / n).exists()]
+    assert not missing, f"{page.relative_to(ROOT)} names files that are not in the repository: {missing}"
+
+
 # -- the reference ---------------------------------------------------------------------
 
 
