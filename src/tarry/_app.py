@@ -152,6 +152,7 @@ class Tarry:
 
     @property
     def engine(self) -> Engine:
+        """The started app's engine, for Tarry's own server and CLI; ``RuntimeError`` before ``start``."""
         if self._engine is None:
             raise RuntimeError(f"{self!r} is not started: use 'async with app:' or 'await app.start()'")
         return self._engine

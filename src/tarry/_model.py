@@ -153,6 +153,7 @@ class RunStatus(enum.StrEnum):
 
     @property
     def finished(self) -> bool:
+        """True for completed, failed and cancelled: the run will not change again."""
         return self in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 

@@ -35,17 +35,21 @@ class VirtualClock:
         return moment
 
     def now_ms(self) -> int:
+        """The clock's time, in epoch milliseconds."""
         return self._ms
 
     async def wait(self, wake: asyncio.Event, until_ms: int | None, poll_s: float) -> None:
+        """For the worker: return at once if ``until_ms`` has come, else when woken or after ``poll_s``."""
         if until_ms is not None and until_ms <= self._ms:
             return
         await wait_or_timeout(wake, poll_s)
 
     def attach(self, app: object) -> None:
+        """Called by an app on this clock when it starts, so that ``advance`` waits for it."""
         self._apps.append(app)
 
     def detach(self, app: object) -> None:
+        """Called by that app when it closes."""
         if app in self._apps:
             self._apps.remove(app)
 
