@@ -172,7 +172,7 @@ class SQLStore(WaitsMixin):
     def _park(self, c: Conn, run_id: str, owner: str, status: str, steps: list[StepWrite],
               timers: list[TimerWrite], waits: list[WaitWrite], events: list[NewEvent],
               now: int) -> tuple[str, dict[str, StepRow]]:  # fmt: skip
-        control = self._x(c, "run_control", {"run_id": run_id}).fetchone()
+        control = self._x(c, "run_control", {"run_id": run_id}).fetchone()  # locks the row (PostgreSQL)
         if control is None or control["owner"] != owner:
             return Park.LOST, {}
         if control["cancel_requested"]:
@@ -197,7 +197,7 @@ class SQLStore(WaitsMixin):
 
     def _finish(self, c: Conn, run_id: str, owner: str | None, status: str, output: str | None,
                 error: dict[str, str] | None, now: int) -> bool:  # fmt: skip
-        row = self._x(c, "get_run", {"run_id": run_id}).fetchone()
+        row = self._x(c, "get_run_for_update", {"run_id": run_id}).fetchone()  # as run_control: fencing
         if row is None or (owner is not None and row["owner"] != owner):
             return False
         if row["cancel_requested"] and status != "cancelled":
