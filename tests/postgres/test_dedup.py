@@ -1,8 +1,8 @@
 """Deduplication by event id holds when several processes send the same ids at the same moment.
 
-Each id is sent by every racer at once (a webhook delivered twice at once, by several servers):
-one event is stored per id, every ``send`` returns that event's id, and the function it triggers
-runs once per id.
+Each id is sent by every racer at once (a webhook delivered twice at once, by several servers),
+with ``app.send`` or from a step (``send_event``): one event is stored per id, every send returns
+that event's id, and the function it triggers runs once per id.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import sqlite3
 from collections import Counter
 from contextlib import closing
 from multiprocessing.synchronize import Barrier
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -48,10 +47,20 @@ def _app(url: str) -> tarry.Tarry:
         await ctx.step.run("effect", _record_effect, url, order)
         return order
 
+    @app.function(trigger="order/relay", id="relay", retries=0)
+    async def relay(ctx: tarry.Context) -> str:
+        n = ctx.event.data["n"]
+        [event_id] = await ctx.step.send_event("forward", _order(n))
+        return event_id
+
     return app
 
 
-def _racer(url: str, barrier: Barrier, results: Any) -> None:
+def _order(n: int) -> tarry.Event:
+    return tarry.Event("order/placed", {"order": f"o-{n}"}, id=f"order-{n}")
+
+
+def _racer(url: str, by_step: bool, barrier: Barrier, results: Any) -> None:
     async def race() -> list[str]:
         app = _app(url)
         ids = []
@@ -59,8 +68,13 @@ def _racer(url: str, barrier: Barrier, results: Any) -> None:
             barrier.wait()  # every racer is started
             for n in range(IDS):
                 await asyncio.get_running_loop().run_in_executor(None, barrier.wait)  # all send id n at once
-                [event_id] = await app.send(tarry.Event("order/placed", {"order": f"o-{n}"}, id=f"order-{n}"))
-                ids.append(event_id)
+                if by_step:  # the run starts in this process and sends at once: the racers' steps collide
+                    [relay_id] = await app.send(tarry.Event("order/relay", {"n": n}))
+                    [run] = await app.runs_for_event(relay_id)
+                    ids.append((await app.wait_for_run(run.id, timeout=60)).output)
+                else:
+                    [event_id] = await app.send(_order(n))
+                    ids.append(event_id)
             await asyncio.get_running_loop().run_in_executor(None, barrier.wait)
             await app.idle(timeout=60)
         return ids
@@ -68,8 +82,8 @@ def _racer(url: str, barrier: Barrier, results: Any) -> None:
     results.put(asyncio.run(race()))
 
 
-def test_concurrent_sends_of_one_id_from_several_processes_store_and_run_it_once(db_url: str,
-                                                                                  tmp_path: Path) -> None:  # fmt: skip
+@pytest.mark.parametrize("by_step", [False, True], ids=["send", "send_event"])
+def test_concurrent_sends_of_one_id_from_several_processes_store_and_run_it_once(db_url: str, by_step: bool) -> None:
     async def migrate() -> None:  # the schema first, so the racers race on events, not on migrations
         app = tarry.Tarry("dedup", database_url=db_url)
         await app.start(worker=False)
@@ -80,7 +94,7 @@ def test_concurrent_sends_of_one_id_from_several_processes_store_and_run_it_once
         conn.execute("CREATE TABLE effects (order_id TEXT NOT NULL)")
     spawn = multiprocessing.get_context("spawn")
     barrier, results = spawn.Barrier(RACERS, timeout=60), spawn.Queue()
-    racers = [spawn.Process(target=_racer, args=(db_url, barrier, results)) for _ in range(RACERS)]
+    racers = [spawn.Process(target=_racer, args=(db_url, by_step, barrier, results)) for _ in range(RACERS)]
     for racer in racers:
         racer.start()
     returned = [results.get(timeout=240) for _ in racers]

@@ -116,3 +116,26 @@ async def test_a_transaction_whose_connection_dies_at_commit_is_not_run_again(pg
     finally:
         await store.close()
     assert attempts == 1
+
+
+async def test_the_listener_reconnects_at_once_and_wakes_its_worker_for_what_it_missed(pg_url: str) -> None:
+    wakes = Wakes()
+    store = PostgresStore(pg_url)
+    await store.open(wakes)  # type: ignore[arg-type]
+    listener = "FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            deadline = time.monotonic() + 5
+            while not admin.execute(f"SELECT 1 {listener}").fetchone():
+                assert time.monotonic() < deadline, "the listener never listened"
+                await asyncio.sleep(0.05)
+            wakes.count = 0
+            admin.execute(f"SELECT pg_terminate_backend(pid) {listener}")
+            deadline = time.monotonic() + 5  # liveness: it reconnects within milliseconds
+            while wakes.count == 0 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            # a NOTIFY sent while it was away is lost: the worker is woken to look for itself
+            assert wakes.count == 1
+            assert admin.execute(f"SELECT 1 {listener}").fetchone()
+    finally:
+        await store.close()
