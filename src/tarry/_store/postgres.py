@@ -95,13 +95,19 @@ class PostgresStore(SQLStore):
             raise StoreError(f"no PostgreSQL connection to {self._where()} within the timeout: {exc}") from exc
 
     def _on_a_connection(self, pool: ConnectionPool[Any], fn: Callable[..., T], *args: Any) -> T:
-        """``fn(connection, *args)`` on a pooled connection; on a second one if the first died uncommitted."""
-        for attempt in range(2):
+        """``fn(connection, *args)`` on a pooled connection; on another if that one died uncommitted.
+
+        When the server terminates every backend, the pooled connections die one by one over some
+        milliseconds: one that looked alive when lent may die at BEGIN. Each is closed once it died, so
+        after at most the pool's size attempts only connections opened after the termination are left."""
+        attempts = self._pool_size + 1
+        for attempt in range(attempts):
             conn = self._borrow(pool)
             try:
                 return fn(conn, *args)
             except _Dropped as dropped:
-                if attempt == 1:
+                conn.close()  # it may not know yet that the server has gone: the pool must not lend it again
+                if attempt == attempts - 1:
                     raise dropped.error from None
                 log.info("PostgreSQL connection lost before COMMIT; running the transaction again")
             finally:
@@ -139,7 +145,7 @@ class PostgresStore(SQLStore):
                 except psycopg.OperationalError as exc:
                     # Died before COMMIT: nothing committed, safe to run again. Died during COMMIT: it may
                     # have committed, so it is not run again; the caller sees the error (a run backs off).
-                    if conn.closed and not committing:
+                    if _lost(conn, exc) and not committing:
                         raise _Dropped(exc) from exc
                     raise
             if not quiet:  # a worker's idle turns must not wake every other worker, which wake it...
@@ -154,7 +160,7 @@ class PostgresStore(SQLStore):
                 with conn.transaction():
                     return fn(conn, *args)
             except psycopg.OperationalError as exc:
-                if conn.closed:  # a read is safe to run again
+                if _lost(conn, exc):  # a read is safe to run again
                     raise _Dropped(exc) from exc
                 raise
 
@@ -294,12 +300,29 @@ def _alive(conn: Conn) -> bool:
     if conn.closed:
         return False
     try:
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
-        if readable:
-            ConnectionPool.check_connection(conn)
+        if not _readable(conn.fileno()):
+            return True
+    except (OSError, ValueError):
+        pass  # cannot tell from the socket: ask the server
+    try:
+        ConnectionPool.check_connection(conn)
     except Exception:
         return False
     return True
+
+
+def _lost(conn: Conn, error: psycopg.OperationalError) -> bool:
+    """Whether the error means the connection is gone: closed, or a terminated backend's last words
+    (57P01 and kin: the FATAL may arrive as the answer to our statement, before the socket's end)."""
+    return bool(conn.closed or conn.broken or (error.sqlstate or "").startswith(("08", "57P")))
+
+
+def _readable(fd: int) -> bool:
+    if hasattr(select, "poll"):  # no limit on the descriptor's number, unlike select()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])
 
 
 def _cause(exc: BaseException) -> str:
