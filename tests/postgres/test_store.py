@@ -9,7 +9,9 @@ from collections import Counter
 from typing import Any
 
 import psycopg
+import pytest
 
+from tarry import StoreError
 from tarry._store.postgres import PostgresStore
 
 
@@ -70,3 +72,70 @@ async def test_writes_wake_other_processes_but_not_their_own_and_quiet_writes_wa
     finally:
         await writer.close()
         await other.close()
+
+
+async def test_a_transaction_whose_connection_dies_before_commit_runs_again_on_a_new_one(pg_url: str) -> None:
+    store = PostgresStore(pg_url)
+    await store.open(Wakes())  # type: ignore[arg-type]
+    backends: list[int] = []
+
+    def write(c: Any) -> int:
+        backends.append(c.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"])
+        c.execute("INSERT INTO workers (id, started_at, heartbeat_at) VALUES (%s, 1, 1)", (f"w{len(backends)}",))
+        if len(backends) == 1:  # the server drops this connection mid-transaction: nothing of it committed
+            with psycopg.connect(pg_url, autocommit=True) as killer:
+                killer.execute("SELECT pg_terminate_backend(%s)", (backends[0],))
+            c.execute("SELECT 1")
+        return len(backends)
+
+    try:
+        assert await store._write(write) == 2
+        assert await store._read(lambda c: c.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]) != backends[0]
+        ids = await store._read(lambda c: [r["id"] for r in c.execute("SELECT id FROM workers ORDER BY id")])
+    finally:
+        await store.close()
+    assert len(set(backends)) == 2 and ids == ["w2"]  # run again on another connection, once committed
+
+
+async def test_a_transaction_whose_connection_dies_at_commit_is_not_run_again(pg_url: str) -> None:
+    store = PostgresStore(pg_url)
+    await store.open(Wakes())  # type: ignore[arg-type]
+    attempts = 0
+
+    def write(c: Any) -> None:
+        nonlocal attempts
+        attempts += 1
+        pid = c.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
+        with psycopg.connect(pg_url, autocommit=True) as killer:  # gone by the time COMMIT is sent
+            killer.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    try:
+        with pytest.raises(StoreError, match="terminating connection"):
+            await store._write(write)  # the COMMIT may have been applied: only the caller can decide
+        assert await store._read(lambda c: c.execute("SELECT 1 AS one").fetchone()["one"]) == 1
+    finally:
+        await store.close()
+    assert attempts == 1
+
+
+async def test_the_listener_reconnects_at_once_and_wakes_its_worker_for_what_it_missed(pg_url: str) -> None:
+    wakes = Wakes()
+    store = PostgresStore(pg_url)
+    await store.open(wakes)  # type: ignore[arg-type]
+    listener = "FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            deadline = time.monotonic() + 5
+            while not admin.execute(f"SELECT 1 {listener}").fetchone():
+                assert time.monotonic() < deadline, "the listener never listened"
+                await asyncio.sleep(0.05)
+            wakes.count = 0
+            admin.execute(f"SELECT pg_terminate_backend(pid) {listener}")
+            deadline = time.monotonic() + 5  # liveness: it reconnects within milliseconds
+            while wakes.count == 0 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            # a NOTIFY sent while it was away is lost: the worker is woken to look for itself
+            assert wakes.count == 1
+            assert admin.execute(f"SELECT 1 {listener}").fetchone()
+    finally:
+        await store.close()

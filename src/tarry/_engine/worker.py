@@ -24,7 +24,7 @@ log = logging.getLogger("tarry.worker")
 
 POLL_S = 0.5
 COALESCE_S = 0.0
-DEFAULT_LEASE_MS = 30_000
+DEFAULT_LEASE_MS = 15_000  # docs/postgres.md: how to choose it
 
 
 def _wall_ms() -> int:

@@ -8,6 +8,10 @@ so each sees the other's committed rows. Claims use ``FOR UPDATE SKIP LOCKED``.
 After writes, a background thread sends one ``NOTIFY`` per few milliseconds
 (never inside the hot transactions); a listener wakes this process's worker.
 Polling stays the guarantee; the notification only makes it fast.
+
+Connections the server closed (a restart, a failover, an idle-session killer)
+are found when they are lent, without a round trip, and replaced at once; a
+transaction whose connection died before its COMMIT was sent runs once more.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import functools
 import logging
 import os
 import random
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +45,14 @@ MIGRATION_LOCK = 0x7A77_7279  # pg_advisory_lock key: one migrator at a time
 CHANNEL = "tarry_wake"
 NOTIFY_EVERY_S = 0.002
 DEADLOCK_RETRIES = 8
+
+
+class _Dropped(Exception):
+    """The connection died before the transaction's COMMIT was sent: nothing of it was committed."""
+
+    def __init__(self, error: psycopg.OperationalError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def postgres_url(url: str) -> str:
@@ -75,25 +88,66 @@ class PostgresStore(SQLStore):
         if self._pool is None:
             raise StoreError("the store is closed; start the app first (async with app / await app.start())")
         try:
-            with self._pool.connection() as conn:
-                return fn(conn, *args)
+            return self._on_a_connection(self._pool, fn, *args)
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL error on {self._where()}: {exc}".strip()) from exc
         except PoolTimeout as exc:
             raise StoreError(f"no PostgreSQL connection to {self._where()} within the timeout: {exc}") from exc
 
+    def _on_a_connection(self, pool: ConnectionPool[Any], fn: Callable[..., T], *args: Any) -> T:
+        """``fn(connection, *args)`` on a pooled connection; on another if that one died uncommitted.
+
+        When the server terminates every backend, the pooled connections die one by one over some
+        milliseconds: one that looked alive when lent may die at BEGIN. Each is closed once it died, so
+        after at most the pool's size attempts only connections opened after the termination are left."""
+        attempts = self._pool_size + 1
+        for attempt in range(attempts):
+            conn = self._borrow(pool)
+            try:
+                return fn(conn, *args)
+            except _Dropped as dropped:
+                conn.close()  # it may not know yet that the server has gone: the pool must not lend it again
+                if attempt == attempts - 1:
+                    raise dropped.error from None
+                log.info("PostgreSQL connection lost before COMMIT; running the transaction again")
+            finally:
+                pool.putconn(conn)  # a broken one is closed by the pool, which opens another
+        raise AssertionError("unreachable")
+
+    def _borrow(self, pool: ConnectionPool[Any]) -> Conn:
+        """A pooled connection the server has not closed.
+
+        The pool's own check would sleep 1, 2, 4, 8 s... after each broken connection in turn, so a
+        pool whose connections were all terminated at once stalled for tens of seconds. Here each
+        broken one is handed back at once (the pool drops it and opens a new one)."""
+        for _ in range(self._pool_size):  # the pool holds at most this many: then only new ones are left
+            conn = pool.getconn()
+            if _alive(conn):
+                return conn
+            conn.close()
+            pool.putconn(conn)
+        return pool.getconn()
+
     async def _write(self, fn: Callable[..., T], *args: Any, quiet: bool = False) -> T:
         def tx(conn: Conn) -> T:
             for attempt in range(DEADLOCK_RETRIES):
+                committing = False
                 try:
                     with conn.transaction():
                         result = fn(conn, *args)
+                        committing = True  # leaving the block sends COMMIT
                     break
                 except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
                     # PostgreSQL aborted us to break a lock cycle: nothing of ours stands; try again.
                     if attempt == DEADLOCK_RETRIES - 1:
                         raise
                     time.sleep(random.uniform(0.001, 0.01) * (attempt + 1))
+                except psycopg.OperationalError as exc:
+                    # Died before COMMIT: nothing committed, safe to run again. Died during COMMIT: it may
+                    # have committed, so it is not run again; the caller sees the error (a run backs off).
+                    if _lost(conn, exc) and not committing:
+                        raise _Dropped(exc) from exc
+                    raise
             if not quiet:  # a worker's idle turns must not wake every other worker, which wake it...
                 self._hint.set()
             return result
@@ -102,8 +156,13 @@ class PostgresStore(SQLStore):
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         def tx(conn: Conn) -> T:
-            with conn.transaction():
-                return fn(conn, *args)
+            try:
+                with conn.transaction():
+                    return fn(conn, *args)
+            except psycopg.OperationalError as exc:
+                if _lost(conn, exc):  # a read is safe to run again
+                    raise _Dropped(exc) from exc
+                raise
 
         return await self._call(tx)
 
@@ -135,8 +194,7 @@ class PostgresStore(SQLStore):
             raise StoreError(f"cannot connect to PostgreSQL at {self._where()}: {reason}") from exc
         pool: ConnectionPool[Any] = ConnectionPool(
             self._conninfo, min_size=1, max_size=self._pool_size, open=False,
-            kwargs={"row_factory": dict_row, "autocommit": True}, check=ConnectionPool.check_connection,
-            reconnect_timeout=60,
+            kwargs={"row_factory": dict_row, "autocommit": True}, reconnect_timeout=60,  # checked by _borrow
         )  # fmt: skip
         try:
             pool.open(wait=True, timeout=5)
@@ -201,18 +259,25 @@ class PostgresStore(SQLStore):
             self._hint.clear()
             try:
                 assert self._pool is not None
-                with self._pool.connection(timeout=5) as conn:
+                conn = self._borrow(self._pool)
+                try:
                     conn.execute("SELECT pg_notify(%(channel)s, %(me)s)", {"channel": CHANNEL, "me": self._me})
+                finally:
+                    self._pool.putconn(conn)
             except Exception:
                 log.debug("NOTIFY failed; workers will poll", exc_info=True)
                 time.sleep(0.5)
             time.sleep(NOTIFY_EVERY_S)
 
     def _listener(self) -> None:
+        lost = False
         while not self._stopping.is_set():
             try:
                 with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    if lost and self._loop is not None and not self._loop.is_closed():
+                        self._loop.call_soon_threadsafe(self.hooks.wake)  # what was sent while we were away
+                    lost = False
                     while not self._stopping.is_set():
                         for notice in conn.notifies(timeout=0.5, stop_after=1):
                             if notice.payload == self._me:
@@ -222,7 +287,42 @@ class PostgresStore(SQLStore):
             except Exception:
                 if not self._stopping.is_set():
                     log.debug("LISTEN connection lost; reconnecting", exc_info=True)
-                    time.sleep(0.5)
+                    if lost:  # reconnecting failed too: the server is not back yet
+                        time.sleep(0.5)
+                    lost = True
+
+
+def _alive(conn: Conn) -> bool:
+    """Whether the server still holds an idle connection open, mostly without a round trip.
+
+    An idle connection has nothing to read: a readable socket holds the server's goodbye (a
+    terminated backend's FATAL) or its end, and then a round trip tells."""
+    if conn.closed:
+        return False
+    try:
+        if not _readable(conn.fileno()):
+            return True
+    except (OSError, ValueError):
+        pass  # cannot tell from the socket: ask the server
+    try:
+        ConnectionPool.check_connection(conn)
+    except Exception:
+        return False
+    return True
+
+
+def _lost(conn: Conn, error: psycopg.OperationalError) -> bool:
+    """Whether the error means the connection is gone: closed, or a terminated backend's last words
+    (57P01 and kin: the FATAL may arrive as the answer to our statement, before the socket's end)."""
+    return bool(conn.closed or conn.broken or (error.sqlstate or "").startswith(("08", "57P")))
+
+
+def _readable(fd: int) -> bool:
+    if hasattr(select, "poll"):  # no limit on the descriptor's number, unlike select()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])
 
 
 def _cause(exc: BaseException) -> str:

@@ -67,6 +67,7 @@ class SQLStore(WaitsMixin):
 
     def _send(self, c: Conn, events: list[NewEvent], now: int, deliver: bool, dedup_since: int,
               resumed: list[str] | None = None, started: list[str] | None = None) -> list[str]:  # fmt: skip
+        self._lock_dedup(c, events)
         ids = []
         for event in events:
             if event.dedup_id is not None:
@@ -77,6 +78,15 @@ class SQLStore(WaitsMixin):
             self._insert_event(c, event, now, deliver, resumed, started)
             ids.append(event.id)
         return ids
+
+    def _lock_dedup(self, c: Conn, events: list[NewEvent]) -> None:
+        """Order this transaction against any other sending one of these dedup ids.
+
+        Without it two senders of one id (a webhook delivered twice at once) both find no duplicate
+        under READ COMMITTED and both insert. Held until commit, the lock makes the second's look-up
+        run after the first committed, so it sees the first's event. A lock rather than a unique key:
+        the window (an id older than it is processed again) stays one ``received_at`` condition."""
+        self._lock(c, sorted({"d:" + e.dedup_id for e in events if e.dedup_id is not None}))
 
     def _insert_event(self, c: Conn, event: NewEvent, now: int, deliver: bool = True,
                       resumed: list[str] | None = None, started: list[str] | None = None) -> int:  # fmt: skip
@@ -138,7 +148,8 @@ class SQLStore(WaitsMixin):
     def _record_step(self, c: Conn, run_id: str, owner: str, step: StepWrite,
                      timer: TimerWrite | None, events: list[NewEvent], now: int, dedup_since: int,
                      handle: HandleWrite | None) -> tuple[str, list[str]]:  # fmt: skip
-        control = self._x(c, "run_control", {"run_id": run_id}).fetchone()
+        self._lock_dedup(c, events)  # before the run's row, as a send that resumes this run takes them
+        control = self._x(c, "run_control", {"run_id": run_id}).fetchone()  # locks the row (PostgreSQL)
         if control is None or control["owner"] != owner:
             return Control.LOST, []
         ids = self._send(c, events, now, True, dedup_since) if events else []
@@ -161,7 +172,7 @@ class SQLStore(WaitsMixin):
     def _park(self, c: Conn, run_id: str, owner: str, status: str, steps: list[StepWrite],
               timers: list[TimerWrite], waits: list[WaitWrite], events: list[NewEvent],
               now: int) -> tuple[str, dict[str, StepRow]]:  # fmt: skip
-        control = self._x(c, "run_control", {"run_id": run_id}).fetchone()
+        control = self._x(c, "run_control", {"run_id": run_id}).fetchone()  # locks the row (PostgreSQL)
         if control is None or control["owner"] != owner:
             return Park.LOST, {}
         if control["cancel_requested"]:
@@ -186,7 +197,7 @@ class SQLStore(WaitsMixin):
 
     def _finish(self, c: Conn, run_id: str, owner: str | None, status: str, output: str | None,
                 error: dict[str, str] | None, now: int) -> bool:  # fmt: skip
-        row = self._x(c, "get_run", {"run_id": run_id}).fetchone()
+        row = self._x(c, "get_run_for_update", {"run_id": run_id}).fetchone()  # as run_control: fencing
         if row is None or (owner is not None and row["owner"] != owner):
             return False
         if row["cancel_requested"] and status != "cancelled":

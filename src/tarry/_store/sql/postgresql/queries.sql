@@ -34,7 +34,9 @@ SELECT id, kind, status, attempts, output, error, started_at, ended_at, wake_at 
 WHERE run_id = %(run_id)s ORDER BY seq;
 
 -- name: run_control
-SELECT owner, cancel_requested FROM runs WHERE id = %(run_id)s;
+-- Locks the row, so a recover (or a new owner's claim) commits before this transaction or after it,
+-- never between its ownership check and its writes.
+SELECT owner, cancel_requested FROM runs WHERE id = %(run_id)s FOR UPDATE;
 
 -- name: upsert_step
 INSERT INTO steps (run_id, id, kind, status, attempts, output, error, started_at, ended_at, wake_at)
@@ -99,6 +101,11 @@ SELECT (EXISTS (SELECT 1 FROM runs WHERE status IN ('queued', 'running'))
 SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.owner,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id WHERE r.id = %(run_id)s;
+
+-- name: get_run_for_update
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.owner,
+       e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
+FROM runs r JOIN events e ON e.id = r.event_id WHERE r.id = %(run_id)s FOR UPDATE OF r;
 
 -- name: list_runs
 SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested,

@@ -97,6 +97,12 @@ SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_a
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id WHERE r.id = :run_id;
 
+-- name: get_run_for_update
+-- SQLite's single writer already orders this transaction against a recover.
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.owner,
+       e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
+FROM runs r JOIN events e ON e.id = r.event_id WHERE r.id = :run_id;
+
 -- name: list_runs
 SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
