@@ -25,15 +25,23 @@ def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) 
     )
 
 
+STARTED: list[subprocess.Popen[str]] = []  # stopped after each test (tests/cli/conftest.py)
+
+
 def start(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    """Start a long-running command (a server, a worker); it is stopped after the test in any case."""
+    process = subprocess.Popen(
         [*TARRY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, **(env or {})}, cwd=cwd,
     )  # fmt: skip
+    STARTED.append(process)
+    return process
 
 
 def stop(process: subprocess.Popen[str]) -> tuple[str, str]:
     """Stop a server or worker started with ``start``; its (stdout, stderr)."""
+    if process.stdout is not None and process.stdout.closed:
+        return "", ""  # stopped already
     if process.poll() is None:
         process.terminate()
     try:
