@@ -15,23 +15,27 @@ import httpx
 import tarry
 
 TARRY = [sys.executable, "-c", "from tarry._cli import main; main()"]
+CONSOLE_SCRIPT = [str(Path(sys.executable).parent / "tarry")]  # as users run it (python -c puts the cwd first)
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "examples" / "onboarding.py") + ":app"
 
 
-def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+        console: bool = False) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    command = CONSOLE_SCRIPT if console else TARRY
     return subprocess.run(
-        [*TARRY, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=cwd, timeout=60
+        [*command, *args], capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=cwd, timeout=60
     )
 
 
 STARTED: list[subprocess.Popen[str]] = []  # stopped after each test (tests/cli/conftest.py)
 
 
-def start(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen[str]:
+def start(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+          console: bool = False) -> subprocess.Popen[str]:  # fmt: skip
     """Start a long-running command (a server, a worker); it is stopped after the test in any case."""
     process = subprocess.Popen(
-        [*TARRY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [*(CONSOLE_SCRIPT if console else TARRY), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, **(env or {})}, cwd=cwd,
     )  # fmt: skip
     STARTED.append(process)
