@@ -112,3 +112,9 @@ def test_scripts_test_fails_loudly_when_postgresql_is_unreachable() -> None:
                             text=True, timeout=120, env={**env, "TARRY_TEST_POSTGRES_URL": url})  # fmt: skip
     assert result.returncode != 0 and f"cannot reach PostgreSQL at {url}" in result.stderr, result.stderr
     assert "TARRY_TEST_POSTGRES=off" in result.stderr and "passed" not in result.stdout
+
+
+def test_the_shells_tarry_settings_do_not_reach_the_tests() -> None:
+    result = pytest_of("tests/cli/test_environment.py", TARRY_DATABASE_URL="sqlite:///elsewhere.db",
+                       TARRY_SIGNING_KEY="from-the-shell-0123", TARRY_TEST_POSTGRES="off")  # fmt: skip
+    assert result.returncode == 0 and "1 passed" in result.stdout, result.stdout
