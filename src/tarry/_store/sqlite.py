@@ -193,7 +193,8 @@ class SQLiteStore(SQLStore):
             if not os.access(folder, os.W_OK) or (Path(self.path).exists() and not os.access(self.path, os.W_OK)):
                 raise StoreError(f"cannot write the SQLite database {self.path!r}: permission denied")
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            target = self.path if self.create else Path(self.path).resolve().as_uri() + "?mode=rw"  # never creates
+            conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, uri=not self.create)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite database {self.path!r}: {exc}") from exc
         try:
