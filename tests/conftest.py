@@ -1,4 +1,8 @@
-"""Shared fixtures: an app on a fresh SQLite file with a VirtualClock."""
+"""Shared fixtures: an app on a fresh SQLite file with a VirtualClock, and the same on PostgreSQL.
+
+The PostgreSQL half runs against TARRY_TEST_POSTGRES_URL; without it the tests
+that need it fail, unless TARRY_TEST_POSTGRES=off says to run SQLite only.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +16,34 @@ from typing import Any
 import pytest
 
 import tarry
+from tarry._store import redact_url
 from tarry.testing import VirtualClock
 
 LIMIT = 10  # real seconds one engine call may take in a test
 POSTGRES_ENV = "TARRY_TEST_POSTGRES_URL"  # e.g. postgresql://root@127.0.0.1:5432/postgres (an admin database)
+POSTGRES_SWITCH = "TARRY_TEST_POSTGRES"  # "off": run the SQLite half only, saying so
+KEPT = (POSTGRES_ENV, POSTGRES_SWITCH, "TARRY_SCREENSHOTS_DIR")  # the test run's own settings
 _databases = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No TARRY_* setting of the developer's shell reaches a test (the app reads TARRY_DATABASE_URL...)."""
+    for name in list(os.environ):
+        if name.startswith("TARRY_") and name not in KEPT:
+            monkeypatch.delenv(name)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if os.environ.get(POSTGRES_SWITCH, "").lower() == "off":  # said last too, where -q still shows it
+        terminalreporter.write_line(f"the PostgreSQL half was NOT run ({POSTGRES_SWITCH}=off)", yellow=True)
+
+
+def pytest_report_header() -> str:
+    if os.environ.get(POSTGRES_SWITCH, "").lower() == "off":
+        return f"PostgreSQL: the PostgreSQL half is NOT run ({POSTGRES_SWITCH}=off)"
+    admin = os.environ.get(POSTGRES_ENV)
+    return f"PostgreSQL: {redact_url(admin) if admin else f'{POSTGRES_ENV} is not set: the PostgreSQL half will fail'}"
 
 
 def sqlite_url(folder: Path) -> str:
@@ -32,13 +59,17 @@ def clock() -> VirtualClock:
 def postgres_template() -> Iterator[tuple[str, str]]:
     """(admin URL, template database): migrated once per session, cloned for each test.
 
-    With TARRY_TEST_POSTGRES_URL unset, the PostgreSQL half is skipped; set but
-    unreachable, it fails (CI sets it).
+    Unset or unreachable, the PostgreSQL half fails; it is skipped only when
+    TARRY_TEST_POSTGRES=off asks for that (``./scripts/test`` sets the URL).
     """
+    if os.environ.get(POSTGRES_SWITCH, "").lower() == "off":
+        pytest.skip(f"{POSTGRES_SWITCH}=off: the PostgreSQL half is not run")
     admin = os.environ.get(POSTGRES_ENV)
     if not admin:
-        pytest.skip(
-            f"the PostgreSQL half of the suite needs {POSTGRES_ENV} (e.g. postgresql://root@127.0.0.1/postgres)"
+        pytest.fail(
+            f"the PostgreSQL half of the suite needs {POSTGRES_ENV} (e.g. postgresql://root@127.0.0.1:5432/postgres); "
+            f"set {POSTGRES_SWITCH}=off to run the SQLite half only",
+            pytrace=False,
         )
     import psycopg
 

@@ -22,7 +22,7 @@ from tarry._engine.waits import check_cancel_on, token_hash
 from tarry._engine.worker import Worker
 from tarry._function import CancelOn, Registry, make_spec
 from tarry._model import Event, Run, RunStatus
-from tarry._store import check_url, open_store
+from tarry._store import check_url, open_store, redact_url
 from tarry._store.base import NewEvent, Sent
 from tarry._twins import sync_twin
 
@@ -63,7 +63,7 @@ class Tarry:
         self._started.set()
 
     def __repr__(self) -> str:
-        return f"<Tarry {self.id!r} {self.database_url!r}>"
+        return f"<Tarry {self.id!r} {redact_url(self.database_url)!r}>"
 
     # -- functions ----------------------------------------------------------
 
@@ -95,17 +95,22 @@ class Tarry:
 
     async def start(self, worker: bool = True) -> None:
         """Open the store (creating or migrating its schema) and, with ``worker``, run a worker."""
+        await self._start(worker, create=True)
+
+    async def _start(self, worker: bool, *, create: bool) -> None:
+        """``start``; without ``create``, open only an existing, up-to-date database and create
+        nothing (no database, no schema, no signing key file): the CLI's reading commands."""
         with self._state_lock:
             if self._state != "stopped":
                 raise RuntimeError(f"{self!r} is already started")
             self._state = "starting"
             self._started.clear()
         try:
-            store = open_store(self.database_url)
+            store = open_store(self.database_url, create=create)
             engine = Engine(store, self._registry, self.clock, b"", self.base_url)
             await store.open(engine)
             try:
-                engine.signing_key = load_signing_key(self.database_url)
+                engine.signing_key = load_signing_key(self.database_url, create=create)
                 if worker:
                     engine.worker = Worker(engine, self.concurrency)
                     await engine.worker.start()

@@ -1,7 +1,9 @@
 """The ``tarry`` command: one function per command, one error handler.
 
 User mistakes (a wrong APP, bad JSON, an unreachable server, a bad database
-URL) print one line and exit non-zero; tracebacks are for bugs.
+URL) print one line and exit non-zero; tracebacks are for bugs. Every command
+that uses a database names it on stderr, never with its password; the
+commands that read runs never create a database.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tarry import __version__, _serde
 from tarry._app import DEFAULT_DATABASE_URL, Tarry
 from tarry._errors import TarryError
 from tarry._model import Run, RunStatus
+from tarry._store import check_url, redact_url
 
 T = TypeVar("T")
 
@@ -33,7 +36,11 @@ class UserError(click.ClickException):
 
 
 def load_app(spec: str) -> Tarry:
-    """``module:attribute`` or ``path/to/file.py:attribute`` -> the Tarry app it names."""
+    """``module:attribute`` or ``path/to/file.py:attribute`` -> the Tarry app it names.
+
+    The app's folder (for a file) or the working directory (for a module) goes on ``sys.path``
+    after the installed packages: the app can import its sibling modules, but a ``uvicorn.py``
+    or ``click.py`` beside it neither runs nor shadows the package of that name."""
     target, _, attribute = spec.rpartition(":")
     if not target or not attribute:
         raise UserError(f"APP {spec!r} must be module:attribute or path/to/file.py:attribute")
@@ -42,14 +49,15 @@ def load_app(spec: str) -> Tarry:
             path = Path(target)
             if not path.is_file():
                 raise UserError(f"no such file: {target}")
-            sys.path.insert(0, str(path.resolve().parent))
-            module_spec = importlib.util.spec_from_file_location(path.stem, path)
+            _search_last(str(path.resolve().parent))
+            name = _module_name(path.resolve())
+            module_spec = importlib.util.spec_from_file_location(name, path)
             assert module_spec is not None and module_spec.loader is not None
             module = importlib.util.module_from_spec(module_spec)
-            sys.modules[path.stem] = module
+            sys.modules[name] = module
             module_spec.loader.exec_module(module)
         else:
-            sys.path.insert(0, os.getcwd())
+            _search_last(os.getcwd())
             module = importlib.import_module(target)
     except UserError:
         raise
@@ -65,13 +73,59 @@ def load_app(spec: str) -> Tarry:
     return app
 
 
-def with_database_url(app: Tarry, database_url: str | None) -> Tarry:
-    if database_url:
-        from tarry._store import check_url
+def _search_last(folder: str) -> None:
+    """Put ``folder`` (and the working directory ``python -c``/``-m`` put first) after everything else."""
+    here = os.path.realpath(folder)
+    cwd = os.path.realpath(os.getcwd())
+    for entry in list(sys.path):
+        real = os.path.realpath(entry or ".")
+        if real in (here, cwd):
+            sys.path.remove(entry)
+    sys.path.append(folder)
+    if cwd != here:
+        sys.path.append(cwd)
 
+
+def _module_name(path: Path) -> str:
+    """The app file's module name: its stem, unless that names another module (``click.py``)."""
+    name = path.stem
+    if name.isidentifier() and name not in sys.modules:
+        try:
+            found = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            found = None
+        if found is None or (found.origin and Path(found.origin).resolve() == path):
+            return name
+    return "_tarry_app_" + "".join(c if c.isalnum() else "_" for c in name)
+
+
+def with_database_url(app: Tarry, database_url: str | None) -> Tarry:
+    """The one rule: ``--database-url`` overrides the app's own (its ``database_url=``, else
+    ``TARRY_DATABASE_URL``, else the SQLite default, as the app chose it); then name it on stderr."""
+    if database_url:
         check_url(database_url)
         app.database_url = database_url
+    click.echo(f"database: {redact_url(app.database_url)}", err=True)
     return app
+
+
+def store_app(app_spec: str | None, database_url: str | None) -> Tarry:
+    """The app of ``--app`` (or a client of its own, without functions) on the chosen database."""
+    app = load_app(app_spec) if app_spec else Tarry("tarry-cli")
+    return with_database_url(app, database_url)
+
+
+def with_existing_store(app: Tarry, call: Callable[[Tarry], Awaitable[T]]) -> T:
+    """Run ``call`` on ``app`` opened without a worker and without creating anything."""
+
+    async def main() -> T:
+        await app._start(worker=False, create=False)
+        try:
+            return await call(app)
+        finally:
+            await app.close()
+
+    return run_async(main)
 
 
 def run_async(main: Callable[[], Awaitable[T]]) -> T:
@@ -79,10 +133,21 @@ def run_async(main: Callable[[], Awaitable[T]]) -> T:
 
 
 PORT = click.IntRange(1, 65535)
+MIN_KEY_LENGTH = 16
 DATABASE_URL = click.option(
-    "--database-url", envvar="TARRY_DATABASE_URL", show_envvar=True, default=None,
-    help=f"The store (default: the app's own, else {DEFAULT_DATABASE_URL}).",
+    "--database-url", default=None, metavar="URL",
+    help="The database, overriding the app's own (default: the app's database_url=, else "
+         f"TARRY_DATABASE_URL, else {DEFAULT_DATABASE_URL}).",
 )  # fmt: skip
+APP_OPTION = click.option(
+    "--app", "app_spec", metavar="APP", default=None,
+    help="Read the database of this app (module:attribute or file.py:attribute).",
+)  # fmt: skip
+
+
+def store_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--app APP`` and ``--database-url URL``: the options of every command that reads runs."""
+    return APP_OPTION(DATABASE_URL(command))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -120,9 +185,7 @@ def _serve(app: Tarry, host: str, port: int, **server: Any) -> None:
     config = uvicorn.Config(asgi, log_level="warning", lifespan="on")
     uvicorn_server = uvicorn.Server(config)
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    click.echo(
-        f"Tarry {server.get('mode', 'dev')} server for {app.id!r}: http://{shown}:{port}/  (store: {app.database_url})"
-    )
+    click.echo(f"Tarry {server.get('mode', 'dev')} server for {app.id!r}: http://{shown}:{port}/")
     try:
         uvicorn_server.run(sockets=[listener])
     except SystemExit:
@@ -147,22 +210,65 @@ def dev(app_spec: str, port: int, database_url: str | None) -> None:
 @click.option("--port", envvar="TARRY_PORT", show_envvar=True, default=8288, show_default=True, type=PORT)
 @click.option("--worker/--no-worker", envvar="TARRY_WORKER", show_envvar=True, default=True, show_default=True,
               help="Also run a worker in this process.")  # fmt: skip
-@click.option("--event-keys", envvar="TARRY_EVENT_KEYS", show_envvar=True, default="",
-              help="Comma-separated keys accepted on /e/{key}.")  # fmt: skip
-@click.option("--signing-key", envvar="TARRY_SIGNING_KEY", show_envvar=True, default=None,
-              help="Bearer key for /api and the dashboard; also signs resume URLs.")  # fmt: skip
+@click.option("--event-keys-file", envvar="TARRY_EVENT_KEYS_FILE", show_envvar=True, default=None, metavar="PATH",
+              help="A file of the keys accepted on /e/{key}, one a line or comma-separated "
+                   "(else TARRY_EVENT_KEYS, comma-separated).")  # fmt: skip
+@click.option("--signing-key-file", envvar="TARRY_SIGNING_KEY_FILE", show_envvar=True, default=None,
+              metavar="PATH", help="A file holding the bearer key for /api and the dashboard, which also "
+                                   "signs resume URLs (else TARRY_SIGNING_KEY).")  # fmt: skip
+@click.option("--event-keys", "event_keys_flag", hidden=True, default=None)
+@click.option("--signing-key", "signing_key_flag", hidden=True, default=None)
 @DATABASE_URL
-def serve(app_spec: str, host: str, port: int, worker: bool, event_keys: str, signing_key: str | None,
+def serve(app_spec: str, host: str, port: int, worker: bool, event_keys_file: str | None,
+          signing_key_file: str | None, event_keys_flag: str | None, signing_key_flag: str | None,
           database_url: str | None) -> None:  # fmt: skip
-    """The server for production: event keys and a signing key required."""
-    keys = [k for k in event_keys.split(",") if k.strip()]
-    if not keys:
-        raise UserError("tarry serve needs event keys: set TARRY_EVENT_KEYS (comma-separated)")
-    if not signing_key:
-        raise UserError("tarry serve needs a signing key for its API and dashboard: set TARRY_SIGNING_KEY")
+    """The server for production: event keys and a signing key required (at least 16 characters each)."""
+    for flag, given, file_option, variable in (("--event-keys", event_keys_flag, "--event-keys-file", "TARRY_EVENT_KEYS"),
+                                               ("--signing-key", signing_key_flag, "--signing-key-file", "TARRY_SIGNING_KEY")):  # fmt: skip
+        if given is not None:
+            raise UserError(f"{flag} is not accepted: a key on the command line is visible to every user "
+                            f"of the machine (ps); use {file_option} PATH or {variable}")  # fmt: skip
+    keys = event_keys(event_keys_file)
+    signing_key = read_signing_key(signing_key_file)
     os.environ["TARRY_SIGNING_KEY"] = signing_key  # resume URLs are signed with it too
     app = with_database_url(load_app(app_spec), database_url)
     _serve(app, host, port, mode="serve", event_keys=keys, api_key=signing_key, worker=worker)
+
+
+def _read_key_file(path: str, option: str) -> str:
+    try:
+        return Path(path).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UserError(f"cannot read {option} {path}: {reason}") from None
+
+
+def event_keys(path: str | None) -> list[str]:
+    """The event keys of ``--event-keys-file`` (one a line or comma-separated), else of TARRY_EVENT_KEYS."""
+    setting = f"--event-keys-file {path}" if path else "TARRY_EVENT_KEYS"
+    text = _read_key_file(path, "--event-keys-file") if path else os.environ.get("TARRY_EVENT_KEYS", "")
+    keys = [k.strip() for k in text.replace("\n", ",").split(",") if k.strip()]
+    if not keys:
+        raise UserError(f"tarry serve needs event keys: {setting} holds none "
+                        "(set TARRY_EVENT_KEYS, comma-separated, or --event-keys-file PATH)")  # fmt: skip
+    for number, key in enumerate(keys, 1):
+        if len(key) < MIN_KEY_LENGTH:
+            raise UserError(f"{setting}: event key {number} of {len(keys)} is too short ({len(key)} characters); "
+                            f"each needs at least {MIN_KEY_LENGTH}")  # fmt: skip
+    return keys
+
+
+def read_signing_key(path: str | None) -> str:
+    """The signing key of ``--signing-key-file``, else of TARRY_SIGNING_KEY."""
+    setting = f"--signing-key-file {path}" if path else "TARRY_SIGNING_KEY"
+    key = _read_key_file(path, "--signing-key-file").strip() if path else os.environ.get("TARRY_SIGNING_KEY", "")
+    if not key:
+        raise UserError(f"tarry serve needs a signing key for its API and dashboard: {setting} holds none "
+                        "(set TARRY_SIGNING_KEY or --signing-key-file PATH)")  # fmt: skip
+    if len(key) < MIN_KEY_LENGTH:
+        raise UserError(f"{setting}: the signing key is too short ({len(key)} characters); "
+                        f"it needs at least {MIN_KEY_LENGTH}")  # fmt: skip
+    return key
 
 
 @cli.command()
@@ -178,9 +284,7 @@ def worker(app_spec: str, database_url: str | None) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with app:
-            click.echo(
-                f"Tarry worker for {app.id!r} ({', '.join(app.functions) or 'no functions'}) on {app.database_url}"
-            )
+            click.echo(f"Tarry worker for {app.id!r} ({', '.join(app.functions) or 'no functions'})")
             await stop.wait()
 
     run_async(main)
@@ -235,18 +339,16 @@ def _json_or_text(response: Any) -> Any:
         return response.text.strip()[:200]
 
 
-def _client(database_url: str | None) -> Tarry:
-    return Tarry("tarry-cli", database_url=database_url)
-
-
 @cli.command()
 @click.option("--status", type=click.Choice([s.value for s in RunStatus]), default=None)
 @click.option("--function", "function_id", default=None, help="Only runs of this function id.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
-@DATABASE_URL
-def runs(status: str | None, function_id: str | None, limit: int, database_url: str | None) -> None:
+@store_options
+def runs(status: str | None, function_id: str | None, limit: int, app_spec: str | None,
+         database_url: str | None) -> None:  # fmt: skip
     """List runs, newest first."""
-    found = _client(database_url).list_runs_sync(function_id=function_id, status=status, limit=limit)
+    app = store_app(app_spec, database_url)
+    found = with_existing_store(app, lambda a: a.list_runs(function_id=function_id, status=status, limit=limit))
     if not found:
         click.echo("no runs")
     for run in found:
@@ -257,12 +359,13 @@ def runs(status: str | None, function_id: str | None, limit: int, database_url: 
 
 @cli.command("run")
 @click.argument("run_id")
-@DATABASE_URL
-def show_run(run_id: str, database_url: str | None) -> None:
+@store_options
+def show_run(run_id: str, app_spec: str | None, database_url: str | None) -> None:
     """Show one run with its steps, as JSON."""
     from tarry._server.json import run_json
 
-    run: Run | None = _client(database_url).get_run_sync(run_id)
+    app = store_app(app_spec, database_url)
+    run: Run | None = with_existing_store(app, lambda a: a.get_run(run_id))
     if run is None:
         raise UserError(f"no run with id {run_id!r}")
     click.echo(json.dumps(run_json(run), indent=2))
@@ -270,27 +373,34 @@ def show_run(run_id: str, database_url: str | None) -> None:
 
 @cli.command()
 @click.argument("run_id")
-@DATABASE_URL
-def cancel(run_id: str, database_url: str | None) -> None:
+@store_options
+def cancel(run_id: str, app_spec: str | None, database_url: str | None) -> None:
     """Cancel a run (a running one at its next step)."""
-    client = _client(database_url)
-    if client.get_run_sync(run_id) is None:
+
+    async def call(app: Tarry) -> bool | None:
+        if await app.get_run(run_id) is None:
+            return None
+        return await app.cancel_run(run_id)
+
+    outcome = with_existing_store(store_app(app_spec, database_url), call)
+    if outcome is None:
         raise UserError(f"no run with id {run_id!r}")
-    click.echo("cancelled" if client.cancel_run_sync(run_id) else "already finished")
+    click.echo("cancelled" if outcome else "already finished")
 
 
 @cli.command()
+@click.option("--app", "app_spec", metavar="APP", default=None, help="Migrate the database of this app.")
 @DATABASE_URL
-def migrate(database_url: str | None) -> None:
+def migrate(app_spec: str | None, database_url: str | None) -> None:
     """Create or upgrade the database schema."""
-    app = _client(database_url)
+    app = store_app(app_spec, database_url)
 
     async def main() -> None:
         await app.start(worker=False)
         await app.close()
 
     run_async(main)
-    click.echo(f"migrated {app.database_url}")
+    click.echo(f"migrated {redact_url(app.database_url)}")
 
 
 def main() -> None:

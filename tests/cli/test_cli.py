@@ -20,6 +20,14 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     return subprocess.run([*TARRY, *args], capture_output=True, text=True, env={**os.environ, **(env or {})})
 
 
+def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """stderr without the line naming the database, which a command that uses one prints first."""
+    lines = result.stderr.strip().splitlines()
+    if lines and lines[0].startswith("database: "):
+        lines = lines[1:]
+    return lines
+
+
 def test_version() -> None:
     result = run("--version")
     assert result.returncode == 0 and tarry.__version__ in result.stdout
@@ -102,7 +110,7 @@ def test_serve_without_keys_refuses_to_start() -> None:
     env = {"TARRY_EVENT_KEYS": "", "TARRY_SIGNING_KEY": ""}
     result = run("serve", APP, env=env)
     assert result.returncode == 1 and "TARRY_EVENT_KEYS" in result.stderr
-    result = run("serve", APP, env={**env, "TARRY_EVENT_KEYS": "k1"})
+    result = run("serve", APP, env={**env, "TARRY_EVENT_KEYS": "event-key-0123456789"})
     assert result.returncode == 1 and "TARRY_SIGNING_KEY" in result.stderr
 
 
@@ -165,9 +173,11 @@ def test_send_with_a_malformed_url_or_deep_data_is_one_line() -> None:
 
 def test_dev_on_a_database_it_cannot_open_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "garbage.db").write_bytes(b"not a database" * 100)
-    result = run("dev", APP, "--port", "18931", "--database-url", "sqlite:///" + str(tmp_path / "garbage.db"))
+    url = "sqlite:///" + str(tmp_path / "garbage.db")
+    result = run("dev", APP, "--port", "18931", "--database-url", url)
     assert result.returncode == 1 and "garbage.db" in result.stderr
-    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[0] == f"database: {url}"
+    assert len(error_lines(result)) == 1 and "Traceback" not in result.stderr
 
 
 def test_dev_on_a_port_in_use_is_one_line(tmp_path: Path) -> None:

@@ -45,6 +45,8 @@ def workers(pg_url: str) -> Iterator[Callable[..., subprocess.Popen[str]]]:
         started.append(process)
         assert process.stdout is not None
         line = process.stdout.readline()
+        if line.startswith("database: "):  # named on stderr first
+            line = process.stdout.readline()
         assert "Tarry worker" in line, line + (process.stdout.read() if process.poll() is not None else "")
         return process
 

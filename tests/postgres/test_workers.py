@@ -223,7 +223,9 @@ def test_an_unreachable_database_is_one_clear_error() -> None:
          "postgresql://root@127.0.0.1:1/nowhere"], capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 1 and "cannot connect to PostgreSQL" in result.stderr
-    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    named, *errors = result.stderr.strip().splitlines()  # the line naming the database, then the error
+    assert named == "database: postgresql://root@127.0.0.1:1/nowhere"
+    assert len(errors) == 1 and "Traceback" not in result.stderr
 
 
 def test_two_processes_migrating_at_once_do_not_collide(postgres_template: tuple[str, str]) -> None:

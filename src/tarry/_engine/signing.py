@@ -31,12 +31,17 @@ def key_file(database_url: str) -> Path:
     return Path(config) / "tarry" / "signing.key"
 
 
-def load_signing_key(database_url: str) -> bytes:
-    """The secret for resume tokens (created on first use when no ``TARRY_SIGNING_KEY`` is set)."""
+def load_signing_key(database_url: str, *, create: bool = True) -> bytes:
+    """The secret for resume tokens (created on first use when no ``TARRY_SIGNING_KEY`` is set).
+
+    Without ``create`` (a command that only reads), a missing key file stays missing and the key is
+    empty: nothing was signed with a key that does not exist yet, and a read signs nothing."""
     configured = os.environ.get("TARRY_SIGNING_KEY")
     if configured:
         return configured.encode()
     path = key_file(database_url)
+    if not create and not path.exists():
+        return b""
     try:
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)

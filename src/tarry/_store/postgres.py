@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.rows import dict_row
@@ -35,8 +36,10 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from tarry._errors import StoreError
 from tarry._store.base import Hooks
 from tarry._store.queries import load_migrations, load_queries
+from tarry._store.schema import require_schema
 from tarry._store.sql import SQLStore
 from tarry._store.sql_waits import Conn
+from tarry._store.urls import redact_url, scrub
 
 T = TypeVar("T")
 log = logging.getLogger("tarry.store")
@@ -62,9 +65,10 @@ def postgres_url(url: str) -> str:
 class PostgresStore(SQLStore):
     dialect = "postgresql"
 
-    def __init__(self, url: str, pool_size: int = 8) -> None:
+    def __init__(self, url: str, pool_size: int = 8, *, create: bool = True) -> None:
         self.q = load_queries("postgresql")
         self.url = url
+        self.create = create  # False: open an existing Tarry schema only, never create or migrate it
         self._conninfo = postgres_url(url)
         self._pool_size = pool_size
         self._pool: ConnectionPool[Any] | None = None
@@ -78,7 +82,14 @@ class PostgresStore(SQLStore):
     # -- plumbing -------------------------------------------------------------
 
     def _where(self) -> str:
-        return self._conninfo.split("@")[-1]  # host/db, never the password
+        """host:port/db (and the query), never the user or a password."""
+        parts = urlsplit(redact_url(self._conninfo))
+        where = parts.netloc.rpartition("@")[2] + parts.path
+        return f"{where}?{parts.query}" if parts.query else where
+
+    def _say(self, exc: BaseException) -> str:
+        """A driver's message with the URL's password hidden (libpq echoes parts of a bad URL)."""
+        return scrub(str(exc), self._conninfo)
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -90,9 +101,11 @@ class PostgresStore(SQLStore):
         try:
             return self._on_a_connection(self._pool, fn, *args)
         except psycopg.Error as exc:
-            raise StoreError(f"PostgreSQL error on {self._where()}: {exc}".strip()) from exc
+            raise StoreError(f"PostgreSQL error on {self._where()}: {self._say(exc)}".strip()) from exc
         except PoolTimeout as exc:
-            raise StoreError(f"no PostgreSQL connection to {self._where()} within the timeout: {exc}") from exc
+            raise StoreError(
+                f"no PostgreSQL connection to {self._where()} within the timeout: {self._say(exc)}"
+            ) from exc
 
     def _on_a_connection(self, pool: ConnectionPool[Any], fn: Callable[..., T], *args: Any) -> T:
         """``fn(connection, *args)`` on a pooled connection; on another if that one died uncommitted.
@@ -190,7 +203,7 @@ class PostgresStore(SQLStore):
         try:  # one plain connection first: its error says why (refused, unknown database, auth)
             psycopg.connect(self._conninfo, connect_timeout=5).close()
         except psycopg.Error as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = self._say(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise StoreError(f"cannot connect to PostgreSQL at {self._where()}: {reason}") from exc
         pool: ConnectionPool[Any] = ConnectionPool(
             self._conninfo, min_size=1, max_size=self._pool_size, open=False,
@@ -200,15 +213,24 @@ class PostgresStore(SQLStore):
             pool.open(wait=True, timeout=5)
         except PoolTimeout as exc:
             pool.close()
-            raise StoreError(f"cannot connect to PostgreSQL at {self._where()}: {_cause(exc)}") from exc
+            raise StoreError(
+                f"cannot connect to PostgreSQL at {self._where()}: {scrub(_cause(exc), self._conninfo)}"
+            ) from exc
         self._pool = pool
         try:
             with pool.connection() as conn:
-                self._migrate(conn)
+                if self.create:
+                    self._migrate(conn)
+                else:
+                    self._check_schema(conn)
         except psycopg.Error as exc:
             pool.close()
             self._pool = None
-            raise StoreError(f"cannot migrate the PostgreSQL database at {self._where()}: {exc}") from exc
+            raise StoreError(f"cannot migrate the PostgreSQL database at {self._where()}: {self._say(exc)}") from exc
+        except StoreError:
+            pool.close()
+            self._pool = None
+            raise
         for target in (self._notifier, self._listener):
             thread = threading.Thread(target=target, name=f"tarry-{target.__name__.strip('_')}", daemon=True)
             thread.start()
@@ -233,6 +255,11 @@ class PostgresStore(SQLStore):
                     )
         finally:
             conn.execute("SELECT pg_advisory_unlock(%(key)s)", {"key": MIGRATION_LOCK})
+
+    def _check_schema(self, conn: Conn) -> None:
+        present = bool(self._x(conn, "schema_present").fetchone()["present"])
+        applied = [row["version"] for row in self._x(conn, "schema_versions")] if present else []
+        require_schema("postgresql", self._where(), present, applied)
 
     async def applied_migrations(self) -> list[int]:
         return await self._read(

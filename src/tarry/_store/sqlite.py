@@ -27,7 +27,9 @@ from tarry._store.base import (
     Hooks,
 )
 from tarry._store.queries import load_migrations, load_queries
+from tarry._store.schema import require_schema
 from tarry._store.sql import SQLStore
+from tarry._store.urls import redact_url
 
 T = TypeVar("T")
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "off": "OFF", "extra": "EXTRA"}
@@ -37,14 +39,18 @@ def sqlite_path(url: str) -> tuple[str, dict[str, str]]:
     """The file path (or ``:memory:``) and options of a ``sqlite://`` URL."""
     parts = urlsplit(url)
     if parts.netloc not in ("", "localhost"):
-        raise ValueError(f"invalid database URL {url!r}: use sqlite:///relative.db or sqlite:////absolute.db")
+        raise ValueError(
+            f"invalid database URL {redact_url(url)!r}: use sqlite:///relative.db or sqlite:////absolute.db"
+        )
     path = parts.path[1:] if parts.path.startswith("/") else parts.path
     if not path:
-        raise ValueError(f"invalid database URL {url!r}: no file path after sqlite:///")
+        raise ValueError(f"invalid database URL {redact_url(url)!r}: no file path after sqlite:///")
     options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     sync = options.get("synchronous", "full").lower()
     if sync not in _SYNCHRONOUS:
-        raise ValueError(f"invalid database URL {url!r}: synchronous must be one of {', '.join(_SYNCHRONOUS)}")
+        raise ValueError(
+            f"invalid database URL {redact_url(url)!r}: synchronous must be one of {', '.join(_SYNCHRONOUS)}"
+        )
     return path, options
 
 
@@ -52,9 +58,10 @@ class SQLiteStore(SQLStore):
     dialect = "sqlite"
     hooks: Hooks
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = True) -> None:
         self.q = load_queries("sqlite")
         self.url = url
+        self.create = create  # False: open an existing Tarry database only, never create or migrate one
         self.path, self.options = sqlite_path(url)
         self._conn: sqlite3.Connection | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tarry-sqlite")
@@ -175,7 +182,9 @@ class SQLiteStore(SQLStore):
             raise
 
     def _open(self) -> None:
-        if self.path != ":memory:":
+        if not self.create and (self.path == ":memory:" or not Path(self.path).is_file()):
+            raise StoreError(f"no Tarry database at {self.path} (start the app or run tarry migrate)")
+        if self.create and self.path != ":memory:":
             folder = Path(self.path).parent
             try:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -184,7 +193,8 @@ class SQLiteStore(SQLStore):
             if not os.access(folder, os.W_OK) or (Path(self.path).exists() and not os.access(self.path, os.W_OK)):
                 raise StoreError(f"cannot write the SQLite database {self.path!r}: permission denied")
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            target = self.path if self.create else Path(self.path).resolve().as_uri() + "?mode=rw"  # never creates
+            conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, uri=not self.create)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the SQLite database {self.path!r}: {exc}") from exc
         try:
@@ -194,7 +204,10 @@ class SQLiteStore(SQLStore):
                 _set_wal(conn)
             conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS[self.options.get('synchronous', 'full').lower()]}")
             conn.execute("PRAGMA foreign_keys = ON")
-            self._migrate(conn)
+            if self.create:
+                self._migrate(conn)
+            else:
+                self._check_schema(conn)
         except BaseException:
             conn.close()
             raise
@@ -222,6 +235,11 @@ class SQLiteStore(SQLStore):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        present = bool(self._x(conn, "schema_present").fetchone()["present"])
+        applied = [row["version"] for row in self._x(conn, "schema_versions")] if present else []
+        require_schema("sqlite", self.path, present, applied)
 
     async def applied_migrations(self) -> list[int]:
         return await self._read(

@@ -266,3 +266,10 @@ SELECT status, count(*) AS n FROM runs GROUP BY status;
 SELECT count(DISTINCT run_id || chr(31) || step_id) AS open,
        count(DISTINCT CASE WHEN shape = '' THEN run_id || chr(31) || step_id END) AS scanned
 FROM waits WHERE kind != 'cancel';
+
+-- name: schema_present
+SELECT count(*) AS present FROM pg_catalog.pg_tables
+WHERE tablename = 'tarry_migrations' AND schemaname = ANY (current_schemas(false));
+
+-- name: schema_versions
+SELECT version FROM tarry_migrations ORDER BY version;

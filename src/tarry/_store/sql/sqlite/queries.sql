@@ -259,3 +259,9 @@ SELECT status, count(*) AS n FROM runs GROUP BY status;
 SELECT count(DISTINCT run_id || char(31) || step_id) AS open,
        count(DISTINCT CASE WHEN shape = '' THEN run_id || char(31) || step_id END) AS scanned
 FROM waits WHERE kind != 'cancel';
+
+-- name: schema_present
+SELECT count(*) AS present FROM sqlite_master WHERE type = 'table' AND name = 'tarry_migrations';
+
+-- name: schema_versions
+SELECT version FROM tarry_migrations ORDER BY version;
