@@ -16,6 +16,7 @@ import functools
 import hashlib
 import json
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,19 +132,72 @@ def compile_expression(text: str) -> Compiled:
                     event_paths=reads["event"], async_paths=reads["async"])  # fmt: skip
 
 
-def evaluate(compiled: Compiled, trigger: dict[str, Any], incoming: dict[str, Any]) -> bool:
+def evaluate(compiled: Compiled, trigger: dict[str, Any], incoming: dict[str, Any],
+             budget: Budget | None = None) -> bool:  # fmt: skip
     """True only when the expression evaluates to ``true``; an error of any kind is no match.
 
     Total: the library's own limits (its iteration budget, say) surface as exceptions, not error
-    values, and data nested deeper than it converts raises too; every one of them is "no match"."""
+    values, and data nested deeper than it converts raises too; every one of them is "no match".
+    With a ``budget``, the evaluation is charged what it hands to CEL, and refused (no match) past it."""
     try:
-        data = {"event": project(trigger, compiled.event_paths), "async": project(incoming, compiled.async_paths)}
-        if _deeper_than(data, MAX_DEPTH):
+        if not _shallow(incoming):
             return False  # the library converts values recursively, and past some thousands of levels crashes
+        data = {"event": project(trigger, compiled.event_paths), "async": project(incoming, compiled.async_paths)}
+        if _deeper_than(data["event"], MAX_DEPTH):
+            return False
+        if budget is not None:
+            size = _per_event(incoming, compiled.async_paths, lambda _: len(json.dumps(data["async"])))
+            if not budget.charge(size + len(json.dumps(data["event"]))):
+                return False
         result = compiled.program.eval(data=data)
         return bool(result.type() == cel.Type.BOOL and result.value() is True)
     except Exception:  # whatever the event holds, it does not match
         return False
+
+
+class Budget:
+    """What the evaluations of one incoming event may still cost: a number of evaluations, and bytes
+    of JSON handed to CEL (its conversion costs the size of what it is given). ``skipped`` counts the
+    evaluations refused once it ran out."""
+
+    def __init__(self, evaluations: int, size: int) -> None:
+        self.evaluations = evaluations
+        self.size = size
+        self.skipped = 0
+
+    def charge(self, size: int) -> bool:
+        self.evaluations -= 1
+        self.size -= size
+        if self.evaluations < 0 or self.size < 0:
+            self.skipped += 1
+            return False
+        return True
+
+
+_PER_EVENT: dict[
+    tuple[int, Any], tuple[Any, Any]
+] = {}  # (id, what) -> (the object, held so its id stays its own; the answer)
+_PER_EVENT_LOCK = threading.Lock()
+
+
+def _per_event(value: Any, what: Any, compute: Any) -> Any:
+    """``compute(value)``, once per incoming event however many waits test it (the store hands the same
+    parsed event to every candidate, and never changes it)."""
+    key = (id(value), what)
+    with _PER_EVENT_LOCK:
+        hit = _PER_EVENT.get(key)
+        if hit is not None and hit[0] is value:
+            return hit[1]
+    answer = compute(value)
+    with _PER_EVENT_LOCK:
+        while len(_PER_EVENT) >= 32:
+            del _PER_EVENT[next(iter(_PER_EVENT))]
+        _PER_EVENT[key] = (value, answer)
+    return answer
+
+
+def _shallow(value: Any) -> bool:
+    return bool(_per_event(value, "shallow", lambda v: not _deeper_than(v, MAX_DEPTH)))
 
 
 def _deeper_than(value: Any, limit: int) -> bool:

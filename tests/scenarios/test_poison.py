@@ -266,3 +266,27 @@ async def test_dead_letters_refuse_bad_paging(served: tuple[tarry.Tarry, httpx.A
         await app.dead_letters(limit=0)
     with pytest.raises(ValueError, match="before"):
         await app.dead_letters(before=0)
+
+
+async def test_one_event_costs_a_bounded_number_of_scanned_evaluations_oldest_waits_first(
+    started: tarry.Tarry, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tarry._store import sql_waits
+
+    app = started
+    orders = await app.send([tarry.Event("order/created", {"sku": SKU}) for _ in range(5)])
+    await app.idle(timeout=LIMIT)
+    runs = [(await app.runs_for_event(order))[0].id for order in orders]
+    monkeypatch.setattr(sql_waits, "SCAN_BUDGET", 3)
+    await app.send(tarry.Event("stock/changed", {"items": [SKU]}))
+    await app.idle(timeout=LIMIT)
+    assert await statuses(app, runs) == [tarry.RunStatus.COMPLETED] * 3 + [tarry.RunStatus.WAITING] * 2
+    assert "2 scanned waits of 'stock/changed' were past the budget" in caplog.text, "said, not silent"
+    await app.send(tarry.Event("stock/changed", {"items": [SKU]}))  # the next event reaches the others
+    await app.idle(timeout=LIMIT)
+    assert await statuses(app, runs) == [tarry.RunStatus.COMPLETED] * 5
+
+
+async def statuses(app: tarry.Tarry, run_ids: list[str]) -> list[tarry.RunStatus | None]:
+    runs = [await app.get_run(run_id) for run_id in run_ids]
+    return [None if run is None else run.status for run in runs]

@@ -51,12 +51,13 @@ class Engine:
     def event_key(self, shape: str, event: dict[str, Any]) -> str | None:
         return _expressions.event_key_for_shape(shape, event)
 
-    def accepts(self, if_exp: str, trigger: dict[str, Any], event: dict[str, Any]) -> bool:
+    def accepts(self, if_exp: str, trigger: dict[str, Any], event: dict[str, Any],
+                budget: _expressions.Budget | None = None) -> bool:  # fmt: skip
         try:
             compiled = _expressions.compile_expression(if_exp)
         except ExpressionError:  # stored by code that has changed since: it matches nothing now
             return False
-        return _expressions.evaluate(compiled, trigger, event)
+        return _expressions.evaluate(compiled, trigger, event, budget)
 
     def cancel_waits(self, function_id: str, trigger: dict[str, Any]) -> list[WaitWrite]:
         spec = self.registry.functions.get(function_id)

@@ -13,6 +13,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tarry._expressions import Budget
 from tarry._model import DeadLetter, Event, EventRecord, Run
 
 #: failures of one row (an event's delivery, a timer, a claimed run's load) before it is set aside
@@ -36,8 +37,10 @@ class Hooks(Protocol):
     def event_key(self, shape: str, event: dict[str, Any]) -> str | None:
         """The index key of an incoming event for a wait ``shape``; None if it lacks a path."""
 
-    def accepts(self, if_exp: str, trigger: dict[str, Any], event: dict[str, Any]) -> bool:
-        """Whether ``if_exp`` holds for this trigger event and incoming event."""
+    def accepts(self, if_exp: str, trigger: dict[str, Any], event: dict[str, Any],
+                budget: Budget | None = None) -> bool:  # fmt: skip
+        """Whether ``if_exp`` holds for this trigger event and incoming event; with a ``budget`` (one per
+        incoming event), charged what it reads, and False once that is spent."""
 
     def cancel_waits(self, function_id: str, trigger: dict[str, Any]) -> list[WaitWrite]:
         """The cancel_on waits of a new run of ``function_id``."""
