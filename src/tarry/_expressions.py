@@ -190,7 +190,7 @@ def _per_event(value: Any, what: Any, compute: Any) -> Any:
             return hit[1]
     answer = compute(value)
     with _PER_EVENT_LOCK:
-        while len(_PER_EVENT) >= 32:
+        while len(_PER_EVENT) >= 8:  # each entry holds a parsed event alive: keep few
             del _PER_EVENT[next(iter(_PER_EVENT))]
         _PER_EVENT[key] = (value, answer)
     return answer
