@@ -4,6 +4,7 @@ python -m benchmarks report                       # everything, both stores, DBO
 python -m benchmarks render                       # docs/benchmarks.md and .png again from results/report.json
 python -m benchmarks engine --store sqlite        # ingest, park, resume, latency on one store
 python -m benchmarks match --sizes 1000,100000    # match cost as waits grow
+python -m benchmarks match --scanned              # one 450 KiB event against 100 scanned waits
 python -m benchmarks workers --counts 1,2,4       # PostgreSQL with several worker processes
 """
 
@@ -49,6 +50,7 @@ def main() -> None:
     m.add_argument("--sizes", default="1000,10000,100000", help="numbers of waiting runs (comma-separated)")
     m.add_argument("--samples", type=int, default=300, help="events routed per size")
     m.add_argument("--if-exp", action="store_true", help="wait with an if_exp (equality term + residual)")
+    m.add_argument("--scanned", action="store_true", help="one 450 KiB event against 100 scanned waits instead")
     m.add_argument("--postgres", default=POSTGRES)
     w = commands.add_parser("workers", help="resume throughput on PostgreSQL with 1, 2, 4 worker processes")
     w.add_argument("--counts", default="1,2,4", help="numbers of worker processes (comma-separated)")
@@ -71,6 +73,10 @@ def main() -> None:
         if args.workload == "engine":
             print(f"engine hot paths, {args.store}, {args.runs} runs:")
             result = {"workload": f"engine-{args.store}", **engine.run(backend, args.runs)}
+        elif args.scanned:
+            print(f"one large event against the scanned bucket, {args.store}:")
+            rows = [match.scanned(backend, reads=reads) for reads in match.SCANNED_IF]
+            result = {"workload": f"match-scanned-{args.store}", "rows": rows}
         else:
             print(f"match cost, {'if_exp' if args.if_exp else 'match='} waits, {args.store}:")
             rows = match.run(backend, [int(s) for s in args.sizes.split(",")], args.samples, args.if_exp)

@@ -96,3 +96,59 @@ def _spread(n: int, samples: int, taken: set[int]) -> list[int]:
         if i not in taken:
             keys.append(i)
     return keys[:samples]
+
+
+# -- one large event against the scanned bucket -------------------------------------------------
+
+SCANNED_NAME = "bench/order.updated"
+SCANNED_IF = {
+    "small": "async.data.amount > event.data.limit",  # reads one small field of the large event
+    "large": "async.data.items.exists(i, i.sku == event.data.sku)",  # reads the large list itself
+}
+
+
+def define_scanned(app: tarry.Tarry, reads: str) -> None:
+    @app.function(trigger="bench/order.created", retries=0)
+    async def scanned_waiter(ctx: tarry.Context) -> Any:
+        got = await ctx.step.wait_for_event("w", event=SCANNED_NAME, timeout="7d", if_exp=SCANNED_IF[reads])
+        return None if got is None else got.id
+
+
+def large_event(kib: int) -> tarry.Event:
+    """An event of about ``kib`` KiB that no scanned wait accepts (every wait evaluates it in full)."""
+    items = [{"sku": f"sku-{i:06d}", "name": "x" * 24} for i in range(kib * 1024 // 56)]  # under CEL's budget
+    return tarry.Event(SCANNED_NAME, {"amount": 1, "items": items})
+
+
+def scanned(
+    backend: Backend, waits: int = 100, kib: int = 450, samples: int = 5, reads: str = "small"
+) -> dict[str, Any]:
+    """The time of one ``send`` of a ``kib`` KiB event while ``waits`` runs wait in the scanned bucket."""
+    url = backend.fresh(f"scanned-{reads}")
+
+    async def measure() -> list[float]:
+        app = tarry.Tarry("bench", database_url=url, concurrency=64)
+        define_scanned(app, reads)
+        async with app:
+            await app.send([tarry.Event("bench/order.created", {"limit": 10, "sku": "none"}) for _ in range(waits)])
+            await until_status(app, "waiting", waits)
+        client = tarry.Tarry("bench", database_url=url)
+        define_scanned(client, reads)
+        await client.start(worker=False)
+        costs = []
+        try:
+            for _ in range(samples):
+                event = large_event(kib)
+                began = time.perf_counter()
+                await client.send(event)
+                costs.append((time.perf_counter() - began) * 1000)
+        finally:
+            await client.close()
+        return costs
+
+    costs = asyncio.run(measure())
+    backend.clean()
+    row = {"waits": waits, "event_kib": kib, "reads": reads, **{k: round(v, 3) for k, v in percentiles(costs).items()}}
+    print(f"    one {kib} KiB event against {waits} scanned waits ({reads} field): send p50 {row['p50']:.1f} ms",
+          flush=True)  # fmt: skip
+    return row

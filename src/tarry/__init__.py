@@ -18,7 +18,7 @@ from tarry._errors import (
     WaitTimeoutError,
 )
 from tarry._function import CancelOn
-from tarry._model import Event, ResumeHandle, Run, RunStatus, StepRecord, StepStatus
+from tarry._model import DeadLetter, DeadLetterKind, Event, ResumeHandle, Run, RunStatus, StepRecord, StepStatus
 from tarry._step import Step
 
 __version__ = "0.1.0"
@@ -26,6 +26,8 @@ __version__ = "0.1.0"
 __all__ = [
     "CancelOn",
     "Context",
+    "DeadLetter",
+    "DeadLetterKind",
     "Event",
     "ExpressionError",
     "InvalidEventError",

@@ -21,7 +21,7 @@ from tarry._engine.signing import load_signing_key
 from tarry._engine.waits import check_cancel_on, token_hash
 from tarry._engine.worker import Worker
 from tarry._function import CancelOn, Registry, make_spec
-from tarry._model import Event, Run, RunStatus
+from tarry._model import DeadLetter, Event, Run, RunStatus
 from tarry._store import check_url, open_store, redact_url
 from tarry._store.base import NewEvent, Sent
 from tarry._twins import sync_twin
@@ -271,6 +271,15 @@ class Tarry:
         engine.wake()
         return outcome != "ended"
 
+    async def dead_letters(self, *, limit: int = 100, before: int | None = None) -> list[DeadLetter]:
+        """Rows the engine set aside after they failed again and again (events, timers, runs), newest
+        first; ``before``: only those with a smaller ``id`` (the next page)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise ValueError(f"invalid limit {limit!r}: an int from 1 to 10000")
+        if before is not None and (isinstance(before, bool) or not isinstance(before, int) or before < 1):
+            raise ValueError(f"invalid before {before!r}: a dead letter's id (an int >= 1) or None")
+        return await self.engine.store.dead_letters(limit, before)
+
     async def idle(self, timeout: float = 30) -> None:
         """Return once no run can make progress right now (finished, sleeping or waiting)."""
         engine = self.engine
@@ -331,3 +340,4 @@ class Tarry:
     list_runs_sync = sync_twin(list_runs)
     cancel_run_sync = sync_twin(cancel_run)
     idle_sync = sync_twin(idle)
+    dead_letters_sync = sync_twin(dead_letters)

@@ -5,7 +5,9 @@ here parses CEL text. To find the equality terms that become index keys we
 read the *checked* syntax tree the library returns (a ``cel.expr.CheckedExpr``
 protobuf), through a minimal protobuf schema of the fields we read.
 Compiled expressions are cached by text: an expression is compiled once per
-process, not once per wait.
+process, not once per wait. Everything that runs on an incoming event
+(``evaluate``, ``match_key``, ``event_key_for_shape``) is total: whatever the
+event holds, it answers (an error is "no match") and never raises.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import functools
 import hashlib
 import json
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +28,8 @@ from tarry._errors import ExpressionError
 #: the paths of an incoming event that can be index terms
 INDEXABLE_ROOTS = ("data", "key", "name")
 NEVER = "!never"  # a match key no event has: a term whose trigger side is missing
+#: values nested deeper are not handed to CEL (no match): JSON parsed here stops near 1,000 levels anyway
+MAX_DEPTH = 1000
 
 _ENV = cel.NewEnv(variables={"event": cel.Type.DYN, "async": cel.Type.DYN})
 
@@ -51,9 +56,18 @@ def _syntax_messages() -> tuple[type[Any], type[Any]]:
     message("Constant", ("null_value", 1, T.TYPE_INT32, None, False), ("bool_value", 2, T.TYPE_BOOL, None, False),
             ("int64_value", 3, T.TYPE_INT64, None, False), ("uint64_value", 4, T.TYPE_UINT64, None, False),
             ("double_value", 5, T.TYPE_DOUBLE, None, False), ("string_value", 6, T.TYPE_STRING, None, False))  # fmt: skip
+    message("CreateList", ("elements", 1, msg, ".tarry_cel.Expr", True))
+    message("Entry", ("map_key", 3, msg, ".tarry_cel.Expr", False), ("value", 4, msg, ".tarry_cel.Expr", False))
+    message("CreateStruct", ("entries", 2, msg, ".tarry_cel.Entry", True))
+    message("Comprehension", ("iter_var", 1, T.TYPE_STRING, None, False), ("iter_range", 2, msg, ".tarry_cel.Expr", False),
+            ("accu_var", 3, T.TYPE_STRING, None, False), ("accu_init", 4, msg, ".tarry_cel.Expr", False),
+            ("loop_condition", 5, msg, ".tarry_cel.Expr", False), ("loop_step", 6, msg, ".tarry_cel.Expr", False),
+            ("result", 7, msg, ".tarry_cel.Expr", False), ("iter_var2", 8, T.TYPE_STRING, None, False))  # fmt: skip
     message("Expr", ("id", 2, T.TYPE_INT64, None, False), ("const_expr", 3, msg, ".tarry_cel.Constant", False),
             ("ident_expr", 4, msg, ".tarry_cel.Ident", False), ("select_expr", 5, msg, ".tarry_cel.Select", False),
-            ("call_expr", 6, msg, ".tarry_cel.Call", False))  # fmt: skip
+            ("call_expr", 6, msg, ".tarry_cel.Call", False), ("list_expr", 7, msg, ".tarry_cel.CreateList", False),
+            ("struct_expr", 8, msg, ".tarry_cel.CreateStruct", False),
+            ("comprehension_expr", 9, msg, ".tarry_cel.Comprehension", False))  # fmt: skip
     for m in f.message_type:
         if m.name == "Expr":
             oneof = m.oneof_decl.add(name="expr_kind")
@@ -91,6 +105,10 @@ class Compiled:
     program: Any
     terms: tuple[Term, ...]
     residual: bool  # whether anything but the terms must be checked on a candidate
+    # The paths of ``event`` and ``async`` the expression reads (None: it reads the whole variable):
+    # only those parts of an event are handed to CEL, whose conversion costs the size of what it is given.
+    event_paths: tuple[str, ...] | None = ()
+    async_paths: tuple[str, ...] | None = ()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -109,13 +127,155 @@ def compile_expression(text: str) -> Compiled:
     checked.ParseFromString(packed.value)
     conjuncts = list(_conjuncts(checked.expr))
     terms = [t for t in (_term(c) for c in conjuncts) if t is not None]
-    return Compiled(text, program, tuple(terms), residual=len(terms) < len(conjuncts) or not terms)
+    reads = _reads(checked.expr)
+    return Compiled(text, program, tuple(terms), residual=len(terms) < len(conjuncts) or not terms,
+                    event_paths=reads["event"], async_paths=reads["async"])  # fmt: skip
 
 
-def evaluate(compiled: Compiled, trigger: dict[str, Any], incoming: dict[str, Any]) -> bool:
-    """True only when the expression evaluates to ``true``; an error is no match."""
-    result = compiled.program.eval(data={"event": trigger, "async": incoming})
-    return bool(result.type() == cel.Type.BOOL and result.value() is True)
+def evaluate(compiled: Compiled, trigger: dict[str, Any], incoming: dict[str, Any],
+             budget: Budget | None = None) -> bool:  # fmt: skip
+    """True only when the expression evaluates to ``true``; an error of any kind is no match.
+
+    Total: the library's own limits (its iteration budget, say) surface as exceptions, not error
+    values, and data nested deeper than it converts raises too; every one of them is "no match".
+    With a ``budget``, the evaluation is charged what it hands to CEL, and refused (no match) past it."""
+    try:
+        if not _shallow(incoming):
+            return False  # the library converts values recursively, and past some thousands of levels crashes
+        data = {"event": project(trigger, compiled.event_paths), "async": project(incoming, compiled.async_paths)}
+        if _deeper_than(data["event"], MAX_DEPTH):
+            return False
+        if budget is not None:
+            size = _per_event(incoming, compiled.async_paths, lambda _: len(json.dumps(data["async"])))
+            if not budget.charge(size + len(json.dumps(data["event"]))):
+                return False
+        result = compiled.program.eval(data=data)
+        return bool(result.type() == cel.Type.BOOL and result.value() is True)
+    except Exception:  # whatever the event holds, it does not match
+        return False
+
+
+class Budget:
+    """What the evaluations of one incoming event may still cost: a number of evaluations, and bytes
+    of JSON handed to CEL (its conversion costs the size of what it is given). ``skipped`` counts the
+    evaluations refused once it ran out."""
+
+    def __init__(self, evaluations: int, size: int) -> None:
+        self.evaluations = evaluations
+        self.size = size
+        self.skipped = 0
+
+    def charge(self, size: int) -> bool:
+        self.evaluations -= 1
+        self.size -= size
+        if self.evaluations < 0 or self.size < 0:
+            self.skipped += 1
+            return False
+        return True
+
+
+_PER_EVENT: dict[
+    tuple[int, Any], tuple[Any, Any]
+] = {}  # (id, what) -> (the object, held so its id stays its own; the answer)
+_PER_EVENT_LOCK = threading.Lock()
+
+
+def _per_event(value: Any, what: Any, compute: Any) -> Any:
+    """``compute(value)``, once per incoming event however many waits test it (the store hands the same
+    parsed event to every candidate, and never changes it)."""
+    key = (id(value), what)
+    with _PER_EVENT_LOCK:
+        hit = _PER_EVENT.get(key)
+        if hit is not None and hit[0] is value:
+            return hit[1]
+    answer = compute(value)
+    with _PER_EVENT_LOCK:
+        while len(_PER_EVENT) >= 8:  # each entry holds a parsed event alive: keep few
+            del _PER_EVENT[next(iter(_PER_EVENT))]
+        _PER_EVENT[key] = (value, answer)
+    return answer
+
+
+def _shallow(value: Any) -> bool:
+    return bool(_per_event(value, "shallow", lambda v: not _deeper_than(v, MAX_DEPTH)))
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests containers more than ``limit`` levels deep (a loop: any depth is fine)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, dict | list))
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item if isinstance(v, dict | list))
+    return False
+
+
+def project(value: Any, paths: tuple[str, ...] | None) -> Any:
+    """The parts of a JSON object at ``paths`` (whole values there; everything for None): what CEL needs."""
+    if paths is None or not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for path in paths:
+        source, target = value, out
+        parts = path.split(".")
+        for i, part in enumerate(parts):
+            if not isinstance(source, dict) or part not in source:
+                break  # missing: absent in the projection too, as it is in the event
+            source = source[part]
+            if i == len(parts) - 1 or not isinstance(source, dict):
+                target[part] = source  # the whole value from here (a non-object ends the path as it would in CEL)
+                break
+            existing = target.get(part)
+            if not isinstance(existing, dict):
+                existing = target[part] = {}
+            elif existing is source:
+                break  # a shorter path took this value whole already
+            target = existing
+    return out
+
+
+def _reads(expr: Any) -> dict[str, tuple[str, ...] | None]:
+    """For ``event`` and ``async``: the select paths the expression reads from it, or None for all of it."""
+    found: dict[str, set[str] | None] = {"event": set(), "async": set()}
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        kind = node.WhichOneof("expr_kind")
+        if kind in ("select_expr", "ident_expr"):
+            fields: list[str] = []
+            inner = node
+            while inner.WhichOneof("expr_kind") == "select_expr":
+                fields.append(inner.select_expr.field)
+                inner = inner.select_expr.operand
+            if inner.WhichOneof("expr_kind") == "ident_expr":
+                root = inner.ident_expr.name
+                paths = found.get(root, set())
+                if root in found and paths is not None:
+                    if fields:
+                        paths.add(".".join(reversed(fields)))
+                    else:
+                        found[root] = None
+                continue
+            stack.append(inner)
+        elif kind == "call_expr":
+            if node.call_expr.HasField("target"):
+                stack.append(node.call_expr.target)
+            stack.extend(node.call_expr.args)
+        elif kind == "list_expr":
+            stack.extend(node.list_expr.elements)
+        elif kind == "struct_expr":
+            for entry in node.struct_expr.entries:
+                stack.extend(e for e in (entry.map_key, entry.value) if e.WhichOneof("expr_kind"))
+        elif kind == "comprehension_expr":
+            loop = node.comprehension_expr
+            if {loop.iter_var, loop.iter_var2, loop.accu_var} & set(found):
+                return {"event": None, "async": None}  # a loop variable shadows one of ours: read everything
+            stack.extend((loop.iter_range, loop.accu_init, loop.loop_condition, loop.loop_step, loop.result))
+    return {root: None if paths is None else tuple(sorted(paths)) for root, paths in found.items()}
 
 
 def _conjuncts(expr: Any) -> Any:
@@ -186,22 +346,59 @@ def is_missing(value: Any) -> bool:
     return value is _MISSING
 
 
-def _normal(value: Any) -> Any:
-    """Equal under CEL equality -> equal key: 1 and 1.0 alike, containers recursively."""
+def _leaf(value: Any) -> str:
+    """The canonical JSON of a scalar: 1 and 1.0 alike, as CEL's equality has them."""
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    if isinstance(value, list):
-        return [_normal(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _normal(v) for k, v in value.items()}
-    return value
+        value = int(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def canonical(value: Any) -> str:
+    """Equal under CEL equality -> equal text: ``json.dumps`` with sorted keys and numbers normalised.
+
+    Written as a loop, not a recursion, so that a value nested any number of levels deep has a key
+    (the text is the one ``json.dumps(..., sort_keys=True)`` gives, which stored keys were made with)."""
+    out: list[str] = []
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Text):
+            out.append(item)
+        elif isinstance(item, list):
+            stack.append(_Text("]"))
+            for i in range(len(item) - 1, -1, -1):
+                stack.append(item[i])
+                if i:
+                    stack.append(_Text(","))
+            stack.append(_Text("["))
+        elif isinstance(item, dict):
+            stack.append(_Text("}"))
+            keys = sorted(item)
+            for i in range(len(keys) - 1, -1, -1):
+                stack.append(item[keys[i]])
+                stack.append(_Text(json.dumps(keys[i], ensure_ascii=False) + ":"))
+                if i:
+                    stack.append(_Text(","))
+            stack.append(_Text("{"))
+        else:
+            out.append(_leaf(item))
+    return "".join(out)
+
+
+class _Text(str):
+    """Punctuation already rendered, as opposed to a string value still to encode."""
 
 
 def match_key(values: list[Any]) -> str:
-    """The index key of term values, in shape order; long keys are hashed to bound the index."""
+    """The index key of term values, in shape order; long keys are hashed to bound the index.
+
+    Total: a value that has no JSON text (it cannot come from an event, which is JSON) gives ``NEVER``."""
     if any(v is _MISSING for v in values):
         return NEVER
-    text = json.dumps([_normal(v) for v in values], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text = canonical(list(values))
+    except Exception:  # not JSON: matches nothing
+        return NEVER
     return text if len(text) <= 96 else "#" + hashlib.sha256(text.encode()).hexdigest()
 
 

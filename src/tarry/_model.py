@@ -242,3 +242,31 @@ class Wait:
     until: datetime | None
     resume_url: str | None = None
     redirect_url: str | None = None
+
+
+class DeadLetterKind(enum.StrEnum):
+    """What kind of row was set aside."""
+
+    EVENT = "event"  #: an event whose delivery kept failing; stored, left undelivered
+    TIMER = "timer"  #: a timer (a sleep's end, a wait's timeout) that kept failing to fire; removed from the timers
+    RUN = "run"  #: a run that kept failing to load when claimed; it ends failed (error name ``DeadLetter``)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadLetter:
+    """A row the engine set aside after it failed again and again, so that it stops every other one
+    from being delayed: kept for an operator to look at, never retried by the engine.
+
+    ``error`` is the latest failure (``{"name", "message"}``); ``failures`` how many there were.
+    ``event_id``, ``run_id`` and ``step_id`` name the row, as far as its kind has them.
+    """
+
+    id: int
+    kind: DeadLetterKind
+    event_id: str | None
+    run_id: str | None
+    step_id: str | None
+    failures: int
+    error: dict[str, str]
+    first_failed_at: datetime
+    set_aside_at: datetime

@@ -7,7 +7,7 @@ import tarry.testing
 def test_public_names() -> None:
     assert sorted(tarry.__all__) == tarry.__all__
     assert set(tarry.__all__) == {
-        "CancelOn", "Context", "Event", "ExpressionError", "InvalidEventError", "NonRetriableError",
+        "CancelOn", "Context", "DeadLetter", "DeadLetterKind", "Event", "ExpressionError", "InvalidEventError", "NonRetriableError",
         "ResumeHandle", "RetryAfterError", "Run", "RunStatus", "Step", "StepError", "StepRecord", "StepStatus",
         "StoreError", "Tarry", "TarryError", "WaitTimeoutError", "testing",
     }  # fmt: skip
@@ -29,7 +29,7 @@ def test_testing_names() -> None:
 
 def test_every_client_call_and_step_method_has_a_sync_twin() -> None:
     for name in ("send", "notify", "resume", "get_run", "wait_for_run", "runs_for_event", "list_runs", "cancel_run",
-                 "idle"):  # fmt: skip
+                 "idle", "dead_letters"):  # fmt: skip
         assert callable(getattr(tarry.Tarry, name + "_sync"))
     for name in ("run", "sleep", "sleep_until", "send_event", "wait_for_event", "invoke", "resume_url",
                  "wait_for_resume"):  # fmt: skip

@@ -6,7 +6,9 @@ through it. It holds no run state of its own beyond in-process hints.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tarry import _expressions, _ids, _serde
@@ -15,7 +17,7 @@ from tarry._engine import signing
 from tarry._engine.metrics import Metrics
 from tarry._engine.signal import Signal
 from tarry._engine.waits import wait_for_cancel_on
-from tarry._errors import InvalidEventError
+from tarry._errors import ExpressionError, InvalidEventError
 from tarry._function import Registry
 from tarry._model import Event, Run, Wait
 from tarry._store.base import NewEvent, Store, WaitRow, WaitWrite
@@ -24,10 +26,12 @@ if TYPE_CHECKING:
     from tarry._engine.worker import Worker
 
 DEDUP_WINDOW_MS = 24 * 3600 * 1000
+log = logging.getLogger("tarry.engine")
 
 
 class Engine:
-    """Also the store's ``Hooks``: the rules it calls back inside its transactions."""
+    """Also the store's ``Hooks``: the rules it calls back inside its transactions, each total for
+    whatever an event holds (a computation that fails for one event is "no match", not an exception)."""
 
     def __init__(self, store: Store, registry: Registry, clock: Clock, signing_key: bytes,
                  base_url: str | None) -> None:  # fmt: skip
@@ -47,15 +51,28 @@ class Engine:
     def event_key(self, shape: str, event: dict[str, Any]) -> str | None:
         return _expressions.event_key_for_shape(shape, event)
 
-    def accepts(self, if_exp: str, trigger: dict[str, Any], event: dict[str, Any]) -> bool:
-        return _expressions.evaluate(_expressions.compile_expression(if_exp), trigger, event)
+    def accepts(self, if_exp: str, trigger: dict[str, Any], event: dict[str, Any],
+                budget: _expressions.Budget | None = None) -> bool:  # fmt: skip
+        try:
+            compiled = _expressions.compile_expression(if_exp)
+        except ExpressionError:  # stored by code that has changed since: it matches nothing now
+            return False
+        return _expressions.evaluate(compiled, trigger, event, budget)
 
     def cancel_waits(self, function_id: str, trigger: dict[str, Any]) -> list[WaitWrite]:
         spec = self.registry.functions.get(function_id)
         if spec is None or not spec.cancel_on:
             return []
         now = self.clock.now_ms()
-        return [wait_for_cancel_on(i, item, trigger, now) for i, item in enumerate(spec.cancel_on)]
+        waits = []
+        for i, item in enumerate(spec.cancel_on):
+            try:
+                waits.append(wait_for_cancel_on(i, item, trigger, now))
+            except Exception:  # the trigger's values cannot be compared: this cancel_on can match no event
+                log.warning("function %s: cancel_on [%d] can match no event for this trigger", function_id, i,
+                            exc_info=True)  # fmt: skip
+                waits.append(replace(wait_for_cancel_on(i, item, {}, now), match_key=_expressions.NEVER))
+        return waits
 
     def dedup_since(self) -> int:
         return self.clock.now_ms() - DEDUP_WINDOW_MS
@@ -109,7 +126,13 @@ class Engine:
             names, data["error"] = ["tarry/function.failed", "tarry/function.finished"], error
         else:
             names, data["error"] = ["tarry/function.cancelled"], error
-        body = _serde.dumps(data)
+        try:
+            body = _serde.dumps(data)
+        except (TypeError, ValueError, RecursionError):  # the trigger's data, read back, cannot be written again
+            data["event"]["data"] = None
+            if "output" in data:
+                data["output"] = None
+            body = _serde.dumps(data)
         return [NewEvent(_ids.new_id(now), name, body, None, None, None, now, now, exclude_function=run.function_id)
                 for name in names]  # fmt: skip
 

@@ -29,6 +29,10 @@ class Metrics:
             "tarry_scanned_waits", "Open waits with no index term (checked against every event of their name).",
             registry=self.registry,
         )  # fmt: skip
+        self.dead_letters = Gauge(
+            "tarry_dead_letters", "Rows set aside after failing again and again (GET /api/v1/dead-letters lists them).",
+            registry=self.registry,
+        )  # fmt: skip
 
     def render(self, counts: Counts) -> bytes:
         """The Prometheus text of every metric, with the store's counts as they are now."""
@@ -36,4 +40,5 @@ class Metrics:
             self.runs.labels(status.value).set(counts.runs.get(status.value, 0))
         self.open_waits.set(counts.open_waits)
         self.scanned_waits.set(counts.scanned_waits)
+        self.dead_letters.set(counts.dead_letters)
         return generate_latest(self.registry)

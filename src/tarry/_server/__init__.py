@@ -115,6 +115,7 @@ def create_app(
             Route("/api/v1/events", secured(routes.post_events), methods=["POST"]),
             Route("/api/v1/events/{event_id}/runs", secured(routes.event_runs), methods=["GET"]),
             Route("/api/v1/waits", secured(routes.list_waits), methods=["GET"]),
+            Route("/api/v1/dead-letters", secured(routes.list_dead_letters), methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),
             Route("/metrics", routes.metrics, methods=["GET"]),
             Route("/healthz", routes.healthz, methods=["GET"]),

@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from tarry._model import Event, EventRecord, Run, StepRecord, Wait
+from tarry._model import DeadLetter, Event, EventRecord, Run, StepRecord, Wait
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -46,6 +46,14 @@ def wait_json(wait: Wait) -> dict[str, Any]:
         "run_id": wait.run_id, "function_id": wait.function_id, "step_id": wait.step_id, "kind": wait.kind,
         "events": wait.events, "match": wait.match, "if_exp": wait.if_exp, "since": iso(wait.since),
         "until": iso(wait.until), "resume_url": wait.resume_url,
+    }  # fmt: skip
+
+
+def dead_letter_json(letter: DeadLetter) -> dict[str, Any]:
+    return {
+        "id": letter.id, "kind": letter.kind.value, "event_id": letter.event_id, "run_id": letter.run_id,
+        "step_id": letter.step_id, "failures": letter.failures, "error": letter.error,
+        "first_failed_at": iso(letter.first_failed_at), "set_aside_at": iso(letter.set_aside_at),
     }  # fmt: skip
 
 

@@ -24,6 +24,13 @@ _RUN = {"type": "object", "properties": {
     "steps": {"type": "array", "items": {"type": "object"}},
 }}  # fmt: skip
 
+_DEAD_LETTER = {"type": "object", "properties": {
+    "id": {"type": "integer"}, "kind": {"type": "string", "enum": ["event", "timer", "run"]},
+    "event_id": {"type": ["string", "null"]}, "run_id": {"type": ["string", "null"]},
+    "step_id": {"type": ["string", "null"]}, "failures": {"type": "integer"}, "error": {"type": "object"},
+    "first_failed_at": {"type": "string"}, "set_aside_at": {"type": "string"},
+}}  # fmt: skip
+
 
 def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
@@ -162,6 +169,25 @@ def document(secured: bool) -> dict[str, Any]:
                     "security": auth,
                     "parameters": [{"name": "run_id", "in": "query", "schema": {"type": "string"}}, _limit()],
                     "responses": {"200": _json({"type": "object"}), **_errors(400, *unauthorized)},
+                }
+            },
+            "/api/v1/dead-letters": {
+                "get": {
+                    "summary": "Rows set aside after failing again and again (events, timers, runs), newest first",
+                    "security": auth,
+                    "parameters": [_limit(), {"name": "cursor", "in": "query", "schema": {"type": "string"}}],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "dead_letters": {"type": "array", "items": _DEAD_LETTER},
+                                    "next_cursor": {"type": ["string", "null"]},
+                                },
+                            }
+                        ),
+                        **_errors(400, *unauthorized),
+                    },
                 }
             },
             "/metrics": {

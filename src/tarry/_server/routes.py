@@ -19,7 +19,7 @@ from tarry._app import Tarry
 from tarry._engine.waits import token_hash
 from tarry._errors import InvalidEventError
 from tarry._model import Event, RunStatus
-from tarry._server.json import error, event_record_json, run_json, wait_json
+from tarry._server.json import dead_letter_json, error, event_record_json, run_json, wait_json
 
 MAX_BODY = 5 * 1024 * 1024  # a batch of events; each event is at most 512 KiB
 
@@ -239,6 +239,20 @@ async def list_waits(request: Request) -> Response:
         return error(400, str(exc))
     waits = await tarry_app(request).engine.open_waits(request.query_params.get("run_id") or None, limit)
     return JSONResponse({"waits": [wait_json(w) for w in waits]})
+
+
+async def list_dead_letters(request: Request) -> Response:
+    """``GET /api/v1/dead-letters``: rows set aside, newest first; ``cursor`` is the last page's ``next_cursor``."""
+    try:
+        limit = _limit(request)
+    except ValueError as exc:
+        return error(400, str(exc))
+    cursor = request.query_params.get("cursor") or None
+    if cursor is not None and (not cursor.isdigit() or int(cursor) < 1 or len(cursor) > 18):
+        return error(400, f"invalid cursor {cursor!r}: pass the next_cursor of the previous page")
+    letters = await tarry_app(request).dead_letters(limit=limit, before=None if cursor is None else int(cursor))
+    next_cursor = str(letters[-1].id) if len(letters) == limit else None
+    return JSONResponse({"dead_letters": [dead_letter_json(d) for d in letters], "next_cursor": next_cursor})
 
 
 # -- operations ---------------------------------------------------------------

@@ -9,14 +9,23 @@ Records crossing this boundary are small dataclasses with JSON already encoded.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tarry._model import Event, EventRecord, Run
+from tarry._expressions import Budget
+from tarry._model import DeadLetter, Event, EventRecord, Run
+
+#: failures of one row (an event's delivery, a timer, a claimed run's load) before it is set aside
+MAX_FAILURES = 3
 
 
 class Hooks(Protocol):
-    """The engine's rules, called by a store inside its transactions (so: quick and pure)."""
+    """The engine's rules, called by a store inside its transactions (so: quick and pure).
+
+    Total: for any event, trigger or run the store hands them they answer, never raise (a
+    computation that fails for one event is "no match"). The store still takes a failure of one row
+    as that row's alone (see ``MAX_FAILURES``)."""
 
     def route(self, name: str, exclude: str | None, only: str | None) -> list[str]:
         """The ids of the functions an event named ``name`` starts."""
@@ -28,8 +37,10 @@ class Hooks(Protocol):
     def event_key(self, shape: str, event: dict[str, Any]) -> str | None:
         """The index key of an incoming event for a wait ``shape``; None if it lacks a path."""
 
-    def accepts(self, if_exp: str, trigger: dict[str, Any], event: dict[str, Any]) -> bool:
-        """Whether ``if_exp`` holds for this trigger event and incoming event."""
+    def accepts(self, if_exp: str, trigger: dict[str, Any], event: dict[str, Any],
+                budget: Budget | None = None) -> bool:  # fmt: skip
+        """Whether ``if_exp`` holds for this trigger event and incoming event; with a ``budget`` (one per
+        incoming event), charged what it reads, and False once that is spent."""
 
     def cancel_waits(self, function_id: str, trigger: dict[str, Any]) -> list[WaitWrite]:
         """The cancel_on waits of a new run of ``function_id``."""
@@ -172,11 +183,20 @@ class WaitRow:
 
 @dataclass(frozen=True)
 class Counts:
-    """What the metrics report: runs by status, open waits, and those in the scanned bucket."""
+    """What the metrics report: runs by status, open waits, those in the scanned bucket, and dead letters."""
 
     runs: dict[str, int]
     open_waits: int
     scanned_waits: int
+    dead_letters: int = 0
+
+
+class Delivery(enum.IntEnum):
+    """An event's ``delivered`` column."""
+
+    PENDING = 0  #: not delivered yet (due at its ``ts``)
+    DELIVERED = 1  #: delivered: its runs started, its waits resolved
+    SET_ASIDE = 2  #: its delivery failed ``MAX_FAILURES`` times: a dead letter, never delivered
 
 
 class Control:
@@ -279,6 +299,9 @@ class Store(Protocol):
         """Open waits (not cancel_on listeners), newest first."""
 
     async def counts(self) -> Counts: ...
+
+    async def dead_letters(self, limit: int, before: int | None = None) -> list[DeadLetter]:
+        """Rows set aside after failing ``MAX_FAILURES`` times, newest first (ids below ``before``)."""
 
     async def heartbeat(self, owner: str, wall_now: int) -> None: ...
 

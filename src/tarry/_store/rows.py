@@ -6,8 +6,8 @@ from typing import Any
 
 from tarry import _serde
 from tarry._clock import to_datetime
-from tarry._model import Event, EventRecord, Run, RunStatus, StepRecord, StepStatus
-from tarry._store.base import StepRow
+from tarry._model import DeadLetter, DeadLetterKind, Event, EventRecord, Run, RunStatus, StepRecord, StepStatus
+from tarry._store.base import Delivery, StepRow
 
 
 def event_from_row(row: Any, prefix: str = "") -> Event:
@@ -55,4 +55,13 @@ def run_from_row(row: Any, steps: list[StepRow] | None = None) -> Run:
 def event_record(row: Any) -> EventRecord:
     received = to_datetime(row["received_at"])
     assert received is not None
-    return EventRecord(event_from_row(row), received, bool(row["delivered"]), row["started"], row["resumed"])
+    delivered = row["delivered"] == Delivery.DELIVERED
+    return EventRecord(event_from_row(row), received, delivered, row["started"], row["resumed"])
+
+
+def dead_letter_from_row(row: Any) -> DeadLetter:
+    first, aside = to_datetime(row["first_failed_at"]), to_datetime(row["set_aside_at"])
+    assert first is not None and aside is not None
+    return DeadLetter(id=row["id"], kind=DeadLetterKind(row["kind"]), event_id=row["event_id"], run_id=row["run_id"],
+                      step_id=row["step_id"], failures=row["failures"], error=_serde.loads(row["error"]),
+                      first_failed_at=first, set_aside_at=aside)  # fmt: skip

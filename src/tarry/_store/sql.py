@@ -5,19 +5,28 @@ connection, run by the dialect (``_write`` / ``_read``) on a thread of its
 own. The dialects differ in their SQL files, in how they open connections and
 transactions, and in the locks that order an event against a registration
 (``_lock``): SQLite's single writer needs none; PostgreSQL takes advisory locks.
+
+One bad row costs only itself: the events, timers and runs of a worker turn
+(and the events of a send) go through ``_each``, where a row whose processing
+raises is undone alone, its failure counted, and after ``MAX_FAILURES`` the
+row is set aside as a dead letter instead of being retried for ever.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from tarry import _ids, _serde
-from tarry._model import EventRecord, Run
+from tarry._model import DeadLetter, DeadLetterKind, EventRecord, Run
 from tarry._store.base import (
+    MAX_FAILURES,
     ClaimedRun,
     Control,
     Counts,
+    Delivery,
     HandleWrite,
     Hooks,
     NewEvent,
@@ -29,10 +38,13 @@ from tarry._store.base import (
     WaitRow,
     WaitWrite,
 )
-from tarry._store.rows import event_from_row, event_json, event_record, run_from_row
+from tarry._store.rows import dead_letter_from_row, event_from_row, event_json, event_record, run_from_row
 from tarry._store.sql_waits import CANCELLED, Conn, WaitsMixin
 
 T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741 - an item of a batch
+log = logging.getLogger("tarry.store")
+DEAD_LETTER = "DeadLetter"  # the error name of a run set aside
 
 
 class SQLStore(WaitsMixin):
@@ -62,21 +74,42 @@ class SQLStore(WaitsMixin):
         started: list[str] = []
         ids = self._send(c, events, now, deliver, dedup_since, resumed, started)
         if claim is not None and claim[1] > 0 and (resumed or started):
-            return Sent(ids, resumed, self._claim(c, *claim))
+            return Sent(ids, resumed, self._claim(c, *claim, now)[0])
         return Sent(ids, resumed)
 
-    def _send(self, c: Conn, events: list[NewEvent], now: int, deliver: bool, dedup_since: int,
+    def _send(self, c: Conn, events: list[NewEvent], now: int, deliver: bool, dedup_since: int | None,
               resumed: list[str] | None = None, started: list[str] | None = None) -> list[str]:  # fmt: skip
-        self._lock_dedup(c, events)
-        ids = []
-        for event in events:
-            if event.dedup_id is not None:
+        """Insert (``dedup_since``: deduplicated) and, if due and ``deliver``, deliver each event.
+
+        An event whose delivery raises is stored all the same, undelivered: a worker's turn tries it
+        again (and sets it aside if it keeps failing); the other events of the batch are delivered."""
+        if dedup_since is not None:
+            self._lock_dedup(c, events)
+
+        def one(event: NewEvent) -> tuple[str, list[str], list[str]]:
+            if event.dedup_id is not None and dedup_since is not None:
                 row = self._x(c, "find_duplicate", {"dedup_id": event.dedup_id, "since": dedup_since}).fetchone()
                 if row is not None:
-                    ids.append(row["id"])
-                    continue
-            self._insert_event(c, event, now, deliver, resumed, started)
-            ids.append(event.id)
+                    return row["id"], [], []
+            woke: list[str] = []
+            new: list[str] = []
+            self._insert_event(c, event, now, deliver, woke, new)
+            return event.id, woke, new
+
+        def failed(event: NewEvent, error: Exception) -> None:
+            self._x(c, "insert_event", {**event.__dict__, "delivered": Delivery.PENDING})
+            self._failed(c, DeadLetterKind.EVENT, event.id, error, now, event_id=event.id)
+
+        ids = []
+        for event, outcome in zip(events, self._each(c, events, one, failed), strict=True):
+            if outcome is None:
+                ids.append(event.id)
+                continue
+            ids.append(outcome[0])
+            if resumed is not None:
+                resumed.extend(outcome[1])
+            if started is not None:
+                started.extend(outcome[2])
         return ids
 
     def _lock_dedup(self, c: Conn, events: list[NewEvent]) -> None:
@@ -91,12 +124,70 @@ class SQLStore(WaitsMixin):
     def _insert_event(self, c: Conn, event: NewEvent, now: int, deliver: bool = True,
                       resumed: list[str] | None = None, started: list[str] | None = None) -> int:  # fmt: skip
         due = event.ts <= now and deliver
-        seq: int = self._x(c, "insert_event", {**event.__dict__, "delivered": int(due)}).fetchone()["seq"]
+        delivered = Delivery.DELIVERED if due else Delivery.PENDING
+        seq: int = self._x(c, "insert_event", {**event.__dict__, "delivered": delivered}).fetchone()["seq"]
         if due:  # delivered in this transaction: the row is inserted as delivered already
             found = self._deliver(c, {**event.__dict__, "seq": seq}, now, started)
             if resumed is not None:
                 resumed.extend(found)
         return seq
+
+    # -- one bad row costs only itself ------------------------------------
+
+    def _each(self, c: Conn, items: Sequence[I], work: Callable[[I], T],
+              failed: Callable[[I, Exception], None]) -> list[T | None]:  # fmt: skip
+        """``work(item)`` for each item, in order; an item whose work raises costs only itself: its writes
+        are undone, ``failed(item, error)`` records why, and the others go on (their result; None for it).
+
+        The items first run together under one savepoint; only when one raises do they run again, each
+        under its own (a savepoint is cheap, not free: PostgreSQL gives each a subtransaction).
+        An error of the database itself (a deadlock, a lost connection, a full disk) is no row's fault:
+        it ends the whole transaction, which the dialect retries or reports."""
+        if not items:
+            return []
+        self._x(c, "savepoint")
+        try:
+            results: list[T | None] = [work(item) for item in items]
+        except Exception as exc:
+            if _database_fault(exc):
+                raise
+            self._x(c, "rollback_to_savepoint")
+            self._x(c, "release_savepoint")
+            if len(items) == 1:
+                failed(items[0], exc)
+                return [None]
+        else:
+            self._x(c, "release_savepoint")
+            return results
+        results = []
+        for item in items:
+            self._x(c, "savepoint")
+            try:
+                results.append(work(item))
+            except Exception as exc:
+                if _database_fault(exc):
+                    raise
+                self._x(c, "rollback_to_savepoint")
+                self._x(c, "release_savepoint")
+                failed(item, exc)
+                results.append(None)
+            else:
+                self._x(c, "release_savepoint")
+        return results
+
+    def _failed(self, c: Conn, kind: DeadLetterKind, ref: str, error: Exception, now: int, *,
+                event_id: str | None = None, run_id: str | None = None, step_id: str | None = None,
+                detail: str | None = None) -> bool:  # fmt: skip
+        """Count a failure of one row; True when it reached ``MAX_FAILURES``: the row is set aside now."""
+        params = {"kind": kind.value, "ref": ref, "event_id": event_id, "run_id": run_id, "step_id": step_id,
+                  "detail": detail, "error": _serde.dumps(_describe(error)), "now": now}  # fmt: skip
+        failures: int = self._x(c, "count_failure", params).fetchone()["failures"]
+        aside = failures >= MAX_FAILURES
+        log.warning("%s %s failed (%d of %d%s): %s", kind.value, ref.replace("\x1f", " "), failures, MAX_FAILURES,
+                    "; set aside as a dead letter" if aside else "", _describe(error)["message"])  # fmt: skip
+        if aside:
+            self._x(c, "set_aside", {"kind": kind.value, "ref": ref, "now": now})
+        return aside
 
     def _deliver(self, c: Conn, row: Any, now: int, started: list[str] | None = None) -> list[str]:
         """Start the functions the event (a row of ``events``) triggers and resolve the waits it matches."""
@@ -112,9 +203,16 @@ class SQLStore(WaitsMixin):
 
     def _deliver_due(self, c: Conn, now: int, limit: int) -> int:
         rows = self._x(c, "due_events", {"now": now, "limit": limit}).fetchall()
-        for row in rows:
+
+        def one(row: Any) -> None:
             self._x(c, "mark_delivered", {"seq": row["seq"]})
             self._deliver(c, row, now)
+
+        def failed(row: Any, error: Exception) -> None:
+            if self._failed(c, DeadLetterKind.EVENT, row["id"], error, now, event_id=row["id"]):
+                self._x(c, "set_event_aside", {"seq": row["seq"]})
+
+        self._each(c, rows, one, failed)
         return len(rows)
 
     # -- runs: claim, steps, park, finish ---------------------------------
@@ -125,16 +223,39 @@ class SQLStore(WaitsMixin):
     def _tick(self, c: Conn, owner: str, limit: int, now: int) -> tuple[list[ClaimedRun], int | None]:
         self._deliver_due(c, now, 1000)
         self._fire_timers(c, now, 1000)
-        claimed = self._claim(c, owner, limit) if limit > 0 else []
-        return claimed, self._x(c, "next_due").fetchone()["due"]
+        claimed, requeued = self._claim(c, owner, limit, now) if limit > 0 else ([], False)
+        due = self._x(c, "next_due").fetchone()["due"]
+        if requeued:  # a run that failed to load is queued again: the next turn should come soon
+            due = now if due is None else min(due, now)
+        return claimed, due
 
-    def _claim(self, c: Conn, owner: str, limit: int) -> list[ClaimedRun]:
-        claimed = []
-        for row in self._x(c, "claim_runs", {"owner": owner, "limit": limit}).fetchall():
+    def _claim(self, c: Conn, owner: str, limit: int, now: int) -> tuple[list[ClaimedRun], bool]:
+        """Claim up to ``limit`` queued runs, and say whether one went back to the queue: a run whose rows
+        cannot be loaded is queued again (behind the others), and after ``MAX_FAILURES`` ends failed, set
+        aside, without system events (its event is what cannot be read)."""
+        requeued = False
+
+        def one(row: Any) -> ClaimedRun:
             event = event_from_row(self._x(c, "event_by_id", {"id": row["event_id"]}).fetchone())
             steps = {s.id: s for s in self._steps(c, row["id"])}
-            claimed.append(ClaimedRun(row["id"], row["function_id"], event, row["created_at"], steps))
-        return claimed
+            return ClaimedRun(row["id"], row["function_id"], event, row["created_at"], steps)
+
+        def failed(row: Any, error: Exception) -> None:
+            nonlocal requeued
+            run = {"run_id": row["id"], "owner": owner, "now": now}
+            if not self._failed(c, DeadLetterKind.RUN, row["id"], error, now, run_id=row["id"],
+                                event_id=row["event_id"]):  # fmt: skip
+                self._x(c, "requeue_run", run)
+                requeued = True
+                return
+            message = f"set aside: loading the run failed {MAX_FAILURES} times ({_describe(error)['message']})"
+            self._x(c, "finish_run", {**run, "status": "failed", "output": None,
+                                      "error": _serde.dumps({"name": DEAD_LETTER, "message": message})})  # fmt: skip
+            self._x(c, "delete_timers_of_run", run)
+            self._x(c, "delete_waits_of_run", run)
+
+        rows = self._x(c, "claim_runs", {"owner": owner, "limit": limit}).fetchall()
+        return [run for run in self._each(c, rows, one, failed) if run is not None], requeued
 
     def _steps(self, c: Conn, run_id: str) -> list[StepRow]:
         return [StepRow(r["id"], r["kind"], r["status"], r["attempts"], r["output"], r["error"], r["started_at"],
@@ -181,8 +302,7 @@ class SQLStore(WaitsMixin):
             self._x(c, "upsert_step", {"run_id": run_id, **step.__dict__})
         for timer in timers:
             self._x(c, "insert_timer", {"run_id": run_id, **timer.__dict__})
-        for event in events:
-            self._insert_event(c, event, now)
+        self._send(c, events, now, True, None)
         resolved = False
         for wait in waits:
             resolved = self._register_wait(c, run_id, wait, now) or resolved
@@ -209,8 +329,8 @@ class SQLStore(WaitsMixin):
         self._x(c, "delete_timers_of_run", {"run_id": run_id})
         self._x(c, "delete_waits_of_run", {"run_id": run_id})
         woke: list[str] = []
-        for event in self.hooks.system_events(run_from_row(row), status, error, _serde.loads(output), now):
-            self._insert_event(c, event, now, True, woke, woke)
+        self._send(c, self.hooks.system_events(run_from_row(row), status, error, _serde.loads(output), now), now,
+                   True, None, woke, woke)  # fmt: skip
         return bool(woke)
 
     async def back_off(self, run_id: str, owner: str, due_at: int) -> None:
@@ -237,16 +357,26 @@ class SQLStore(WaitsMixin):
 
     def _fire_timers(self, c: Conn, now: int, limit: int) -> int:
         rows = self._x(c, "due_timers", {"now": now, "limit": limit}).fetchall()
-        for row in rows:
+
+        def one(row: Any) -> None:
             key = {"run_id": row["run_id"], "step_id": row["step_id"]}
             if not self._x(c, "delete_timer", key).rowcount:
-                continue  # another worker fired it
+                return  # another worker fired it
             if row["kind"] == "sleep":
                 self._x(c, "complete_sleep", {**key, "now": row["due_at"]})
             elif row["kind"] != "retry":
                 self._wait_timed_out(c, row["run_id"], row["step_id"], row["kind"], row["due_at"])
-                continue
+                return
             self._x(c, "wake_run", {"run_id": row["run_id"], "now": now})
+
+        def failed(row: Any, error: Exception) -> None:
+            ref = f"{row['run_id']}\x1f{row['step_id']}\x1f{row['due_at']}"
+            detail = _serde.dumps({"kind": row["kind"], "due_at": row["due_at"]})
+            if self._failed(c, DeadLetterKind.TIMER, ref, error, now, run_id=row["run_id"], step_id=row["step_id"],
+                            detail=detail):  # fmt: skip
+                self._x(c, "delete_timer", {"run_id": row["run_id"], "step_id": row["step_id"]})
+
+        self._each(c, rows, one, failed)
         return len(rows)
 
     async def resume(self, token_hash: str, data: str | None, now: int) -> bool:
@@ -314,9 +444,14 @@ class SQLStore(WaitsMixin):
         def read(c: Conn) -> Counts:
             runs = {r["status"]: r["n"] for r in self._x(c, "count_runs_by_status")}
             waits = self._x(c, "count_waits").fetchone()
-            return Counts(runs, waits["open"], waits["scanned"])
+            dead = self._x(c, "count_dead_letters").fetchone()["n"]
+            return Counts(runs, waits["open"], waits["scanned"], dead_letters=dead)
 
         return await self._read(read)
+
+    async def dead_letters(self, limit: int, before: int | None = None) -> list[DeadLetter]:
+        params = {"limit": limit, "before": before}
+        return await self._read(lambda c: [dead_letter_from_row(r) for r in self._x(c, "list_dead_letters", params)])
 
     # -- workers ----------------------------------------------------------
 
@@ -337,3 +472,23 @@ class SQLStore(WaitsMixin):
             self._x(c, "delete_worker", {"id": owner})
 
         await self._write(release)
+
+
+def _describe(error: BaseException) -> dict[str, str]:
+    """An error as ``{"name", "message"}``, the message bounded (it is stored, and logged)."""
+    try:
+        message = str(error)
+    except Exception:  # an exception whose message itself fails
+        message = "(the error has no readable message)"
+    return {"name": type(error).__name__, "message": message[:2000]}
+
+
+def _database_fault(error: BaseException) -> bool:
+    """Whether ``error`` is the database's trouble rather than one row's: a deadlock or serialization
+    failure, a lost connection, a full disk, a lock. Those end the whole transaction (to be retried)."""
+    if isinstance(error, sqlite3.OperationalError):
+        return True
+    if hasattr(error, "sqlstate"):  # a psycopg error: its SQLSTATE class says whose fault it is
+        state = error.sqlstate
+        return not isinstance(state, str) or state[:2] in ("08", "40", "53", "57", "58", "XX")
+    return False

@@ -9,10 +9,12 @@ event is either seen by the registration's look-back or finds the wait.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from tarry import _serde
+from tarry._expressions import Budget
 from tarry._store.base import Hooks, WaitWrite
 from tarry._store.rows import event_json
 
@@ -22,6 +24,11 @@ CANCELLED = {"name": "Cancelled", "message": "the run was cancelled"}
 TIMED_OUT = {"name": "WaitTimeoutError", "message": "the wait timed out"}
 RESUME = "#resume"  # the event name under which resume handles' waits are indexed
 LOOKBACK_BATCH = 200
+# What one event may cost in the scanned bucket (waits with no index term, and an if_exp): at most this
+# many evaluations, handing CEL at most this many bytes of JSON in all; see docs/design/matching.md.
+SCAN_BUDGET = 1000
+SCAN_BUDGET_BYTES = 8 * 1024 * 1024
+log = logging.getLogger("tarry.store")
 
 __all__ = ["CANCELLED", "Conn", "Row", "WaitsMixin"]
 
@@ -130,6 +137,7 @@ class WaitsMixin:
                 probes.append((row["event_name"], row["shape"], key))
         self._lock(c, sorted(key_lock(*probe) for probe in probes))
         candidates: list[Row] = self._x(c, "scanned_waits", {"name": event["name"]}).fetchall()
+        scanned = {w["id"] for w in candidates if w["if_exp"] is not None}  # evaluated within a budget
         for name, shape, key in probes[len(names) :]:
             self._x(c, "insert_event_key", {"event_name": name, "shape": shape, "match_key": key,
                                              "seq": event["seq"]})  # fmt: skip
@@ -138,20 +146,32 @@ class WaitsMixin:
         if not candidates:
             return resumed
         incoming = incoming or event_json(event)
+        output: str | None = None
+        budget = Budget(SCAN_BUDGET, SCAN_BUDGET_BYTES)  # for the scanned bucket only: an index probe is bounded
         for wait in sorted(candidates, key=lambda w: w["id"]):
             if wait["run_id"] in resumed:
                 continue  # an event resolves at most one wait per run
             if wait["if_exp"] is not None:
+                if wait["id"] in scanned and budget.skipped:
+                    budget.skipped += 1
+                    continue
                 trigger = self._x(c, "trigger_of_run", {"run_id": wait["run_id"]}).fetchone()
-                if not self.hooks.accepts(wait["if_exp"], event_json(trigger), incoming):
+                spend = budget if wait["id"] in scanned else None
+                if not self.hooks.accepts(wait["if_exp"], event_json(trigger), incoming, spend):
                     continue
             if self._claim_wait(c, wait["run_id"], wait["step_id"]):
                 if wait["kind"] == "cancel":
                     self._cancel(c, wait["run_id"], now)
                 else:
-                    self._complete(c, wait["run_id"], wait["step_id"], _serde.dumps(incoming), now)
+                    output = output or _serde.dumps(incoming)
+                    self._complete(c, wait["run_id"], wait["step_id"], output, now)
                     self._x(c, "insert_consumed", {"run_id": wait["run_id"], "seq": event["seq"]})
                 resumed.append(wait["run_id"])
+        if budget.skipped:
+            log.warning("event %s: %d scanned waits of %r were past the budget of %d evaluations and %d MiB "
+                        "handed to CEL, and were not evaluated against it; give them an index term (match=, or "
+                        "an equality in if_exp)", event["id"], budget.skipped, event["name"], SCAN_BUDGET,
+                        SCAN_BUDGET_BYTES >> 20)  # fmt: skip
         return resumed
 
     # -- resolution ---------------------------------------------------------

@@ -273,3 +273,36 @@ WHERE tablename = 'tarry_migrations' AND schemaname = ANY (current_schemas(false
 
 -- name: schema_versions
 SELECT version FROM tarry_migrations ORDER BY version;
+
+-- dead letters. One row's failure costs only that row (a savepoint undoes its writes), is counted, and
+-- after a few failures the row is set aside.
+
+-- name: savepoint
+SAVEPOINT tarry_row;
+
+-- name: release_savepoint
+RELEASE SAVEPOINT tarry_row;
+
+-- name: rollback_to_savepoint
+ROLLBACK TO SAVEPOINT tarry_row;
+
+-- name: count_failure
+INSERT INTO dead_letters (kind, ref, event_id, run_id, step_id, detail, failures, error, first_failed_at, failed_at)
+VALUES (%(kind)s, %(ref)s, %(event_id)s, %(run_id)s, %(step_id)s, %(detail)s, 1, %(error)s, %(now)s, %(now)s)
+ON CONFLICT (kind, ref) DO UPDATE SET
+    failures = dead_letters.failures + 1, error = excluded.error, failed_at = excluded.failed_at
+RETURNING failures;
+
+-- name: set_aside
+UPDATE dead_letters SET set_aside_at = %(now)s WHERE kind = %(kind)s AND ref = %(ref)s;
+
+-- name: set_event_aside
+UPDATE events SET delivered = 2 WHERE seq = %(seq)s;
+
+-- name: list_dead_letters
+SELECT id, kind, event_id, run_id, step_id, failures, error, first_failed_at, set_aside_at FROM dead_letters
+WHERE set_aside_at IS NOT NULL AND (%(before)s::bigint IS NULL OR id < %(before)s)
+ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: count_dead_letters
+SELECT count(*) AS n FROM dead_letters WHERE set_aside_at IS NOT NULL;

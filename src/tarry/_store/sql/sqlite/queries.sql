@@ -265,3 +265,36 @@ SELECT count(*) AS present FROM sqlite_master WHERE type = 'table' AND name = 't
 
 -- name: schema_versions
 SELECT version FROM tarry_migrations ORDER BY version;
+
+-- dead letters. One row's failure costs only that row (a savepoint undoes its writes), is counted, and
+-- after a few failures the row is set aside.
+
+-- name: savepoint
+SAVEPOINT tarry_row;
+
+-- name: release_savepoint
+RELEASE SAVEPOINT tarry_row;
+
+-- name: rollback_to_savepoint
+ROLLBACK TO SAVEPOINT tarry_row;
+
+-- name: count_failure
+INSERT INTO dead_letters (kind, ref, event_id, run_id, step_id, detail, failures, error, first_failed_at, failed_at)
+VALUES (:kind, :ref, :event_id, :run_id, :step_id, :detail, 1, :error, :now, :now)
+ON CONFLICT (kind, ref) DO UPDATE SET
+    failures = dead_letters.failures + 1, error = excluded.error, failed_at = excluded.failed_at
+RETURNING failures;
+
+-- name: set_aside
+UPDATE dead_letters SET set_aside_at = :now WHERE kind = :kind AND ref = :ref;
+
+-- name: set_event_aside
+UPDATE events SET delivered = 2 WHERE seq = :seq;
+
+-- name: list_dead_letters
+SELECT id, kind, event_id, run_id, step_id, failures, error, first_failed_at, set_aside_at FROM dead_letters
+WHERE set_aside_at IS NOT NULL AND (:before IS NULL OR id < :before)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: count_dead_letters
+SELECT count(*) AS n FROM dead_letters WHERE set_aside_at IS NOT NULL;
