@@ -110,6 +110,7 @@ async def _drive(x: Execution, threads: Executor) -> tuple[str, Any]:
     else:
         task = asyncio.ensure_future(x.loop.run_in_executor(threads, contextvars.copy_context().run, fn, ctx))
     task.add_done_callback(lambda _: x.changed.set())
+    stopping = False
     try:
         while not task.done():
             x.changed.clear()
@@ -130,6 +131,7 @@ async def _drive(x: Execution, threads: Executor) -> tuple[str, Any]:
         current = asyncio.current_task()
         if isinstance(exc, asyncio.CancelledError) and current is not None and current.cancelling():
             task.cancel()  # the worker is stopping: the run goes back to the queue
+            stopping = True
             raise
         if x.stop_reason is not None:
             return x.stop_reason, None
@@ -138,8 +140,7 @@ async def _drive(x: Execution, threads: Executor) -> tuple[str, Any]:
     finally:
         if x.park_future.done():
             x.park_future.exception()  # retrieved: no "never retrieved" warning
-        else:
-            x.park_future.cancel()
+        await x.settle(wait=not stopping)  # no step of the run is left running when it parks or ends
     if x.stop_reason is not None:
         return x.stop_reason, None
     return "completed", value

@@ -1,0 +1,117 @@
+"""The executor under faults: gathered steps and a park, values that cannot be stored,
+a worker loop whose store calls fail."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+import tarry
+from tarry.testing import VirtualClock
+from tests.conftest import LIMIT, start_run
+
+
+async def _turns(n: int) -> None:
+    """Let the event loop take ``n`` turns: a branch that reaches its step late."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def test_a_step_reached_late_beside_a_parked_wait_does_not_run_after_the_park(
+    app: tarry.Tarry, clock: VirtualClock
+) -> None:
+    bodies: list[str] = []
+    parked_at: list[int] = []
+
+    async def slow() -> str:
+        bodies.append("slow")
+        await _turns(20)
+        return "done"
+
+    @app.function(trigger="late/start")
+    async def late(ctx: tarry.Context) -> list[Any]:
+        async def branch() -> str:
+            await _turns(50)  # user code outside a step: the wait parks first
+            result: str = await ctx.step.run("slow", slow)
+            return result
+
+        got, result = await asyncio.gather(ctx.step.wait_for_event("go", event="late/go", timeout="1h"), branch())
+        await ctx.step.sleep("after", "1m")  # one more park and replay: a recorded step never runs again
+        return [got is not None, result]
+
+    async with app:
+        run = await start_run(app, tarry.Event("late/start"))
+        assert run.status == "waiting"
+        await _turns(200)  # a body left running after the park would have run by now
+        await app.idle(timeout=LIMIT)
+        parked_at.append(len(bodies))
+        await app.send(tarry.Event("late/go"))
+        await app.idle(timeout=LIMIT)
+        await clock.advance("1m")
+        done = await app.wait_for_run(run.id, timeout=LIMIT)
+    assert parked_at == [0], "no step body of a parked run runs after its park"
+    assert done.status == "completed", (done.status, done.error)
+    assert done.output == [True, "done"]
+    assert bodies == ["slow"], "the step ran once: after the resume, and never again once recorded"
+
+
+async def test_a_run_backed_off_waits_for_a_step_body_still_running_in_a_thread(
+    app: tarry.Tarry, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    slow_done = threading.Event()
+    bodies: list[str] = []
+    backed_off_after_the_body: list[bool] = []
+
+    def slow() -> str:
+        bodies.append("slow")
+        release.wait(LIMIT)
+        slow_done.set()
+        return "slow"
+
+    def fast() -> str:
+        bodies.append("fast")
+        return "fast"
+
+    @app.function(trigger="thread/start")
+    async def flow(ctx: tarry.Context) -> list[Any]:
+        async def slow_branch() -> Any:
+            try:
+                return await ctx.step.run("slow", slow)
+            except asyncio.CancelledError:
+                release.set()  # the run let go of this branch: its thread may end now
+                raise
+
+        async def fast_branch() -> Any:
+            await _turns(5)
+            return await ctx.step.run("fast", fast)
+
+        return list(await asyncio.gather(slow_branch(), fast_branch()))
+
+    async with app:
+        store = app.engine.store
+        real_record, real_back_off = store.record_step, store.back_off
+        failures = [tarry.StoreError("the connection was terminated")]
+
+        async def record_step(*args: Any, **kwargs: Any) -> Any:
+            if failures and args[2].id == "fast":
+                raise failures.pop()
+            return await real_record(*args, **kwargs)
+
+        async def back_off(*args: Any, **kwargs: Any) -> Any:
+            backed_off_after_the_body.append(slow_done.is_set())
+            release.set()
+            return await real_back_off(*args, **kwargs)
+
+        monkeypatch.setattr(store, "record_step", record_step)
+        monkeypatch.setattr(store, "back_off", back_off)
+        run = await start_run(app, tarry.Event("thread/start"))
+        assert run.status == "sleeping", (run.status, run.error)
+        await clock.advance("1s")
+        done = await app.wait_for_run(run.id, timeout=LIMIT)
+    assert backed_off_after_the_body == [True], "a run handed back leaves no step body running"
+    assert done.output == ["slow", "fast"]
+    assert sorted(bodies) == ["fast", "fast", "slow", "slow"], "neither was recorded, so both ran again"
