@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from tarry import _clock, _serde
 from tarry._durations import Duration, to_ms
 from tarry._engine import signing, waits
-from tarry._engine.execution import STORE_FAILED, Intent, Park, Stop
+from tarry._engine.execution import STORE_FAILED, Intent, Park, Stop, describe
 from tarry._engine.retry import retry_delay_ms
 from tarry._errors import NonRetriableError, StepError, StoreError, WaitTimeoutError
 from tarry._model import Event, ResumeHandle, StepStatus
@@ -76,7 +76,7 @@ class Step:
             try:
                 output = _serde.dumps(value)
             except (TypeError, ValueError) as exc:
-                problem = TypeError(f"step {sid!r} returned a value that is not JSON-serialisable: {exc}")
+                problem = type(exc)(f"step {sid!r} returned a value that cannot be stored as JSON: {exc}")
                 return await self._failed(sid, attempts + 1, started, problem, retry=False)
             await self._write(StepWrite(sid, "run", StepStatus.COMPLETED, attempts + 1, output, None,
                                         started, x.now()))  # fmt: skip
@@ -87,7 +87,7 @@ class Step:
 
     async def _failed(self, sid: str, attempts: int, started: int, exc: BaseException, retry: bool = True) -> Any:
         x = self._x
-        error = {"name": type(exc).__name__, "message": str(exc)}
+        error = describe(exc)
         if retry and not isinstance(exc, NonRetriableError) and attempts <= x.spec.retries:
             now = x.now()
             due = now + retry_delay_ms(exc, attempts, now)

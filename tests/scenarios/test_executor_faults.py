@@ -115,3 +115,95 @@ async def test_a_run_backed_off_waits_for_a_step_body_still_running_in_a_thread(
     assert backed_off_after_the_body == [True], "a run handed back leaves no step body running"
     assert done.output == ["slow", "fast"]
     assert sorted(bodies) == ["fast", "fast", "slow", "slow"], "neither was recorded, so both ran again"
+
+
+def _deep(levels: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+async def test_a_function_returning_a_value_too_deep_for_json_fails_once(app: tarry.Tarry, clock: VirtualClock) -> None:
+    calls: list[int] = []
+
+    @app.function(trigger="deep/return")
+    async def deep_return(ctx: tarry.Context) -> Any:
+        calls.append(1)
+        return _deep(100_000)
+
+    async with app:
+        run = await start_run(app, tarry.Event("deep/return"))
+        for _ in range(5):
+            await clock.advance("1s")
+        await app.idle(timeout=LIMIT)
+        run = await app.get_run(run.id)
+    assert run is not None and run.status == "failed", (run.status, run.error)
+    assert run.error is not None and run.error["name"] == "ValueError"
+    assert "'deep-return'" in run.error["message"] and "nested too deeply" in run.error["message"]
+    assert calls == [1], "a value that cannot be stored is not retried"
+
+
+async def test_a_step_returning_a_value_too_deep_for_json_fails_as_a_step(
+    app: tarry.Tarry, clock: VirtualClock
+) -> None:
+    bodies: list[int] = []
+
+    def build() -> Any:
+        bodies.append(1)
+        return _deep(100_000)
+
+    @app.function(trigger="deep/step")
+    async def deep_step(ctx: tarry.Context) -> Any:
+        try:
+            await ctx.step.run("build", build)
+        except tarry.StepError as err:
+            return [err.name, err.message]
+        return "stored"
+
+    async with app:
+        run = await start_run(app, tarry.Event("deep/step"))
+        for _ in range(5):
+            await clock.advance("1s")
+        run = await app.wait_for_run(run.id, timeout=LIMIT)
+    assert run.status == "completed", (run.status, run.error)
+    name, message = run.output
+    assert name == "ValueError" and "'build'" in message and "nested too deeply" in message
+    [step] = run.steps
+    assert step.status == "failed" and step.attempts == 1
+    assert bodies == [1], "the body ran once: its value cannot be stored, so it is not retried"
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+async def test_an_exception_whose_message_cannot_be_read_or_stored_fails_the_run_once(
+    app: tarry.Tarry, clock: VirtualClock
+) -> None:
+    calls: list[str] = []
+
+    @app.function(trigger="odd/unprintable")
+    async def unprintable(ctx: tarry.Context) -> None:
+        calls.append("unprintable")
+        raise _Unprintable
+
+    @app.function(trigger="odd/surrogate")
+    async def surrogate(ctx: tarry.Context) -> None:
+        calls.append("surrogate")
+        raise ValueError("bad \udc80 text")
+
+    async with app:
+        first = await start_run(app, tarry.Event("odd/unprintable"))
+        second = await start_run(app, tarry.Event("odd/surrogate"))
+        for _ in range(5):
+            await clock.advance("1s")
+        await app.idle(timeout=LIMIT)
+        first = await app.get_run(first.id)
+        second = await app.get_run(second.id)
+    assert first is not None and first.status == "failed" and first.error is not None
+    assert first.error["name"] == "_Unprintable" and "could not be read" in first.error["message"]
+    assert second is not None and second.status == "failed" and second.error is not None
+    assert (second.error["name"], second.error["message"]) == ("ValueError", "bad \\udc80 text")
+    assert sorted(calls) == ["surrogate", "unprintable"]
