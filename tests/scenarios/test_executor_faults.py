@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 import tarry
+from tarry._engine import worker as worker_module
+from tarry._store.sql import SQLStore
 from tarry.testing import VirtualClock
 from tests.conftest import LIMIT, start_run
 
@@ -207,3 +209,124 @@ async def test_an_exception_whose_message_cannot_be_read_or_stored_fails_the_run
     assert second is not None and second.status == "failed" and second.error is not None
     assert (second.error["name"], second.error["message"]) == ("ValueError", "bad \\udc80 text")
     assert sorted(calls) == ["surrogate", "unprintable"]
+
+
+def _fail_first(monkeypatch: pytest.MonkeyPatch, owner: object, failures: dict[str, int]) -> None:
+    """``owner``'s store methods named in ``failures`` raise ``StoreError`` that many times, then work."""
+    for method, times in failures.items():
+        real = getattr(owner, method)
+
+        def flaky(real: Any, method: str) -> Any:
+            async def call(*args: Any, **kwargs: Any) -> Any:
+                if failures[method] > 0:
+                    failures[method] -= 1
+                    raise tarry.StoreError(f"{method}: the connection was terminated")
+                return await real(*args, **kwargs)
+
+            return call
+
+        monkeypatch.setattr(owner, method, flaky(real, method))
+        assert times > 0
+
+
+async def _until_spent(failures: dict[str, int]) -> None:
+    """Wait (real time: a heartbeat is on the wall clock) until every injected failure happened."""
+    for _ in range(int(LIMIT / 0.02)):
+        if not any(failures.values()):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the worker stopped calling the store: {failures} left")
+
+
+async def test_the_worker_carries_on_when_its_heartbeat_and_recovery_fail(
+    app: tarry.Tarry, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TARRY_WORKER_LEASE", "150ms")  # a heartbeat every 50 ms
+    monkeypatch.setattr(worker_module, "POLL_S", 0.02)
+
+    @app.function(trigger="beat/nap")
+    async def nap(ctx: tarry.Context) -> str:
+        await ctx.step.sleep("nap", "1m")
+        return "woke"
+
+    async with app:
+        run = await start_run(app, tarry.Event("beat/nap"))
+        assert run.status == "sleeping"
+        failures = {"heartbeat": 3, "recover": 2}
+        _fail_first(monkeypatch, app.engine.store, failures)
+        await _until_spent(failures)
+        await clock.advance("1m")  # only the worker's loop fires the timer
+        done = await app.wait_for_run(run.id, timeout=LIMIT)
+        later = await start_run(app, tarry.Event("beat/nap"))
+        await clock.advance("1m")
+        assert (await app.wait_for_run(later.id, timeout=LIMIT)).output == "woke"
+        worker = app.engine.worker
+        assert worker is not None and not worker.ended.done()
+    assert done.output == "woke"
+
+
+async def test_a_worker_starts_when_its_first_heartbeat_fails(
+    app: tarry.Tarry, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @app.function(trigger="start/nap")
+    async def nap(ctx: tarry.Context) -> str:
+        await ctx.step.sleep("nap", "1m")
+        return "woke"
+
+    failures = {"heartbeat": 2, "recover": 1}
+    _fail_first(monkeypatch, SQLStore, failures)
+    async with app:
+        assert not any(failures.values())
+        run = await start_run(app, tarry.Event("start/nap"))
+        await clock.advance("1m")
+        done = await app.wait_for_run(run.id, timeout=LIMIT)
+    assert done.output == "woke"
+
+
+async def test_worker_died_says_what_ended_the_loop(app: tarry.Tarry, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with app:
+        store = app.engine.store
+
+        async def broken_tick(*args: Any, **kwargs: Any) -> Any:
+            raise KeyError("a bug in the claim")
+
+        monkeypatch.setattr(store, "tick", broken_tick)
+        app.engine.wake()
+        fault = await asyncio.wait_for(app.worker_died(), LIMIT)
+    assert isinstance(fault, KeyError) and "a bug in the claim" in str(fault)
+    async with app:  # closed and started again: a new worker, working
+        waiting = asyncio.ensure_future(app.worker_died())
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        waiting.cancel()
+
+
+async def test_the_worker_carries_on_when_postgresql_terminates_its_connections(
+    app: tarry.Tarry, clock: VirtualClock, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL server's own failure")
+    import psycopg
+
+    monkeypatch.setenv("TARRY_WORKER_LEASE", "150ms")  # a heartbeat every 50 ms
+    monkeypatch.setattr(worker_module, "POLL_S", 0.02)
+
+    @app.function(trigger="pg/nap")
+    async def nap(ctx: tarry.Context) -> str:
+        await ctx.step.sleep("nap", "1m")
+        return "woke"
+
+    async with app:
+        run = await start_run(app, tarry.Event("pg/nap"))
+        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as admin:
+            for _ in range(8):  # every connection of the app's pool, again and again, across heartbeats
+                await admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                await asyncio.sleep(0.06)
+        await clock.advance("1m")
+        done = await app.wait_for_run(run.id, timeout=LIMIT)
+        worker = app.engine.worker
+        assert worker is not None and not worker.ended.done()
+    assert done.output == "woke"
