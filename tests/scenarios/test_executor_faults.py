@@ -330,3 +330,29 @@ async def test_the_worker_carries_on_when_postgresql_terminates_its_connections(
         worker = app.engine.worker
         assert worker is not None and not worker.ended.done()
     assert done.output == "woke"
+
+
+async def test_a_send_event_payload_or_a_wait_option_too_deep_is_refused_at_the_step(app: tarry.Tarry) -> None:
+    @app.function(trigger="deep/send")
+    async def deep_send(ctx: tarry.Context) -> str:
+        try:
+            await ctx.step.send_event("out", tarry.Event("deep/out", {"tree": _deep(100_000)}))
+        except tarry.InvalidEventError as err:
+            return str(err)
+        return "sent"
+
+    @app.function(trigger="deep/wait")
+    async def deep_wait(ctx: tarry.Context) -> str:
+        try:
+            await ctx.step.wait_for_event("w", event="x", timeout="1h", on_timeout=_deep(100_000))  # type: ignore[arg-type]  # wrong on purpose
+        except ValueError as err:
+            return str(err)
+        return "waited"
+
+    async with app:
+        sent = await app.wait_for_run((await start_run(app, tarry.Event("deep/send"))).id, timeout=LIMIT)
+        waited = await app.wait_for_run((await start_run(app, tarry.Event("deep/wait"))).id, timeout=LIMIT)
+        assert await app.list_runs(status="queued") == []
+    assert sent.status == "completed" and "data" in sent.output and "nested too deeply" in sent.output
+    assert waited.status == "completed" and waited.output.startswith("invalid on_timeout [[[")
+    assert [s.id for s in sent.steps] == [] and [s.id for s in waited.steps] == [], "nothing of it is stored"
