@@ -301,7 +301,7 @@ async def test_worker_died_says_what_ended_the_loop(app: tarry.Tarry, monkeypatc
         waiting.cancel()
 
 
-async def test_the_worker_carries_on_when_postgresql_terminates_its_connections(
+async def test_the_worker_carries_on_when_postgresql_kills_its_heartbeat_connection(
     app: tarry.Tarry, clock: VirtualClock, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if not db_url.startswith("postgresql"):
@@ -316,15 +316,31 @@ async def test_the_worker_carries_on_when_postgresql_terminates_its_connections(
         await ctx.step.sleep("nap", "1m")
         return "woke"
 
-    async with app:
+    async with app, await psycopg.AsyncConnection.connect(db_url, autocommit=True) as admin:
         run = await start_run(app, tarry.Event("pg/nap"))
-        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as admin:
-            for _ in range(8):  # every connection of the app's pool, again and again, across heartbeats
-                await admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-                await asyncio.sleep(0.06)
+        store = app.engine.store
+        real_heartbeat = store.heartbeat
+        kills = {"heartbeat": 3}
+
+        async def heartbeat(*args: Any, **kwargs: Any) -> Any:
+            if kills["heartbeat"] <= 0:
+                return await real_heartbeat(*args, **kwargs)
+            kills["heartbeat"] -= 1
+            async with admin.transaction():  # hold the heartbeat's write, then kill its connection mid-query
+                await admin.execute("LOCK TABLE workers IN ACCESS EXCLUSIVE MODE")
+                beat = asyncio.ensure_future(real_heartbeat(*args, **kwargs))
+                for _ in range(int(LIMIT / 0.01)):
+                    cursor = await admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+                    )
+                    if await cursor.fetchall():
+                        break
+                    await asyncio.sleep(0.01)
+            return await beat
+
+        monkeypatch.setattr(store, "heartbeat", heartbeat)
+        await _until_spent(kills)
         await clock.advance("1m")
         done = await app.wait_for_run(run.id, timeout=LIMIT)
         worker = app.engine.worker
