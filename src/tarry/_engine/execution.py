@@ -176,10 +176,11 @@ class Execution:
         """
         if not self.park_future.done():
             self.park_future.cancel()
-        if wait:
-            await asyncio.sleep(0)  # branches already told to unwind (Park) do so first
         current = asyncio.current_task()
         pending = [t for t in self.tasks if not t.done() and t is not current]
+        if pending and wait:
+            await asyncio.sleep(0)  # branches already told to unwind (Park) do so first
+            pending = [t for t in pending if not t.done()]
         for task in pending:
             task.cancel()
         if not wait:
