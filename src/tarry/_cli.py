@@ -202,10 +202,10 @@ def worker(app_spec: str, database_url: str | None) -> None:
                 f"Tarry worker for {app.id!r} ({', '.join(app.functions) or 'no functions'}) on {app.database_url}"
             )
             stopped, died = asyncio.ensure_future(stop.wait()), asyncio.ensure_future(app.worker_died())
-            await asyncio.wait({stopped, died}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({stopped, died}, return_when=asyncio.FIRST_COMPLETED)
             stopped.cancel()
             died.cancel()
-            if not died.cancelled():
+            if died in done:
                 raise _worker_died(died.result())
 
     run_async(main)

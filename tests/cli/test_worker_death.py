@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -68,3 +69,18 @@ def test_tarry_dev_exits_non_zero_when_its_worker_dies(tmp_path: Path) -> None:
     result = _run(tmp_path, "dev", _broken_app(tmp_path), "--port", str(_free_port()))
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert "the worker stopped working (KeyError" in result.stderr, result.stderr
+
+
+def test_tarry_worker_stopped_by_sigterm_exits_zero(tmp_path: Path) -> None:
+    (tmp_path / "fine.py").write_text("import tarry\napp = tarry.Tarry('fine')\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TARRY_")}
+    url = "sqlite:///" + str(tmp_path / "tarry.db")
+    with subprocess.Popen(
+        [*TARRY, "worker", str(tmp_path / "fine.py") + ":app", "--database-url", url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+    ) as process:  # fmt: skip
+        assert process.stdout is not None
+        assert "Tarry worker for 'fine'" in process.stdout.readline()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=WAIT_S)
+    assert process.returncode == 0, stderr
