@@ -30,6 +30,8 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_DATABASE_URL = "sqlite:///.tarry/tarry.db"
+#: how often ``worker_died`` looks for a worker while none runs (before start, after close)
+WORKER_DEATH_POLL_S = 0.1
 
 
 class Tarry:
@@ -147,6 +149,22 @@ class Tarry:
                 self._loop = None
                 self._state = "stopped"
                 self._started.set()
+
+    async def worker_died(self) -> BaseException:
+        """Wait until this app's worker stops working on its own and return the fault that ended it.
+
+        Its loop ends only by a fault it cannot retry (store failures it retries), and logs it at
+        critical level; ``close`` does not count. Never returns while no worker runs here. A
+        process that exists to work (``tarry worker``, the servers) awaits this and exits non-zero.
+        """
+        while True:
+            engine = self._engine
+            worker = engine.worker if engine is not None and self._loop is asyncio.get_running_loop() else None
+            if worker is not None:
+                fault = await asyncio.shield(worker.ended)
+                if fault is not None:
+                    return fault
+            await asyncio.sleep(WORKER_DEATH_POLL_S)  # not started yet, or closed (maybe started again)
 
     async def __aenter__(self) -> Tarry:
         await self.start(worker=True)

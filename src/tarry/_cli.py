@@ -182,14 +182,34 @@ def _serve(app: Tarry, host: str, port: int, **server: Any) -> None:
     except OSError as exc:
         listener.close()
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+    class Server(uvicorn.Server):
+        """Ends, as if stopped, when the app's worker stops working; ``fault`` says why."""
+
+        fault: BaseException | None = None
+
+        async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+            watch = asyncio.ensure_future(app.worker_died())
+            watch.add_done_callback(self._worker_died)
+            try:
+                await super().serve(sockets=sockets)
+            finally:
+                watch.cancel()
+
+        def _worker_died(self, watch: asyncio.Future[BaseException]) -> None:
+            if not watch.cancelled():
+                self.fault, self.should_exit = watch.result(), True
+
     config = uvicorn.Config(asgi, log_level="warning", lifespan="on")
-    uvicorn_server = uvicorn.Server(config)
+    uvicorn_server = Server(config)
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     click.echo(f"Tarry {server.get('mode', 'dev')} server for {app.id!r}: http://{shown}:{port}/")
     try:
         uvicorn_server.run(sockets=[listener])
     except SystemExit:
         raise UserError("the server stopped while starting (see the message above)") from None
+    if uvicorn_server.fault is not None:
+        raise _worker_died(uvicorn_server.fault)
 
 
 @cli.command()
@@ -285,9 +305,18 @@ def worker(app_spec: str, database_url: str | None) -> None:
             loop.add_signal_handler(sig, stop.set)
         async with app:
             click.echo(f"Tarry worker for {app.id!r} ({', '.join(app.functions) or 'no functions'})")
-            await stop.wait()
+            stopped, died = asyncio.ensure_future(stop.wait()), asyncio.ensure_future(app.worker_died())
+            done, _ = await asyncio.wait({stopped, died}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            died.cancel()
+            if died in done:
+                raise _worker_died(died.result())
 
     run_async(main)
+
+
+def _worker_died(fault: BaseException) -> click.ClickException:
+    return click.ClickException(f"the worker stopped working ({type(fault).__name__}: {fault}); exiting")
 
 
 # -- client commands -------------------------------------------------------------

@@ -12,26 +12,32 @@ from typing import Any
 
 JSON = Any
 
+#: nesting levels ``check_json`` walks; ``json`` itself gives up near Python's recursion limit
+MAX_DEPTH = 500
+
 
 def dumps(value: JSON, path: str = "$") -> str:
     """Compact JSON of ``value``; raises ``TypeError`` (naming the ``path`` of the first value JSON
-    cannot hold) or ``ValueError`` if it is not JSON.
+    cannot hold) or ``ValueError`` if it is not JSON or is nested too deeply to encode.
 
     ``json`` does the walk in C; the slower walk of ``check_json`` runs only when ``json`` refuses
     the value or reads back something else (a key it turned into a string, a tuple made a list).
     """
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_not_json)
-    except ValueError as exc:
-        if "Circular reference" in str(exc):  # check_json would walk the cycle for ever
-            raise TypeError(f"{path} holds itself (a circular reference), which JSON cannot hold") from None
-        check_json(value, path)  # raises naming the path
-        raise
-    except (TypeError, RecursionError):
-        check_json(value, path)  # raises naming the path
-        raise
-    if json.loads(text) != value:
-        check_json(value, path)
+        try:
+            text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_not_json)
+        except ValueError as exc:
+            if "Circular reference" in str(exc):  # check_json would walk the cycle for ever
+                raise TypeError(f"{path} holds itself (a circular reference), which JSON cannot hold") from None
+            check_json(value, path)  # raises naming the path
+            raise
+        except (TypeError, RecursionError):
+            check_json(value, path)  # raises naming the path
+            raise
+        if json.loads(text) != value:
+            check_json(value, path)
+    except RecursionError:  # valid JSON, but deeper than the encoder (or the comparison) can go
+        raise ValueError(_too_deep(path)) from None
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -73,11 +79,18 @@ def loads(text: str | None) -> JSON:
     return None if text is None else json.loads(text)
 
 
+def _too_deep(path: str) -> str:
+    return f"{path} is nested too deeply to be stored as JSON (keep it under {MAX_DEPTH} levels)"
+
+
 def check_json(value: JSON, path: str = "$") -> None:
-    """Raise ``TypeError`` naming the path of the first value JSON cannot hold."""
-    stack: list[tuple[JSON, str]] = [(value, path)]
+    """Raise ``TypeError`` naming the path of the first value JSON cannot hold (``ValueError`` if
+    it is nested deeper than ``MAX_DEPTH``: the path would be as long as the value is deep)."""
+    stack: list[tuple[JSON, str, int]] = [(value, path, 0)]
     while stack:
-        item, where = stack.pop()
+        item, where, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ValueError(_too_deep(path))
         if item is None or isinstance(item, str | bool | int):
             continue
         if isinstance(item, float):
@@ -88,9 +101,9 @@ def check_json(value: JSON, path: str = "$") -> None:
             for key, sub in item.items():
                 if not isinstance(key, str):
                     raise TypeError(f"{where} has a key {key!r} that is not a string")
-                stack.append((sub, f"{where}.{key}"))
+                stack.append((sub, f"{where}.{key}", depth + 1))
             continue
         if isinstance(item, list | tuple):
-            stack.extend((sub, f"{where}[{i}]") for i, sub in enumerate(item))
+            stack.extend((sub, f"{where}[{i}]", depth + 1) for i, sub in enumerate(item))
             continue
         raise TypeError(f"{where} is a {type(item).__name__}, which is not JSON-serialisable")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import dataclasses
+import functools
 import inspect
 import logging
 import time
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from tarry import _clock, _serde
 from tarry._durations import Duration, to_ms
 from tarry._engine import signing, waits
-from tarry._engine.execution import STORE_FAILED, Intent, Park, Stop
+from tarry._engine.execution import STORE_FAILED, Intent, Park, Stop, describe
 from tarry._engine.retry import retry_delay_ms
 from tarry._errors import NonRetriableError, StepError, StoreError, WaitTimeoutError
 from tarry._model import Event, ResumeHandle, StepStatus
@@ -48,8 +49,7 @@ class Step:
     async def run(self, step_id: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Call ``fn(*args, **kwargs)`` once and record its JSON result; retried on errors."""
         x = self._x
-        sid = x.step_id(step_id)
-        row = x.recorded(sid)
+        sid, row = x.lookup(step_id)
         if row is not None and row.status == StepStatus.COMPLETED:
             return _serde.loads(row.output)
         if row is not None and row.status == StepStatus.FAILED:
@@ -66,7 +66,7 @@ class Step:
         try:
             token = current_attempt.set(attempts)
             try:
-                value = await _call(fn, args, kwargs)
+                value = await _call(x, fn, args, kwargs)
             except BaseException as exc:  # a step's failure, retried or raised as StepError
                 if _is_control(exc):
                     raise
@@ -76,7 +76,7 @@ class Step:
             try:
                 output = _serde.dumps(value)
             except (TypeError, ValueError) as exc:
-                problem = TypeError(f"step {sid!r} returned a value that is not JSON-serialisable: {exc}")
+                problem = type(exc)(f"step {sid!r} returned a value that cannot be stored as JSON: {exc}")
                 return await self._failed(sid, attempts + 1, started, problem, retry=False)
             await self._write(StepWrite(sid, "run", StepStatus.COMPLETED, attempts + 1, output, None,
                                         started, x.now()))  # fmt: skip
@@ -87,7 +87,7 @@ class Step:
 
     async def _failed(self, sid: str, attempts: int, started: int, exc: BaseException, retry: bool = True) -> Any:
         x = self._x
-        error = {"name": type(exc).__name__, "message": str(exc)}
+        error = describe(exc)
         if retry and not isinstance(exc, NonRetriableError) and attempts <= x.spec.retries:
             now = x.now()
             due = now + retry_delay_ms(exc, attempts, now)
@@ -140,8 +140,7 @@ class Step:
 
     async def _sleep(self, step_id: str, due_at: Callable[[int], int]) -> None:
         x = self._x
-        sid = x.step_id(step_id)
-        row = x.recorded(sid)
+        sid, row = x.lookup(step_id)
         if row is not None and row.status == StepStatus.COMPLETED:
             return
         if row is None:
@@ -163,8 +162,7 @@ class Step:
     async def send_event(self, step_id: str, events: Event | list[Event]) -> list[str]:
         """Send events once, even when the run re-executes; returns their ids."""
         x = self._x
-        sid = x.step_id(step_id)
-        row = x.recorded(sid)
+        sid, row = x.lookup(step_id)
         if row is not None and row.status == StepStatus.COMPLETED:
             return list(_serde.loads(row.output))
         new = x.engine.new_events(events)
@@ -209,8 +207,7 @@ class Step:
         A child that fails (or is cancelled, or outlives ``timeout``) raises ``StepError``."""
         x = self._x
         child = x.engine.registry.function_id(function)
-        sid = x.step_id(step_id)
-        row = x.recorded(sid)
+        sid, row = x.lookup(step_id)
         if row is None:
             now = x.now()
             [event] = x.engine.new_events(Event("tarry/function.invoked", data))
@@ -242,9 +239,8 @@ class Step:
         payload_json = None if payload is None else _serde.dumps_field(payload, "payload")
         if redirect_url is not None and (not isinstance(redirect_url, str) or not redirect_url.strip()):
             raise ValueError(f"invalid redirect_url {redirect_url!r}: a URL or a path")
-        sid = x.step_id(step_id)
+        sid, row = x.lookup(step_id)
         token = signing.derive_token(x.engine.signing_key, x.run_id, sid)
-        row = x.recorded(sid)
         if row is None or row.status != StepStatus.COMPLETED:
             now = x.now()
             info: dict[str, Any] = {"expires_at": now + timeout_ms, "redirect_url": redirect_url}
@@ -278,8 +274,7 @@ class Step:
         never on a replay that already has its result.
         """
         x = self._x
-        sid = x.step_id(step_id)
-        row = x.recorded(sid)
+        sid, row = x.lookup(step_id)
         if row is not None and row.status == StepStatus.COMPLETED:
             return _serde.loads(row.output)
         if row is not None and row.status == StepStatus.FAILED:
@@ -322,11 +317,17 @@ def _is_control(exc: BaseException) -> bool:
     return isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling() > 0
 
 
-async def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Run a step body: coroutine functions on the loop, plain ones in a thread."""
+async def _call(x: Execution, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Run a step body: coroutine functions on the loop, plain ones in a thread.
+
+    A thread cannot be cancelled: the execution keeps its future, so a run that parks or ends
+    while it runs waits for it (``Execution.settle``), and its result, never recorded, is dropped.
+    """
     if inspect.iscoroutinefunction(fn):
         return await fn(*args, **kwargs)
-    value = await asyncio.to_thread(fn, *args, **kwargs)
+    body = x.loop.run_in_executor(None, functools.partial(contextvars.copy_context().run, fn, *args, **kwargs))
+    x.track_body(body)
+    value = await asyncio.shield(body)
     if inspect.isawaitable(value):
         value = await value
     return value

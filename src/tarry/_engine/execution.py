@@ -5,13 +5,16 @@ an *intent* and awaits the execution's park future. When no step is doing
 real work any more, the executor fails that future with ``Park`` — a
 ``BaseException``, so a user's ``except Exception`` cannot swallow it — and
 the function's coroutine unwinds and is dropped. Resuming replays it.
+Once that future is done the execution is *closed*: no step of it starts
+again, so nothing of a parked run keeps running (``settle``).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from tarry._function import FunctionSpec
 from tarry._model import Event, StepStatus
@@ -44,6 +47,18 @@ class Intent:
     events: list[NewEvent] = field(default_factory=list)
 
 
+def describe(exc: BaseException) -> dict[str, str]:
+    """The stored form of a user's exception, ``{"name", "message"}``, whatever the exception.
+
+    Its ``str()`` may raise or hold lone surrogates; neither may stop the run from failing once.
+    """
+    try:
+        message = str(exc)
+    except Exception as bad:  # a user's __str__ that raises
+        message = f"(its message could not be read: {type(bad).__name__})"
+    return {"name": type(exc).__name__, "message": message.encode("utf-8", "backslashreplace").decode("utf-8")}
+
+
 #: the ``Stop`` reason when the store failed under a step: the run is backed off and retried
 STORE_FAILED = "store-failed"
 
@@ -64,6 +79,8 @@ class Execution:
         self.changed = asyncio.Event()
         self.park_future: asyncio.Future[None] = self.loop.create_future()
         self.stop_reason: str | None = None
+        self.tasks: set[asyncio.Task[Any]] = set()  # tasks that reached a step: the function, gathered branches
+        self.bodies: set[asyncio.Future[Any]] = set()  # plain def step bodies running in a thread
         self._uses: dict[str, int] = {}
         self._taken: set[str] = set()
         self._unvisited = sum(1 for s in claimed.steps.values() if s.status in _FINISHED)
@@ -93,6 +110,25 @@ class Execution:
         self._taken.add(recorded_id)
         return recorded_id
 
+    def lookup(self, step_id: str) -> tuple[str, StepRow | None]:
+        """The one replay seam every step method starts with: its recorded id and record, if any.
+
+        A step reached once the execution is closed (a gathered branch that comes to its step
+        after the run parked, stopped or finished) does nothing: it unwinds with the run.
+        """
+        self.check_open()
+        task = asyncio.current_task()
+        if task is not None and task not in self.tasks:
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        sid = self.step_id(step_id)
+        return sid, self.recorded(sid)
+
+    def check_open(self) -> None:
+        """Raise the signal that ended this execution, if it has ended."""
+        if self.park_future.done():
+            raise Park if self.stop_reason is None else Stop(self.stop_reason)
+
     def recorded(self, step_id: str) -> StepRow | None:
         row = self.steps.get(step_id)
         if row is not None and row.status in _FINISHED:
@@ -112,6 +148,7 @@ class Execution:
 
     async def park(self, intent: Intent) -> NoReturn:
         """Record ``intent`` and wait until the executor unwinds the function."""
+        self.check_open()  # a park decided already has written its intents
         self.intents.append(intent)
         self.changed.set()
         await self.park_future
@@ -123,3 +160,43 @@ class Execution:
         if not self.park_future.done():
             self.park_future.set_exception(Stop(reason))
         raise Stop(reason)
+
+    def track_body(self, body: asyncio.Future[Any]) -> None:
+        """Keep a thread's step body until it ends: a thread cannot be cancelled, only waited for."""
+        self.bodies.add(body)
+        body.add_done_callback(_forget_body(self.bodies))
+
+    async def settle(self, wait: bool = True) -> None:
+        """End what is left of the function once it parked, stopped or finished.
+
+        The execution is closed, so a branch reaching a step now unwinds there. Branches still
+        inside a step are cancelled (their result is not recorded, so they run again on the
+        next replay); with ``wait``, this returns only when they and every thread of a step
+        body have ended: no step of this run is left running.
+        """
+        if not self.park_future.done():
+            self.park_future.cancel()
+        current = asyncio.current_task()
+        pending = [t for t in self.tasks if not t.done() and t is not current]
+        if pending and wait:
+            await asyncio.sleep(0)  # branches already told to unwind (Park) do so first
+            pending = [t for t in pending if not t.done()]
+        for task in pending:
+            task.cancel()
+        if not wait:
+            return
+        left: set[asyncio.Future[Any]] = {*pending, *self.bodies}
+        if left:
+            await asyncio.wait(left)
+        for task in pending:
+            if not task.cancelled():
+                task.exception()  # retrieved: no "never retrieved" warning
+
+
+def _forget_body(bodies: set[asyncio.Future[Any]]) -> Callable[[asyncio.Future[Any]], None]:
+    def forget(body: asyncio.Future[Any]) -> None:
+        bodies.discard(body)
+        if not body.cancelled():
+            body.exception()  # its task may be gone (cancelled): the error is not lost in a warning
+
+    return forget

@@ -17,7 +17,8 @@ from typing import Any
 from tarry import _serde
 from tarry._context import Context
 from tarry._engine.engine import Engine
-from tarry._engine.execution import STORE_FAILED, Execution, Park, Stop
+from tarry._engine.execution import STORE_FAILED, Execution, Park, Stop, describe
+from tarry._errors import StoreError
 from tarry._store.base import ClaimedRun, Control
 from tarry._store.base import Park as Parked
 
@@ -31,14 +32,27 @@ SETTLE_TURNS = 3
 
 
 async def execute(engine: Engine, claimed: ClaimedRun, owner: str, threads: Executor) -> None:
-    """Execute the run; if the store fails under it, hand it back to run again after a pause."""
+    """Execute the run; if the store fails under it, hand it back to run again after a pause.
+
+    Only a ``StoreError`` is the store's: anything else raised here is a fault that would
+    recur on every retry (a bug, a value nothing can store), so the run fails once, naming it.
+    """
     try:
         await _execute(engine, claimed, owner, threads)
     except asyncio.CancelledError:
         raise
-    except Exception:
+    except StoreError:
         log.warning("run %s: the store failed; retrying the run in %s s", claimed.id, BACKOFF_S, exc_info=True)
         await _back_off(engine, claimed.id, owner)
+    except Exception as exc:
+        log.error("run %s of %s: executing it failed; the run fails", claimed.id, claimed.function_id, exc_info=True)
+        error = describe(exc)
+        error["message"] = f"Tarry could not execute the run: {error['message']}"
+        try:
+            await _finish(engine, claimed.id, owner, "failed", None, error)
+        except StoreError:
+            log.warning("run %s: the store failed; retrying the run in %s s", claimed.id, BACKOFF_S, exc_info=True)
+            await _back_off(engine, claimed.id, owner)
 
 
 async def _back_off(engine: Engine, run_id: str, owner: str) -> None:
@@ -47,7 +61,7 @@ async def _back_off(engine: Engine, run_id: str, owner: str) -> None:
     while True:
         try:
             await engine.store.back_off(run_id, owner, engine.clock.now_ms() + int(BACKOFF_S * 1000))
-        except Exception:
+        except StoreError:
             log.warning("run %s: cannot hand the run back yet; trying again in %.2f s", run_id, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
@@ -91,9 +105,9 @@ async def _execute(engine: Engine, claimed: ClaimedRun, owner: str, threads: Exe
         else:
             try:
                 output = _serde.dumps(value)
-            except (TypeError, ValueError) as exc:
-                error = {"name": "TypeError",
-                         "message": f"function {spec.id!r} returned a value that is not JSON-serialisable: {exc}"}  # fmt: skip
+            except (TypeError, ValueError) as exc:  # the user's value: the run fails once, never retried
+                error = {"name": type(exc).__name__,
+                         "message": f"function {spec.id!r} returned a value that cannot be stored as JSON: {exc}"}  # fmt: skip
                 await _finish(engine, claimed.id, owner, "failed", None, error)
             else:
                 await _finish(engine, claimed.id, owner, "completed", output, None)
@@ -110,6 +124,7 @@ async def _drive(x: Execution, threads: Executor) -> tuple[str, Any]:
     else:
         task = asyncio.ensure_future(x.loop.run_in_executor(threads, contextvars.copy_context().run, fn, ctx))
     task.add_done_callback(lambda _: x.changed.set())
+    stopping = False
     try:
         while not task.done():
             x.changed.clear()
@@ -130,16 +145,16 @@ async def _drive(x: Execution, threads: Executor) -> tuple[str, Any]:
         current = asyncio.current_task()
         if isinstance(exc, asyncio.CancelledError) and current is not None and current.cancelling():
             task.cancel()  # the worker is stopping: the run goes back to the queue
+            stopping = True
             raise
         if x.stop_reason is not None:
             return x.stop_reason, None
         log.debug("run %s of %s failed", x.run_id, x.spec.id, exc_info=True)
-        return "failed", {"name": type(exc).__name__, "message": str(exc)}
+        return "failed", describe(exc)
     finally:
         if x.park_future.done():
             x.park_future.exception()  # retrieved: no "never retrieved" warning
-        else:
-            x.park_future.cancel()
+        await x.settle(wait=not stopping)  # no step of the run is left running when it parks or ends
     if x.stop_reason is not None:
         return x.stop_reason, None
     return "completed", value

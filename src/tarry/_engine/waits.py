@@ -11,6 +11,7 @@ candidates found. A wait with no term is in the scanned bucket of its name.
 from __future__ import annotations
 
 import hashlib
+import reprlib
 from typing import Any
 
 from tarry import _expressions
@@ -64,7 +65,7 @@ def wait_for_event(
     correlation = key if isinstance(key, str) else None
     timeout_ms = to_ms(timeout, what="timeout")
     if on_timeout not in ON_TIMEOUT:
-        raise ValueError(f"invalid on_timeout {on_timeout!r}: one of 'continue', 'fail', 'cancel'")
+        raise ValueError(f"invalid on_timeout {reprlib.repr(on_timeout)}: one of 'continue', 'fail', 'cancel'")
     terms: list[_expressions.Term] = []
     if match is not None:
         path = check_match(match)
@@ -101,7 +102,7 @@ def wait_for_invoke(step_id: str, invoke_event_id: str, timeout: object, now: in
 
 def wait_for_resume(step_id: str, token_hash: str, expires_at: int, on_timeout: object) -> WaitWrite:
     if on_timeout not in ON_TIMEOUT:
-        raise ValueError(f"invalid on_timeout {on_timeout!r}: one of 'continue', 'fail', 'cancel'")
+        raise ValueError(f"invalid on_timeout {reprlib.repr(on_timeout)}: one of 'continue', 'fail', 'cancel'")
     timer = TimerWrite(step_id, f"wait-{on_timeout}", expires_at)
     return WaitWrite(step_id, "resume", ("#resume",), "token", token_hash, None, "none", 0, timer)
 

@@ -4,6 +4,8 @@ One loop turn is one store transaction (``tick``): deliver delayed events
 that came due, fire due timers, claim runs for free slots. Between turns it
 sleeps until woken in-process, until its next timer, or for one poll
 interval (work stored by other processes). A parked run holds nothing here.
+Every store call of the loop survives a ``StoreError`` and is tried again; if
+the loop ever ends other than by ``stop``, it says so (``ended``).
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from tarry import _ids
 from tarry._durations import to_ms
 from tarry._engine.engine import Engine
 from tarry._engine.executor import execute
+from tarry._errors import StoreError
 from tarry._store.base import ClaimedRun
 
 log = logging.getLogger("tarry.worker")
 
 POLL_S = 0.5
+#: tries of the first heartbeat and recovery in ``start`` before the store's error is raised
+START_TRIES = 5
 COALESCE_S = 0.0
 DEFAULT_LEASE_MS = 15_000  # docs/postgres.md: how to choose it
 
@@ -50,6 +55,8 @@ class Worker:
         self._reserved = 0  # slots promised to claims in flight (a turn's, or a send's)
         self._backlog = True  # queued runs may be left that no claim took: a freed slot should look
         self._stopping = False
+        #: what ended the loop on its own (a fault), or ``None`` once ``stop`` ended it
+        self.ended: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
 
     def wake(self) -> None:
         """Work may have been made: take a turn now."""
@@ -61,10 +68,26 @@ class Worker:
         return len(self._tasks)
 
     async def start(self) -> None:
-        store = self.engine.store
-        await store.heartbeat(self.owner, _wall_ms())
-        await store.recover(_wall_ms() - self.lease_ms, self.engine.clock.now_ms())
+        """Announce this worker and requeue the runs of workers whose lease ran out, then loop."""
+        delay = 0.05
+        for tries_left in range(START_TRIES - 1, -1, -1):
+            try:
+                await self._beat()
+                break
+            except StoreError:
+                if not tries_left:
+                    raise
+                log.warning("worker %s: the store failed while starting; trying again in %.2f s", self.owner, delay,
+                            exc_info=True)  # fmt: skip
+                await asyncio.sleep(delay)
+                delay *= 2
         self._loop_task = asyncio.create_task(self._run(), name=f"tarry-worker-{self.owner}")
+        self._loop_task.add_done_callback(self._loop_ended)
+
+    async def _beat(self) -> int:
+        """Renew this worker's lease and requeue the runs of expired ones; how many were requeued."""
+        await self.engine.store.heartbeat(self.owner, _wall_ms())
+        return await self.engine.store.recover(_wall_ms() - self.lease_ms, self.engine.clock.now_ms())
 
     async def _run(self) -> None:
         engine, store = self.engine, self.engine.store
@@ -75,8 +98,8 @@ class Worker:
             self._reserved += free
             try:
                 claimed, next_due = await store.tick(self.owner, free, engine.clock.now_ms())
-            except Exception:
-                log.exception("worker %s: a turn failed; retrying after the poll interval", self.owner)
+            except StoreError:
+                log.warning("worker %s: a turn failed; retrying after the poll interval", self.owner, exc_info=True)
                 await asyncio.sleep(POLL_S)
                 continue
             finally:
@@ -84,9 +107,15 @@ class Worker:
             self._backlog = len(claimed) >= free
             self.adopt(claimed)
             if _wall_ms() >= next_beat:
+                try:
+                    recovered = await self._beat()
+                except StoreError:  # the lease is renewed on the next turn: next_beat stays due
+                    log.warning("worker %s: the heartbeat failed; retrying after the poll interval", self.owner,
+                                exc_info=True)  # fmt: skip
+                    await asyncio.sleep(POLL_S)
+                    continue
                 next_beat = _wall_ms() + self.lease_ms // 3
-                await store.heartbeat(self.owner, _wall_ms())
-                if await store.recover(_wall_ms() - self.lease_ms, engine.clock.now_ms()):
+                if recovered:
                     continue
             if free > 0 and len(claimed) == free:
                 continue  # more may be queued
@@ -94,6 +123,17 @@ class Worker:
                 continue
             await engine.clock.wait(self._wake, next_due, POLL_S)
             await asyncio.sleep(COALESCE_S)  # one turn for a burst of wake-ups, not one turn each
+
+    def _loop_ended(self, task: asyncio.Task[None]) -> None:
+        if self._stopping:
+            return
+        fault = asyncio.CancelledError("the loop was cancelled") if task.cancelled() else task.exception()
+        if fault is None:
+            fault = RuntimeError("the loop returned")
+        log.critical("worker %s: its loop ended (%s: %s); this process claims no more runs and fires no timers",
+                     self.owner, type(fault).__name__, fault, exc_info=fault)  # fmt: skip
+        if not self.ended.done():
+            self.ended.set_result(fault)
 
     def free(self) -> int:
         """Slots neither running a run nor promised to a claim in flight."""
@@ -139,6 +179,8 @@ class Worker:
     async def stop(self) -> None:
         """Stop claiming, drop executions in flight and hand their runs back (requeued)."""
         self._stopping = True
+        if not self.ended.done():
+            self.ended.set_result(None)
         if self._loop_task is not None:
             while not self._loop_task.done():
                 self._loop_task.cancel()
