@@ -32,6 +32,11 @@ from tarry._store.sql import SQLStore
 T = TypeVar("T")
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "off": "OFF", "extra": "EXTRA"}
 
+#: what to do about the errors a full disk causes: SQLite reports running out of space (ENOSPC)
+#: as SQLITE_FULL, and a write refused for the file's size (EFBIG, a file-size limit) as an I/O error
+_FULL = "the disk holding the database is full or the file is at a size limit: free space, then retry"
+_HINTS = {"SQLITE_FULL": _FULL, "SQLITE_IOERR_WRITE": _FULL, "SQLITE_IOERR_TRUNCATE": _FULL}
+
 
 def sqlite_path(url: str) -> tuple[str, dict[str, str]]:
     """The file path (or ``:memory:``) and options of a ``sqlite://`` URL."""
@@ -75,7 +80,7 @@ class SQLiteStore(SQLStore):
         try:
             return fn(*args)
         except sqlite3.Error as exc:
-            raise StoreError(f"SQLite error on {self.path}: {exc}") from exc
+            raise store_error(self.path, exc) from exc
 
     async def _write(self, fn: Callable[..., T], *args: Any, quiet: bool = False) -> T:
         """Run ``fn`` as one transaction; it returns only once that transaction is committed.
@@ -108,7 +113,7 @@ class SQLiteStore(SQLStore):
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for (_, loop, future), (ok, value) in zip(batch, outcomes, strict=True):
             if isinstance(value, sqlite3.Error):
-                error = StoreError(f"SQLite error on {self.path}: {value}")
+                error = store_error(self.path, value)
                 error.__cause__ = value
                 value = error
             by_loop.setdefault(loop, []).append((future, ok, value))
@@ -239,6 +244,13 @@ class SQLiteStore(SQLStore):
         assert self._conn is not None
         self._conn.close()
         self._conn = None
+
+
+def store_error(path: str, exc: sqlite3.Error) -> StoreError:
+    """The driver's error as Tarry's, saying what to do when a full disk is the likely cause."""
+    name = getattr(exc, "sqlite_errorname", None)
+    hint = _HINTS.get(name) if isinstance(name, str) else None
+    return StoreError(f"SQLite error on {path}: {exc}" + (f" ({name}: {hint})" if hint else ""))
 
 
 def _settle_all(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
