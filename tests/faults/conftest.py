@@ -64,7 +64,7 @@ def workers(fault_url: str, tmp_path: Path) -> Iterator[Workers]:
             process.send_signal(signal.SIGTERM)
     for process in started:
         try:
-            process.wait(10)
+            process.wait(5)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

@@ -19,8 +19,8 @@ from tarry._store.sql import SQLStore
 
 app = tarry.Tarry("faults", database_url=os.environ.get("TARRY_DATABASE_URL", "sqlite:///.tarry/faults.db"))
 
-#: where a process can be killed: inside the body after its effect; inside the step's (or, for the
-#: step ``#finish``, the run's end) transaction just before it commits; just after it committed
+#: where a process can be killed: inside the body after its effect; inside the step's transaction (for
+#: ``#park``, the run's park: its sleep or wait; for ``#finish``, its end) just before it commits; just after
 POINTS = ("body", "before-commit", "after-commit")
 
 
@@ -62,25 +62,30 @@ def maybe_kill(point: str, run_id: str, step: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+#: the store's transaction (and its async method) a kill point of each pseudo-step wraps; real steps: record_step
+_TRANSACTIONS = {"#finish": "finish", "#park": "park"}
+
+
 def _patch_store() -> None:
     if _KILL is None or _KILL[0] == "body":
         return
-    finish = _KILL[1] == "#finish"
-    inner = SQLStore._finish if finish else SQLStore._record_step
-    outer = SQLStore.finish if finish else SQLStore.record_step
+    chosen = _KILL[1]
+    name = _TRANSACTIONS.get(chosen, "record_step")
+    inner, outer = getattr(SQLStore, "_" + name), getattr(SQLStore, name)
+
+    def step_of(args: tuple[Any, ...]) -> str:  # record_step(run_id, owner, step, ...); the others by name
+        return chosen if name != "record_step" else str(args[1].id)
 
     @functools.wraps(inner)
     def in_transaction(self: SQLStore, c: Any, run_id: str, *args: Any) -> Any:
         result = inner(self, c, run_id, *args)
-        step = "#finish" if finish else args[1].id
-        maybe_kill("before-commit", run_id, step)  # written, not committed: the transaction dies with us
+        maybe_kill("before-commit", run_id, step_of(args))  # written, not committed: it dies with us
         return result
 
     @functools.wraps(outer)
     async def committed(self: SQLStore, run_id: str, *args: Any) -> Any:
         result = await outer(self, run_id, *args)
-        step = "#finish" if finish else args[1].id
-        maybe_kill("after-commit", run_id, step)
+        maybe_kill("after-commit", run_id, step_of(args))
         return result
 
     setattr(SQLStore, inner.__name__, in_transaction)

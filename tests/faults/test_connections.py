@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import time
 from collections import Counter
@@ -63,8 +64,7 @@ def test_terminated_backends_lose_and_duplicate_nothing(fault_url: str, workers:
                 for n in range(RUNS):
                     if n == RUNS // 2:
                         await asyncio.to_thread(terminate_all, fault_url)
-                    event = tarry.Event(name, {"n": n}, id=f"{name}-{n}")
-                    await retried(lambda event=event: app.send(event))
+                    await retried(functools.partial(app.send, tarry.Event(name, {"n": n}, id=f"{name}-{n}")))
                 return 1
 
             async def count(status: str) -> bool:
@@ -85,7 +85,7 @@ def test_terminated_backends_lose_and_duplicate_nothing(fault_url: str, workers:
     assert worker.poll() is None, "the worker survived the cuts"
     assert len(runs) == RUNS and sorted(r.output for r in runs) == list(range(RUNS)), "one run per event, each resumed"
     with psycopg.connect(fault_url) as conn:
-        events = dict(conn.execute("SELECT name, count(*) FROM events GROUP BY name").fetchall())
+        events: dict[str, int] = dict(conn.execute("SELECT name, count(*) FROM events GROUP BY name").fetchall())
         consumed = Counter(r for (r,) in conn.execute("SELECT run_id FROM consumed"))
     assert events["fault/start"] == RUNS and events["fault/go"] == RUNS, "every event stored once"
     assert set(consumed.values()) == {1} and len(consumed) == RUNS, "each wait resumed once"

@@ -21,7 +21,8 @@ import pytest
 
 import tarry
 from tests.faults import disk_app
-from tests.faults.conftest import ROOT, effects
+from tests.faults.conftest import effects
+from tests.postgres.conftest import ROOT
 
 pytestmark = pytest.mark.timeout(90)
 

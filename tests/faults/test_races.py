@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import tarry
-from tests.faults.conftest import ROOT, Workers, client, effects, until
+from tests.faults.conftest import Workers, client, effects, until
+from tests.postgres.conftest import ROOT
 
 RUNS = 60
 SENDERS = 4
