@@ -34,8 +34,9 @@ _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "off": "OFF", "extra": "EXTR
 
 #: what to do about the errors a full disk causes: SQLite reports running out of space (ENOSPC)
 #: as SQLITE_FULL, and a write refused for the file's size (EFBIG, a file-size limit) as an I/O error
-_FULL = "the disk holding the database is full or the file is at a size limit: free space, then retry"
-_HINTS = {"SQLITE_FULL": _FULL, "SQLITE_IOERR_WRITE": _FULL, "SQLITE_IOERR_TRUNCATE": _FULL}
+_FULL = "the disk holding the database is full: free space, then retry"
+_WRITE = "a write failed: the disk may be full, the file at a size limit, or the disk failing"
+_HINTS = {"SQLITE_FULL": _FULL, "SQLITE_IOERR_WRITE": _WRITE, "SQLITE_IOERR_TRUNCATE": _WRITE}
 
 
 def sqlite_path(url: str) -> tuple[str, dict[str, str]]:
