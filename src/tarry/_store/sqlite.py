@@ -34,6 +34,12 @@ from tarry._store.urls import redact_url
 T = TypeVar("T")
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "off": "OFF", "extra": "EXTRA"}
 
+#: what to do about the errors a full disk causes: SQLite reports running out of space (ENOSPC)
+#: as SQLITE_FULL, and a write refused for the file's size (EFBIG, a file-size limit) as an I/O error
+_FULL = "the disk holding the database is full: free space, then retry"
+_WRITE = "a write failed: the disk may be full, the file at a size limit, or the disk failing"
+_HINTS = {"SQLITE_FULL": _FULL, "SQLITE_IOERR_WRITE": _WRITE, "SQLITE_IOERR_TRUNCATE": _WRITE}
+
 
 def sqlite_path(url: str) -> tuple[str, dict[str, str]]:
     """The file path (or ``:memory:``) and options of a ``sqlite://`` URL."""
@@ -82,7 +88,7 @@ class SQLiteStore(SQLStore):
         try:
             return fn(*args)
         except sqlite3.Error as exc:
-            raise StoreError(f"SQLite error on {self.path}: {exc}") from exc
+            raise store_error(self.path, exc) from exc
 
     async def _write(self, fn: Callable[..., T], *args: Any, quiet: bool = False) -> T:
         """Run ``fn`` as one transaction; it returns only once that transaction is committed.
@@ -115,7 +121,7 @@ class SQLiteStore(SQLStore):
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for (_, loop, future), (ok, value) in zip(batch, outcomes, strict=True):
             if isinstance(value, sqlite3.Error):
-                error = StoreError(f"SQLite error on {self.path}: {value}")
+                error = store_error(self.path, value)
                 error.__cause__ = value
                 value = error
             by_loop.setdefault(loop, []).append((future, ok, value))
@@ -257,6 +263,13 @@ class SQLiteStore(SQLStore):
         assert self._conn is not None
         self._conn.close()
         self._conn = None
+
+
+def store_error(path: str, exc: sqlite3.Error) -> StoreError:
+    """The driver's error as Tarry's, saying what to do when a full disk is the likely cause."""
+    name = getattr(exc, "sqlite_errorname", None)
+    hint = _HINTS.get(name) if isinstance(name, str) else None
+    return StoreError(f"SQLite error on {path}: {exc}" + (f" ({name}: {hint})" if hint else ""))
 
 
 def _settle_all(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
