@@ -301,8 +301,9 @@ class SQLStore(WaitsMixin):
 
     async def counts(self) -> Counts:
         def read(c: Conn) -> Counts:
-            runs = {r["status"]: r["n"] for r in self._x(c, "count_runs_by_status")}
-            waits = self._x(c, "count_waits").fetchone()
+            # kept by triggers (migration 0005) as runs and waits change: a scrape reads a few rows
+            runs = {r["status"]: r["n"] for r in self._x(c, "counted_runs")}
+            waits = self._x(c, "counted_waits").fetchone()
             return Counts(runs, waits["open"], waits["scanned"])
 
         return await self._read(read)

@@ -253,3 +253,11 @@ SELECT status, count(*) AS n FROM runs GROUP BY status;
 SELECT count(DISTINCT run_id || char(31) || step_id) AS open,
        count(DISTINCT CASE WHEN shape = '' THEN run_id || char(31) || step_id END) AS scanned
 FROM waits WHERE kind != 'cancel';
+
+-- counters
+
+-- name: counted_runs
+SELECT status, sum(n) AS n FROM run_counts GROUP BY status;
+
+-- name: counted_waits
+SELECT coalesce(sum(open_waits), 0) AS open, coalesce(sum(scanned_waits), 0) AS scanned FROM wait_counts;
