@@ -18,7 +18,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 KEEP_ALIVE = 5  # seconds an idle keep-alive connection is kept
 HEAD_TIMEOUT = 10.0  # seconds a client has to send a request's line and headers
-MAX_HEAD = 64 * 1024  # bytes of request line and headers h11 buffers
+MAX_HEAD = 16 * 1024  # bytes of request line and headers h11 buffers (a 400 beyond)
 MAX_CONNECTIONS = 1000  # connections and requests at once; more are answered 503
 GRACEFUL_SHUTDOWN = 10  # seconds requests in flight get when the server stops
 
