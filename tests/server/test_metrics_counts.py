@@ -115,3 +115,40 @@ async def test_a_scrape_reads_the_counters_and_counts_no_rows(make_app: Callable
         await store._write(lambda c: c.execute(sql))  # type: ignore[attr-defined]
         counts = await store.counts()
     assert {s: n for s, n in counts.runs.items() if n} == {"waiting": 1001}, "the scrape read the counter, not the rows"
+
+
+UNDO_0005 = {
+    "sqlite": ["DROP TRIGGER runs_counted_on_insert", "DROP TRIGGER runs_counted_on_update",
+               "DROP TRIGGER runs_counted_on_delete", "DROP TRIGGER waits_counted_on_insert",
+               "DROP TRIGGER waits_counted_on_delete", "DROP TABLE run_counts", "DROP TABLE wait_counts",
+               "DELETE FROM tarry_migrations WHERE version = 5"],
+    "postgresql": ["DROP FUNCTION tarry_count_run() CASCADE", "DROP FUNCTION tarry_count_waits() CASCADE",
+                   "DROP TABLE run_counts", "DROP TABLE wait_counts",
+                   "DELETE FROM tarry_migrations WHERE version = 5"],
+}  # fmt: skip
+
+
+async def test_the_counters_are_seeded_from_the_rows_already_stored(make_app: Callable[..., tarry.Tarry]) -> None:
+    """A database from before the counters: migrating it counts what it holds."""
+    app = make_app()
+    define(app)
+    async with app:
+        for name in ("c/start", "c/scan", "c/link", "c/nap", "c/fail", "c/start"):
+            await app.send(tarry.Event(name, {"id": name}))
+        await app.idle(timeout=LIMIT)
+        dialect = "sqlite" if app.database_url.startswith("sqlite") else "postgresql"
+        store = app.engine.store
+
+        def undo(c: object) -> None:
+            for statement in UNDO_0005[dialect]:
+                c.execute(statement)  # type: ignore[attr-defined]
+
+        await store._write(undo)  # type: ignore[attr-defined]
+    again = make_app()
+    define(again)
+    async with again:
+        truth = await rows_counted(again)
+        counts = await again.engine.store.counts()
+    assert truth.runs == {"waiting": 4, "sleeping": 1, "failed": 1} and truth.open_waits == 4
+    assert ({s: n for s, n in counts.runs.items() if n}, counts.open_waits, counts.scanned_waits) == (
+        truth.runs, truth.open_waits, truth.scanned_waits)  # fmt: skip
