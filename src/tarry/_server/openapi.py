@@ -79,7 +79,9 @@ def document(secured: bool) -> dict[str, Any]:
                         "200": _json({"type": "object", "properties": {"ok": {"type": "boolean"}}}),
                         "303": {"description": "Redirect to the handle's redirect_url (browsers)"},
                         "400": _json({"type": "object"}, "Unusable data"),
-                        "404": _json({"type": "object"}, "Unknown, used or expired token"),
+                        "404": _json({"type": "object"}, "Unknown, used or expired token (no body is read)"),
+                        "408": _json({"type": "object"}, "Body too slow"),
+                        "413": _json({"type": "object"}, f"Body over {MAX_BODY} bytes"),
                     },
                 }
                 for method in ("get", "post")
