@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 
@@ -152,3 +153,25 @@ async def test_the_counters_are_seeded_from_the_rows_already_stored(make_app: Ca
     assert truth.runs == {"waiting": 4, "sleeping": 1, "failed": 1} and truth.open_waits == 4
     assert ({s: n for s, n in counts.runs.items() if n}, counts.open_waits, counts.scanned_waits) == (
         truth.runs, truth.open_waits, truth.scanned_waits)  # fmt: skip
+
+
+async def test_counts_stay_right_with_two_processes_writing_at_once(make_app: Callable[..., tarry.Tarry]) -> None:
+    """Two apps on one database (as two processes would be): on PostgreSQL they write different counter shards."""
+    first, second = make_app(), make_app()
+    define(first)
+    define(second)
+    async with first, second:
+
+        async def send(app: tarry.Tarry, side: str) -> None:
+            for i in range(20):
+                await app.send([tarry.Event("c/start", {"id": f"{side}{i}"}), tarry.Event("c/nap")])
+                if i % 2:
+                    await app.send(tarry.Event("c/a", {"id": f"{side}{i - 1}"}))
+
+        await asyncio.gather(send(first, "x"), send(second, "y"))
+        await first.idle(timeout=LIMIT)
+        await second.idle(timeout=LIMIT)
+        truth = await rows_counted(first)
+        counts = await second.engine.store.counts()
+    assert sum(truth.runs.values()) == 80 and truth.runs["sleeping"] == 40  # some resumed, or still waiting
+    assert ({s: n for s, n in counts.runs.items() if n}, counts.open_waits) == (truth.runs, truth.open_waits)
