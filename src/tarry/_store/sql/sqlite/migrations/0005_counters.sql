@@ -11,15 +11,13 @@ INSERT INTO run_counts (status, n) SELECT status, count(*) FROM runs GROUP BY st
 
 CREATE TRIGGER runs_counted_on_insert AFTER INSERT ON runs
 BEGIN
-    INSERT OR IGNORE INTO run_counts (status, n) VALUES (NEW.status, 0);
-    UPDATE run_counts SET n = n + 1 WHERE status = NEW.status;
+    INSERT INTO run_counts (status, n) VALUES (NEW.status, 1) ON CONFLICT (status) DO UPDATE SET n = n + 1;
 END;
 
 CREATE TRIGGER runs_counted_on_update AFTER UPDATE OF status ON runs WHEN OLD.status IS NOT NEW.status
 BEGIN
     UPDATE run_counts SET n = n - 1 WHERE status = OLD.status;
-    INSERT OR IGNORE INTO run_counts (status, n) VALUES (NEW.status, 0);
-    UPDATE run_counts SET n = n + 1 WHERE status = NEW.status;
+    INSERT INTO run_counts (status, n) VALUES (NEW.status, 1) ON CONFLICT (status) DO UPDATE SET n = n + 1;
 END;
 
 CREATE TRIGGER runs_counted_on_delete AFTER DELETE ON runs
