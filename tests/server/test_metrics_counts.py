@@ -123,7 +123,7 @@ UNDO_0005 = {
                "DROP TRIGGER runs_counted_on_delete", "DROP TRIGGER waits_counted_on_insert",
                "DROP TRIGGER waits_counted_on_delete", "DROP TABLE run_counts", "DROP TABLE wait_counts",
                "DELETE FROM tarry_migrations WHERE version = 5"],
-    "postgresql": ["DROP FUNCTION tarry_count_run() CASCADE", "DROP FUNCTION tarry_count_waits() CASCADE",
+    "postgresql": ["DROP FUNCTION tarry_count_runs() CASCADE", "DROP FUNCTION tarry_count_waits() CASCADE",
                    "DROP TABLE run_counts", "DROP TABLE wait_counts",
                    "DELETE FROM tarry_migrations WHERE version = 5"],
 }  # fmt: skip

@@ -13,25 +13,35 @@ CREATE TABLE run_counts (
 );
 INSERT INTO run_counts (status, shard, n) SELECT status, 0, count(*) FROM runs GROUP BY status;
 
-CREATE FUNCTION tarry_count_run() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Statement triggers: one upsert per status a statement changes, however many runs it
+-- changes (a row trigger would update one counter row once per run, and updating a row
+-- many times in one transaction gets slower each time).
+CREATE FUNCTION tarry_count_runs() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        INSERT INTO run_counts AS c (status, shard, n) VALUES (OLD.status, pg_backend_pid() % 16, -1)
-        ON CONFLICT (status, shard) DO UPDATE SET n = c.n - 1;
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO run_counts AS c (status, shard, n) VALUES (NEW.status, pg_backend_pid() % 16, 1)
-        ON CONFLICT (status, shard) DO UPDATE SET n = c.n + 1;
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO run_counts AS c (status, shard, n)
+        SELECT status, pg_backend_pid() % 16, count(*) FROM new_runs GROUP BY status
+        ON CONFLICT (status, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
+    ELSIF TG_OP = 'UPDATE' THEN
+        INSERT INTO run_counts AS c (status, shard, n)
+        SELECT status, pg_backend_pid() % 16, sum(d) FROM (
+            SELECT status, 1 AS d FROM new_runs UNION ALL SELECT status, -1 AS d FROM old_runs) x
+        GROUP BY status HAVING sum(d) != 0
+        ON CONFLICT (status, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
+    ELSE
+        INSERT INTO run_counts AS c (status, shard, n)
+        SELECT status, pg_backend_pid() % 16, -count(*) FROM old_runs GROUP BY status
+        ON CONFLICT (status, shard) DO UPDATE SET n = c.n + EXCLUDED.n;
     END IF;
     RETURN NULL;
 END $$;
 
 CREATE TRIGGER runs_counted_on_insert AFTER INSERT ON runs
-    FOR EACH ROW EXECUTE FUNCTION tarry_count_run();
-CREATE TRIGGER runs_counted_on_update AFTER UPDATE OF status ON runs
-    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION tarry_count_run();
+    REFERENCING NEW TABLE AS new_runs FOR EACH STATEMENT EXECUTE FUNCTION tarry_count_runs();
+CREATE TRIGGER runs_counted_on_update AFTER UPDATE ON runs
+    REFERENCING OLD TABLE AS old_runs NEW TABLE AS new_runs FOR EACH STATEMENT EXECUTE FUNCTION tarry_count_runs();
 CREATE TRIGGER runs_counted_on_delete AFTER DELETE ON runs
-    FOR EACH ROW EXECUTE FUNCTION tarry_count_run();
+    REFERENCING OLD TABLE AS old_runs FOR EACH STATEMENT EXECUTE FUNCTION tarry_count_runs();
 
 CREATE TABLE wait_counts (
     shard            INTEGER PRIMARY KEY,
@@ -42,8 +52,8 @@ INSERT INTO wait_counts (shard, open_waits, scanned_waits)
 SELECT 0, count(DISTINCT (run_id, step_id)), count(DISTINCT (run_id, step_id)) FILTER (WHERE shape = '')
 FROM waits WHERE kind != 'cancel';
 
--- Statement triggers: a row trigger runs after the whole statement, when it cannot tell the
--- last row of a wait from the others.
+-- Statement triggers here too: a row trigger runs after the whole statement, when it cannot
+-- tell the last row of a wait from the others.
 CREATE FUNCTION tarry_count_waits() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     opened BIGINT;
