@@ -262,8 +262,19 @@ FROM waits WHERE kind != 'cancel';
 
 -- counters
 
+-- name: lock_counts
+-- One scrape at a time folds the deltas, so that a second one sees the first one's folded rows.
+SELECT pg_advisory_xact_lock(hashtextextended('tarry counts', 0));
+
 -- name: counted_runs
-SELECT status, sum(n)::bigint AS n FROM run_counts GROUP BY status;
+WITH gone AS (DELETE FROM run_counts RETURNING status, n),
+     summed AS (SELECT status, sum(n)::bigint AS n FROM gone GROUP BY status),
+     folded AS (INSERT INTO run_counts (status, n) SELECT status, n FROM summed)
+SELECT status, n FROM summed;
 
 -- name: counted_waits
-SELECT coalesce(sum(open_waits), 0)::bigint AS open, coalesce(sum(scanned_waits), 0)::bigint AS scanned FROM wait_counts;
+WITH gone AS (DELETE FROM wait_counts RETURNING open_waits, scanned_waits),
+     summed AS (SELECT coalesce(sum(open_waits), 0)::bigint AS open,
+                       coalesce(sum(scanned_waits), 0)::bigint AS scanned FROM gone),
+     folded AS (INSERT INTO wait_counts (open_waits, scanned_waits) SELECT open, scanned FROM summed)
+SELECT open, scanned FROM summed;
