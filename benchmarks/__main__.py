@@ -6,6 +6,7 @@ python -m benchmarks engine --store sqlite        # ingest, park, resume, latenc
 python -m benchmarks match --sizes 1000,100000    # match cost as waits grow
 python -m benchmarks match --scanned              # one 450 KiB event against 100 scanned waits
 python -m benchmarks workers --counts 1,2,4       # PostgreSQL with several worker processes
+python -m benchmarks http --requests 500          # keep-alive latency and /metrics cost on a real tarry dev
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import time
 from pathlib import Path
 
-from benchmarks import engine, match, report, workers
+from benchmarks import engine, http, match, report, workers
 from benchmarks.common import Backend, PostgresBackend, SQLiteBackend, machine
 
 RESULTS = Path(__file__).parent / "results"
@@ -56,6 +57,10 @@ def main() -> None:
     w.add_argument("--counts", default="1,2,4", help="numbers of worker processes (comma-separated)")
     w.add_argument("--runs", type=int, default=2000)
     w.add_argument("--admin-url", default=POSTGRES, help="a database to create the benchmark's in")
+    h = commands.add_parser("http", help="keep-alive request latency and /metrics scrape cost, real tarry dev")
+    h.add_argument("--requests", type=int, default=500, help="of GET /healthz and of POST /e/{key}, each")
+    h.add_argument("--runs", type=int, default=20_000, help="waiting runs in the store when /metrics is scraped")
+    h.add_argument("--scrapes", type=int, default=50)
     args = parser.parse_args()
 
     if args.workload == "report":
@@ -64,7 +69,10 @@ def main() -> None:
     if args.workload == "render":
         report.render()
         return
-    if args.workload == "workers":
+    if args.workload == "http":
+        print("HTTP on a real tarry dev (SQLite), one keep-alive connection:")
+        result = {"workload": "http", **http.run(args.requests, args.runs, args.scrapes), "machine": machine()}
+    elif args.workload == "workers":
         print(f"{args.runs} runs waiting then resumed, PostgreSQL, by worker processes:")
         result = workers.run(args.admin_url, [int(c) for c in args.counts.split(",")], args.runs)
         result["machine"] = machine(args.admin_url)

@@ -164,7 +164,7 @@ def _serve(app: Tarry, host: str, port: int, **server: Any) -> None:
 
     import uvicorn
 
-    from tarry._server import create_app
+    from tarry._server import create_app, listen, server_config
 
     async def check_store() -> None:  # fail here, in one line, rather than in the server's startup
         await app.start(worker=False)
@@ -175,12 +175,9 @@ def _serve(app: Tarry, host: str, port: int, **server: Any) -> None:
         asgi = create_app(app, **server)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        listener.bind((host, port))
+        listener = listen(host, port)
     except OSError as exc:
-        listener.close()
         raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
     class Server(uvicorn.Server):
@@ -200,8 +197,7 @@ def _serve(app: Tarry, host: str, port: int, **server: Any) -> None:
             if not watch.cancelled():
                 self.fault, self.should_exit = watch.result(), True
 
-    config = uvicorn.Config(asgi, log_level="warning", lifespan="on")
-    uvicorn_server = Server(config)
+    uvicorn_server = Server(server_config(asgi))
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     click.echo(f"Tarry {server.get('mode', 'dev')} server for {app.id!r}: http://{shown}:{port}/")
     try:

@@ -237,8 +237,7 @@ class Step:
         if payload is not None and not isinstance(payload, dict):
             raise ValueError(f"invalid payload {payload!r}: a JSON object (a dict) or None")
         payload_json = None if payload is None else _serde.dumps_field(payload, "payload")
-        if redirect_url is not None and (not isinstance(redirect_url, str) or not redirect_url.strip()):
-            raise ValueError(f"invalid redirect_url {redirect_url!r}: a URL or a path")
+        waits.check_redirect_url(redirect_url)
         sid, row = x.lookup(step_id)
         token = signing.derive_token(x.engine.signing_key, x.run_id, sid)
         if row is None or row.status != StepStatus.COMPLETED:

@@ -18,6 +18,9 @@ import tarry
 from tarry._server import create_app
 from tarry.testing import VirtualClock
 
+EVENT_KEY_1, EVENT_KEY_2 = "event-key-one-0001", "event-key-two-0002"
+SIGNING_KEY = "signing-key-s3cret"
+
 
 def define(app: tarry.Tarry) -> None:
     @app.function(trigger="app/account.created")
@@ -54,7 +57,7 @@ async def secured(make_app: Callable[..., tarry.Tarry]) -> AsyncIterator[tuple[t
     app = make_app(base_url="http://testserver")
     define(app)
     async with app:
-        server = create_app(app, mode="serve", event_keys=["key-1", "key-2"], api_key="s3cret", manage=False)
+        server = create_app(app, mode="serve", event_keys=[EVENT_KEY_1, EVENT_KEY_2], api_key=SIGNING_KEY, manage=False)
         transport = httpx.ASGITransport(app=server)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield app, client

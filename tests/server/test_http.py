@@ -10,8 +10,10 @@ import pytest
 import tarry
 from tarry.testing import VirtualClock
 from tests.conftest import LIMIT
+from tests.server.conftest import EVENT_KEY_2, SIGNING_KEY
 
 Served = tuple[tarry.Tarry, httpx.AsyncClient]
+JSON = {"content-type": "application/json"}  # in dev, even an empty POST to /api says it is JSON
 
 
 async def started(app: tarry.Tarry, event_id: str) -> tarry.Run:
@@ -167,7 +169,7 @@ async def test_notify_returns_the_event_and_the_runs_it_resumed(served: Served) 
     body = response.json()
     assert body["run_ids"] == [run.id] and isinstance(body["event_id"], str)
     assert (await app.wait_for_run(run.id, timeout=LIMIT)).output == {"paid": True}
-    empty = await client.post("/api/v1/notify/order-8")
+    empty = await client.post("/api/v1/notify/order-8", headers=JSON)
     assert empty.status_code == 200 and empty.json()["run_ids"] == []
     bad = await client.post("/api/v1/notify/order-9", content=b"[1]", headers={"content-type": "application/json"})
     assert bad.status_code == 400
@@ -186,11 +188,11 @@ async def test_runs_list_get_and_cancel(served: Served) -> None:
     one = (await client.get(f"/api/v1/runs/{run_id}")).json()
     assert set(one) >= {"id", "function_id", "status", "output", "error", "event", "created_at", "ended_at", "steps"}
     assert one["steps"][0]["kind"] == "wait_for_event"
-    assert (await client.post(f"/api/v1/runs/{run_id}/cancel")).json() == {"cancelled": True}
-    assert (await client.post(f"/api/v1/runs/{run_id}/cancel")).json() == {"cancelled": False}
+    assert (await client.post(f"/api/v1/runs/{run_id}/cancel", headers=JSON)).json() == {"cancelled": True}
+    assert (await client.post(f"/api/v1/runs/{run_id}/cancel", headers=JSON)).json() == {"cancelled": False}
     assert (await client.get(f"/api/v1/runs/{run_id}")).json()["status"] == "cancelled"
     assert (await client.get("/api/v1/runs/nope")).status_code == 404
-    assert (await client.post("/api/v1/runs/nope/cancel")).status_code == 404
+    assert (await client.post("/api/v1/runs/nope/cancel", headers=JSON)).status_code == 404
     assert (await client.get("/api/v1/runs?status=done")).status_code == 400
     assert (await client.get("/api/v1/runs?limit=0")).status_code == 400
 
@@ -262,7 +264,7 @@ async def test_the_dashboard_page_is_served_with_its_own_assets(served: Served) 
 
 async def test_serve_accepts_only_its_event_keys(secured: Served) -> None:
     app, client = secured
-    assert (await client.post("/e/key-2", json={"name": "a"})).status_code == 200
+    assert (await client.post(f"/e/{EVENT_KEY_2}", json={"name": "a"})).status_code == 200
     refused = await client.post("/e/wrong", json={"name": "a"})
     assert refused.status_code == 401 and "event key" in refused.json()["error"]
     assert len(await app.engine.store.list_events(None, 10)) == 1
@@ -276,7 +278,7 @@ async def test_serve_guards_the_api_with_the_signing_key(secured: Served) -> Non
         assert (await client.request(method, path)).status_code == 401, path
         wrong = await client.request(method, path, headers={"authorization": "Bearer nope"})
         assert wrong.status_code == 401
-    ok = await client.get("/api/v1/runs", headers={"authorization": "Bearer s3cret"})
+    ok = await client.get("/api/v1/runs", headers={"authorization": f"Bearer {SIGNING_KEY}"})
     assert ok.status_code == 200
     assert (await client.get("/healthz")).status_code == 200
 

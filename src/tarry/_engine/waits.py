@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import reprlib
 from typing import Any
+from urllib.parse import urlsplit
 
 from tarry import _expressions
 from tarry._durations import to_ms
@@ -133,6 +134,26 @@ def check_cancel_on(item: CancelOn) -> None:
         _expressions.compile_expression(item.if_exp)
     if item.timeout is not None:
         to_ms(item.timeout, what="cancel_on timeout")
+
+
+def check_redirect_url(redirect_url: object) -> str | None:
+    """A resume handle's ``redirect_url``: ``None`` or an absolute ``http(s)://`` URL with a host.
+
+    Anything else (``javascript:``, ``data:``, a path, ``//host``) is refused, so that the resume page
+    can never be made to send a person somewhere that runs script or is not a web page."""
+    if redirect_url is None:
+        return None
+    refused = ValueError(f"invalid redirect_url {redirect_url!r}: an absolute http:// or https:// URL")
+    if not isinstance(redirect_url, str) or any(c.isspace() or ord(c) < 32 for c in redirect_url):
+        raise refused
+    try:
+        parts = urlsplit(redirect_url)
+        parts.port  # noqa: B018  # a port that is not a number raises here
+    except ValueError:
+        raise refused from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise refused
+    return redirect_url
 
 
 def token_hash(token: str) -> str:

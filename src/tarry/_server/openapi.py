@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tarry._server.routes import MAX_BODY, MAX_EVENTS
+
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 _EVENT_IN = {
     "type": "object",
@@ -37,7 +39,9 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    text = {400: "Invalid input", 401: "Missing or wrong credentials", 404: "Not found", 413: "Body too large"}
+    text = {400: "Invalid input", 401: "Missing or wrong credentials", 404: "Not found", 408: "Body too slow",
+            413: f"Body over {MAX_BODY} bytes, or more than {MAX_EVENTS} events", 415: "Not JSON (dev)",
+            403: "A state-changing request from another site"}  # fmt: skip
     return {str(code): _json(_ERROR, text[code]) for code in codes}
 
 
@@ -53,7 +57,7 @@ def document(secured: bool) -> dict[str, Any]:
     auth: list[dict[str, list[str]]] = [{"bearer": []}] if secured else []
     unauthorized = (401,) if secured else ()
     events_body = {"required": True, "content": {"application/json": {"schema": {
-        "oneOf": [_EVENT_IN, {"type": "array", "items": _EVENT_IN}]}}}}  # fmt: skip
+        "oneOf": [_EVENT_IN, {"type": "array", "items": _EVENT_IN, "maxItems": MAX_EVENTS}]}}}}  # fmt: skip
     ids = {"type": "object", "properties": {"ids": {"type": "array", "items": {"type": "string"}},
                                             "status": {"type": "integer"}}}  # fmt: skip
     return {
@@ -66,7 +70,7 @@ def document(secured: bool) -> dict[str, Any]:
                     "summary": "Send one event or a batch (Inngest's event format)",
                     "parameters": [path_param("event_key")],
                     "requestBody": events_body,
-                    "responses": {"200": _json(ids), **_errors(400, 413, *unauthorized)},
+                    "responses": {"200": _json(ids), **_errors(400, 403, 408, 413, *unauthorized)},
                 }
             },
             "/resume/{token}": {
@@ -82,7 +86,9 @@ def document(secured: bool) -> dict[str, Any]:
                         "200": _json({"type": "object", "properties": {"ok": {"type": "boolean"}}}),
                         "303": {"description": "Redirect to the handle's redirect_url (browsers)"},
                         "400": _json({"type": "object"}, "Unusable data"),
-                        "404": _json({"type": "object"}, "Unknown, used or expired token"),
+                        "404": _json({"type": "object"}, "Unknown, used or expired token (no body is read)"),
+                        "408": _json({"type": "object"}, "Body too slow"),
+                        "413": _json({"type": "object"}, f"Body over {MAX_BODY} bytes"),
                     },
                 }
                 for method in ("get", "post")
@@ -103,7 +109,7 @@ def document(secured: bool) -> dict[str, Any]:
                                 },
                             }
                         ),
-                        **_errors(400, 413, *unauthorized),
+                        **_errors(400, 403, 408, 413, *unauthorized),
                     },
                 }
             },
@@ -137,7 +143,7 @@ def document(secured: bool) -> dict[str, Any]:
                     "parameters": [path_param("run_id")],
                     "responses": {
                         "200": _json({"type": "object", "properties": {"cancelled": {"type": "boolean"}}}),
-                        **_errors(404, *unauthorized),
+                        **_errors(403, 404, *unauthorized),
                     },
                 }
             },
@@ -152,7 +158,7 @@ def document(secured: bool) -> dict[str, Any]:
                     "summary": "Send events with the API's credentials",
                     "security": auth,
                     "requestBody": events_body,
-                    "responses": {"200": _json(ids), **_errors(400, 413, *unauthorized)},
+                    "responses": {"200": _json(ids), **_errors(400, 403, 408, 413, *unauthorized)},
                 },
             },
             "/api/v1/events/{event_id}/runs": {
@@ -192,9 +198,11 @@ def document(secured: bool) -> dict[str, Any]:
             },
             "/metrics": {
                 "get": {
-                    "summary": "Prometheus metrics",
+                    "summary": "Prometheus metrics (in serve: Bearer TARRY_METRICS_KEY, else the signing key)",
+                    "security": auth,
                     "responses": {
-                        "200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}
+                        "200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                        **_errors(*unauthorized),
                     },
                 }
             },

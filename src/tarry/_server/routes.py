@@ -6,9 +6,11 @@ their own beyond parsing, limits and status codes.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+from collections.abc import Callable
 from html import escape
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -21,24 +23,62 @@ from tarry._errors import InvalidEventError
 from tarry._model import Event, RunStatus
 from tarry._server.json import dead_letter_json, error, event_record_json, run_json, wait_json
 
+T = TypeVar("T")
+
 MAX_BODY = 5 * 1024 * 1024  # a batch of events; each event is at most 512 KiB
+MAX_EVENTS = 5000  # events in one request, as Inngest's event API allows
+BODY_TIMEOUT = 30.0  # seconds a client has to send a whole body
+OFF_LOOP = 64 * 1024  # bodies larger than this are parsed and checked on a thread, not on the event loop
+MAX_DEPTH = 256  # nesting of a body's JSON: far below what re-encoding it anywhere in the engine can reach
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyRefused(Exception):
+    """A body that is not read or not used: too large, too slow, too many events."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 async def read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
+    too_large = BodyRefused(413, f"the body is over the limit of {MAX_BODY} bytes")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise BodyTooLarge
+        raise too_large
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise BodyTooLarge
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise too_large
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyRefused(408, f"the body did not arrive within {BODY_TIMEOUT:g} seconds") from None
     return b"".join(chunks)
+
+
+async def off_loop(body: bytes, fn: Callable[[bytes], T]) -> T:
+    """``fn(body)``, on a thread when the body is large, so that other requests are served meanwhile."""
+    if len(body) <= OFF_LOOP:
+        return fn(body)
+    return await asyncio.to_thread(fn, body)
+
+
+def parse(body: bytes) -> Any:
+    """``_serde.parse``, then refuse nesting deeper than ``MAX_DEPTH`` (walked without recursion).
+
+    The parser accepts any depth its stack allows at the point it is called; encoding the same
+    value again deeper in the stack could not. A fixed limit makes every depth a 200 or a 400."""
+    value = _serde.parse(body)
+    level: list[Any] = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise ValueError(f"the JSON is nested more than {MAX_DEPTH} levels deep")
+        level = [v for c in level for v in (c.values() if isinstance(c, dict) else c) if isinstance(v, dict | list)]
+    return value
 
 
 def tarry_app(request: Request) -> Tarry:
@@ -62,26 +102,28 @@ async def send_events(request: Request) -> Response:
 async def _accept_events(request: Request) -> Response:
     try:
         body = await read_body(request)
-    except BodyTooLarge:
-        return error(413, f"the body is over the limit of {MAX_BODY} bytes")
-    try:
-        payload = _serde.parse(body)
+        events = await off_loop(body, events_of)
+        ids = await tarry_app(request).send(events) if events else []
+    except BodyRefused as exc:
+        return error(exc.status, str(exc))
     except ValueError as exc:
         return error(400, str(exc))
-    items = payload if isinstance(payload, list) else [payload]
-    try:
-        events = []
-        for index, item in enumerate(items):
-            try:
-                events.append(_inngest_event(item))
-            except InvalidEventError as exc:
-                raise InvalidEventError(
-                    (f"event [{index}] of the batch: " if len(items) > 1 else "") + str(exc)
-                ) from None
-        ids = await tarry_app(request).send(events) if events else []
-    except InvalidEventError as exc:
-        return error(400, str(exc))
     return JSONResponse({"ids": ids, "status": 200})
+
+
+def events_of(body: bytes) -> list[Event]:
+    """The events of a body, counted before any is checked (``ValueError`` naming the event and the rule)."""
+    payload = parse(body)
+    items = payload if isinstance(payload, list) else [payload]
+    if len(items) > MAX_EVENTS:
+        raise BodyRefused(413, f"{len(items)} events in one request: the limit is {MAX_EVENTS}; send them in batches")
+    events = []
+    for index, item in enumerate(items):
+        try:
+            events.append(_inngest_event(item))
+        except InvalidEventError as exc:
+            raise InvalidEventError((f"event [{index}] of the batch: " if len(items) > 1 else "") + str(exc)) from None
+    return events
 
 
 def _inngest_event(item: object) -> Event:
@@ -95,32 +137,38 @@ def _inngest_event(item: object) -> Event:
 
 
 async def resume(request: Request) -> Response:
-    """``GET|POST|HEAD /resume/{token}``: a GET resumes (it is a click); HEAD and prefetches never do."""
+    """``GET|POST|HEAD /resume/{token}``: a GET resumes (it is a click); HEAD and prefetches never do.
+
+    The token is looked up before any body is read: an unknown one costs one indexed read."""
     app = tarry_app(request)
     token = request.path_params["token"]
     wants_html = "text/html" in request.headers.get("accept", "")
     purpose = (request.headers.get("sec-purpose", "") + request.headers.get("purpose", "")).lower()
+    usable, redirect_url = await app.engine.store.peek_handle(token_hash(token), app.clock.now_ms())
     if request.method == "HEAD" or "prefetch" in purpose or request.headers.get("x-moz", "").lower() == "prefetch":
-        usable, _ = await app.engine.store.peek_handle(token_hash(token), app.clock.now_ms())
         return Response(status_code=204 if usable else 404, headers={"Cache-Control": "no-store"})
+    if not usable:
+        return _resume_refused(wants_html, 404, UNUSABLE)
     try:
         data = await _resume_data(request)
-    except BodyTooLarge:
-        return _resume_refused(wants_html, 413, f"the body is over the limit of {MAX_BODY} bytes")
+    except BodyRefused as exc:
+        return _resume_refused(wants_html, exc.status, str(exc))
     except ValueError as exc:
         return _resume_refused(wants_html, 400, f"the data is not usable: {exc}")
-    _, redirect_url = await app.engine.store.peek_handle(token_hash(token), app.clock.now_ms())
     try:
         accepted = await app.resume(token, data)
     except ValueError as exc:
         return _resume_refused(wants_html, 400, f"the data is not usable: {exc}")
     if not accepted:
-        return _resume_refused(wants_html, 404, "this resume link is unknown, already used, or expired")
+        return _resume_refused(wants_html, 404, UNUSABLE)
     if wants_html:
         if redirect_url:
             return RedirectResponse(redirect_url, status_code=303)
         return HTMLResponse(_page("Done", "Thank you — your response was recorded. You can close this page."))
     return JSONResponse({"ok": True}, headers={"Cache-Control": "no-store"})
+
+
+UNUSABLE = "this resume link is unknown, already used, or expired"
 
 
 async def _resume_data(request: Request) -> dict[str, Any] | None:
@@ -132,7 +180,7 @@ async def _resume_data(request: Request) -> dict[str, Any] | None:
     kind = request.headers.get("content-type", "")
     if kind.startswith("application/x-www-form-urlencoded"):
         return dict(parse_qsl(body.decode(), keep_blank_values=True)) or None
-    data = _serde.parse(body)
+    data = parse(body)
     if not isinstance(data, dict):
         raise ValueError("a JSON body must be an object")
     return data
@@ -159,13 +207,10 @@ def _page(title: str, message: str) -> str:
 async def notify(request: Request) -> Response:
     try:
         body = await read_body(request)
-        data = _serde.parse(body) if body.strip() else None
-    except BodyTooLarge:
-        return error(413, f"the body is over the limit of {MAX_BODY} bytes")
-    except ValueError as exc:
-        return error(400, str(exc))
-    try:
+        data = await off_loop(body, lambda b: parse(b) if b.strip() else None)
         sent = await tarry_app(request)._notify(request.path_params["key"], data)
+    except BodyRefused as exc:
+        return error(exc.status, str(exc))
     except ValueError as exc:
         return error(400, str(exc))
     return JSONResponse({"event_id": sent.ids[0], "run_ids": sent.resumed})

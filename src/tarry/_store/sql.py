@@ -442,8 +442,11 @@ class SQLStore(WaitsMixin):
 
     async def counts(self) -> Counts:
         def read(c: Conn) -> Counts:
-            runs = {r["status"]: r["n"] for r in self._x(c, "count_runs_by_status")}
-            waits = self._x(c, "count_waits").fetchone()
+            # kept by triggers (migration 0005) as runs and waits change: a scrape reads a few rows
+            # (on PostgreSQL, the deltas since the last scrape, which it folds into one row each)
+            self._x(c, "lock_counts")
+            runs = {r["status"]: r["n"] for r in self._x(c, "counted_runs")}
+            waits = self._x(c, "counted_waits").fetchone()
             dead = self._x(c, "count_dead_letters").fetchone()["n"]
             return Counts(runs, waits["open"], waits["scanned"], dead_letters=dead)
 

@@ -306,3 +306,22 @@ ORDER BY id DESC LIMIT %(limit)s;
 
 -- name: count_dead_letters
 SELECT count(*) AS n FROM dead_letters WHERE set_aside_at IS NOT NULL;
+
+-- counters
+
+-- name: lock_counts
+-- One scrape at a time folds the deltas, so that a second one sees the first one's folded rows.
+SELECT pg_advisory_xact_lock(hashtextextended('tarry counts', 0));
+
+-- name: counted_runs
+WITH gone AS (DELETE FROM run_counts RETURNING status, n),
+     summed AS (SELECT status, sum(n)::bigint AS n FROM gone GROUP BY status),
+     folded AS (INSERT INTO run_counts (status, n) SELECT status, n FROM summed)
+SELECT status, n FROM summed;
+
+-- name: counted_waits
+WITH gone AS (DELETE FROM wait_counts RETURNING open_waits, scanned_waits),
+     summed AS (SELECT coalesce(sum(open_waits), 0)::bigint AS open,
+                       coalesce(sum(scanned_waits), 0)::bigint AS scanned FROM gone),
+     folded AS (INSERT INTO wait_counts (open_waits, scanned_waits) SELECT open, scanned FROM summed)
+SELECT open, scanned FROM summed;

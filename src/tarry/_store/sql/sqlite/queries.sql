@@ -298,3 +298,15 @@ ORDER BY id DESC LIMIT :limit;
 
 -- name: count_dead_letters
 SELECT count(*) AS n FROM dead_letters WHERE set_aside_at IS NOT NULL;
+
+-- counters
+
+-- name: lock_counts
+-- Nothing to fold here (the triggers update the counters in place): SQLite has one writer.
+SELECT 1;
+
+-- name: counted_runs
+SELECT status, n FROM run_counts;
+
+-- name: counted_waits
+SELECT open_waits AS open, scanned_waits AS scanned FROM wait_counts;
