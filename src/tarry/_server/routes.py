@@ -29,7 +29,7 @@ MAX_BODY = 5 * 1024 * 1024  # a batch of events; each event is at most 512 KiB
 MAX_EVENTS = 5000  # events in one request, as Inngest's event API allows
 BODY_TIMEOUT = 30.0  # seconds a client has to send a whole body
 OFF_LOOP = 64 * 1024  # bodies larger than this are parsed and checked on a thread, not on the event loop
-MAX_DEPTH = 256  # nesting of a body's JSON: far below what re-encoding it anywhere in the engine can reach
+MAX_DEPTH = _serde.MAX_DEPTH  # nesting of a body's JSON: the engine's one limit, below what re-encoding can reach
 
 
 class BodyRefused(Exception):
