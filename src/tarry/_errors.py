@@ -70,3 +70,17 @@ class WaitTimeoutError(TarryError):
 
 class StoreError(TarryError):
     """The database cannot be opened or used; ``__cause__`` holds the driver's error."""
+
+
+def describe(exc: BaseException, limit: int | None = None) -> dict[str, str]:
+    """The stored form of an exception, ``{"name", "message"}``, whatever the exception.
+
+    Its ``str()`` may raise or hold lone surrogates; neither may stop it from being stored (and a
+    run from failing once, or a row from being set aside). ``limit`` bounds the message's length.
+    """
+    try:
+        message = str(exc)
+    except Exception as bad:  # a __str__ that raises
+        message = f"(its message could not be read: {type(bad).__name__})"
+    message = message[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+    return {"name": type(exc).__name__, "message": message}

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from tarry import _clock, _serde
 from tarry._durations import Duration, to_ms
 from tarry._engine import signing, waits
-from tarry._engine.execution import STORE_FAILED, Intent, Park, Stop, describe
+from tarry._engine.execution import STORE_FAILED, Intent, Park, Stop
 from tarry._engine.retry import retry_delay_ms
-from tarry._errors import NonRetriableError, StepError, StoreError, WaitTimeoutError
+from tarry._errors import NonRetriableError, StepError, StoreError, WaitTimeoutError, describe
 from tarry._model import Event, ResumeHandle, StepStatus
 from tarry._store.base import Control, HandleWrite, StepRow, StepWrite, TimerWrite, WaitWrite
 from tarry._twins import sync_twin

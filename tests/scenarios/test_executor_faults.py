@@ -211,8 +211,9 @@ async def test_an_exception_whose_message_cannot_be_read_or_stored_fails_the_run
     assert sorted(calls) == ["surrogate", "unprintable"]
 
 
-def _fail_first(monkeypatch: pytest.MonkeyPatch, owner: object, failures: dict[str, int]) -> None:
-    """``owner``'s store methods named in ``failures`` raise ``StoreError`` that many times, then work."""
+def _fail_first(monkeypatch: pytest.MonkeyPatch, owner: object, failures: dict[str, int],
+                error: type[Exception] = tarry.StoreError) -> None:  # fmt: skip
+    """``owner``'s store methods named in ``failures`` raise ``error`` that many times, then work."""
     for method, times in failures.items():
         real = getattr(owner, method)
 
@@ -220,7 +221,7 @@ def _fail_first(monkeypatch: pytest.MonkeyPatch, owner: object, failures: dict[s
             async def call(*args: Any, **kwargs: Any) -> Any:
                 if failures[method] > 0:
                     failures[method] -= 1
-                    raise tarry.StoreError(f"{method}: the connection was terminated")
+                    raise error(f"{method}: the connection was terminated")
                 return await real(*args, **kwargs)
 
             return call
@@ -263,6 +264,28 @@ async def test_the_worker_carries_on_when_its_heartbeat_and_recovery_fail(
         worker = app.engine.worker
         assert worker is not None and not worker.ended.done()
     assert done.output == "woke"
+
+
+async def test_the_worker_carries_on_after_a_few_faults_that_are_not_the_stores(
+    app: tarry.Tarry, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TARRY_WORKER_LEASE", "150ms")  # a heartbeat every 50 ms
+    monkeypatch.setattr(worker_module, "POLL_S", 0.02)
+
+    @app.function(trigger="odd/nap")
+    async def nap(ctx: tarry.Context) -> str:
+        await ctx.step.sleep("nap", "1m")
+        return "woke"
+
+    async with app:
+        run = await start_run(app, tarry.Event("odd/nap"))
+        failures = {"tick": 4, "heartbeat": 3}  # fewer in a row than the loop gives up after
+        _fail_first(monkeypatch, app.engine.store, failures, KeyError)
+        await _until_spent(failures)
+        await clock.advance("1m")
+        assert (await app.wait_for_run(run.id, timeout=LIMIT)).output == "woke"
+        worker = app.engine.worker
+        assert worker is not None and not worker.ended.done()
 
 
 async def test_a_worker_starts_when_its_first_heartbeat_fails(

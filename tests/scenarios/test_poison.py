@@ -97,14 +97,14 @@ async def waiting_runs(app: tarry.Tarry) -> dict[str, str]:
     return {case: run.id for case, run in runs.items()}
 
 
-def poison(app: tarry.Tarry, monkeypatch: pytest.MonkeyPatch, name: str = "poison/pill") -> None:
+def poison(app: tarry.Tarry, monkeypatch: pytest.MonkeyPatch, name: str = "poison/pill", why: str = "") -> None:
     """Make one of the engine's rules raise for events named ``name`` (a row that fails for its own reason)."""
     engine = app.engine
     route = engine.route
 
     def failing(event_name: str, exclude: str | None, only: str | None) -> list[str]:
         if event_name == name:
-            raise RuntimeError(f"no route for {event_name}")
+            raise RuntimeError(f"no route for {event_name}{why}")
         return route(event_name, exclude, only)
 
     monkeypatch.setattr(engine, "route", failing)
@@ -177,6 +177,22 @@ async def test_an_event_whose_delivery_raises_is_kept_and_set_aside_and_the_batc
     await app.send(tarry.Event("job/queued"))  # it stays aside: later turns do not try it again
     await app.idle(timeout=LIMIT)
     assert [d.failures for d in await app.dead_letters()] == [3]
+
+
+async def test_a_failure_whose_message_cannot_be_stored_as_is_still_sets_the_row_aside(
+    started: tarry.Tarry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = started
+    poison(app, monkeypatch, why=" \udc80")  # a lone surrogate: not UTF-8, so not JSON the store can hold
+    pill, job = await app.send([tarry.Event("poison/pill"), tarry.Event("job/queued")])
+    await app.idle(timeout=LIMIT)
+    [run] = await app.runs_for_event(job)
+    assert run.status == tarry.RunStatus.COMPLETED
+    [letter] = await app.dead_letters()
+    assert (letter.event_id, letter.failures) == (pill, 3)
+    assert letter.error == {"name": "RuntimeError", "message": "no route for poison/pill \\udc80"}
+    worker = app.engine.worker
+    assert worker is not None and not worker.ended.done()
 
 
 async def test_a_delayed_event_whose_delivery_raises_lets_timers_fire_and_runs_be_claimed(

@@ -47,18 +47,6 @@ class Intent:
     events: list[NewEvent] = field(default_factory=list)
 
 
-def describe(exc: BaseException) -> dict[str, str]:
-    """The stored form of a user's exception, ``{"name", "message"}``, whatever the exception.
-
-    Its ``str()`` may raise or hold lone surrogates; neither may stop the run from failing once.
-    """
-    try:
-        message = str(exc)
-    except Exception as bad:  # a user's __str__ that raises
-        message = f"(its message could not be read: {type(bad).__name__})"
-    return {"name": type(exc).__name__, "message": message.encode("utf-8", "backslashreplace").decode("utf-8")}
-
-
 #: the ``Stop`` reason when the store failed under a step: the run is backed off and retried
 STORE_FAILED = "store-failed"
 

@@ -17,8 +17,8 @@ from typing import Any
 from tarry import _serde
 from tarry._context import Context
 from tarry._engine.engine import Engine
-from tarry._engine.execution import STORE_FAILED, Execution, Park, Stop, describe
-from tarry._errors import StoreError
+from tarry._engine.execution import STORE_FAILED, Execution, Park, Stop
+from tarry._errors import StoreError, describe
 from tarry._store.base import ClaimedRun, Control
 from tarry._store.base import Park as Parked
 

@@ -26,6 +26,8 @@ from tarry._store.base import ClaimedRun
 log = logging.getLogger("tarry.worker")
 
 POLL_S = 0.5
+#: faults in a row, other than the store's, after which the loop gives up (about five seconds)
+MAX_FAULTS = 10
 #: tries of the first heartbeat and recovery in ``start`` before the store's error is raised
 START_TRIES = 5
 COALESCE_S = 0.0
@@ -92,14 +94,15 @@ class Worker:
     async def _run(self) -> None:
         engine, store = self.engine, self.engine.store
         next_beat = _wall_ms() + self.lease_ms // 3
+        faults = 0  # faults in a row that are not the store's
         while True:
             self._wake.clear()
             free = self.free()
             self._reserved += free
             try:
                 claimed, next_due = await store.tick(self.owner, free, engine.clock.now_ms())
-            except StoreError:
-                log.warning("worker %s: a turn failed; retrying after the poll interval", self.owner, exc_info=True)
+            except Exception as exc:
+                faults = self._fault(exc, faults, "a turn")
                 await asyncio.sleep(POLL_S)
                 continue
             finally:
@@ -109,20 +112,36 @@ class Worker:
             if _wall_ms() >= next_beat:
                 try:
                     recovered = await self._beat()
-                except StoreError:  # the lease is renewed on the next turn: next_beat stays due
-                    log.warning("worker %s: the heartbeat failed; retrying after the poll interval", self.owner,
-                                exc_info=True)  # fmt: skip
+                except Exception as exc:  # the lease is renewed on the next turn: next_beat stays due
+                    faults = self._fault(exc, faults, "the heartbeat")
                     await asyncio.sleep(POLL_S)
                     continue
                 next_beat = _wall_ms() + self.lease_ms // 3
                 if recovered:
+                    faults = 0
                     continue
+            faults = 0  # a whole turn went through
             if free > 0 and len(claimed) == free:
                 continue  # more may be queued
             if next_due is not None and next_due <= engine.clock.now_ms():
                 continue
             await engine.clock.wait(self._wake, next_due, POLL_S)
             await asyncio.sleep(COALESCE_S)  # one turn for a burst of wake-ups, not one turn each
+
+    def _fault(self, exc: Exception, faults: int, what: str) -> int:
+        """Log a failed store call of the loop; the count of other faults in a row, raising past the limit.
+
+        The store's own failures (a lost connection, a full disk) are retried for as long as they last.
+        Any other fault is a bug: it is retried too, logged in full, so that one odd turn does not end
+        the worker; only ``MAX_FAULTS`` in a row end the loop (and ``tarry worker`` with status 1)."""
+        if isinstance(exc, StoreError):
+            log.warning("worker %s: %s failed; retrying after the poll interval", self.owner, what, exc_info=True)
+            return faults
+        if faults + 1 >= MAX_FAULTS:
+            raise exc
+        log.error("worker %s: %s failed (%d in a row); retrying after the poll interval", self.owner, what,
+                  faults + 1, exc_info=True)  # fmt: skip
+        return faults + 1
 
     def _loop_ended(self, task: asyncio.Task[None]) -> None:
         if self._stopping:

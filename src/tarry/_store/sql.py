@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from tarry import _ids, _serde
+from tarry._errors import describe
 from tarry._model import DeadLetter, DeadLetterKind, EventRecord, Run
 from tarry._store.base import (
     MAX_FAILURES,
@@ -154,7 +155,7 @@ class SQLStore(WaitsMixin):
             self._x(c, "rollback_to_savepoint")
             self._x(c, "release_savepoint")
             if len(items) == 1:
-                failed(items[0], exc)
+                self._count_failure(c, failed, items[0], exc)
                 return [None]
         else:
             self._x(c, "release_savepoint")
@@ -169,22 +170,35 @@ class SQLStore(WaitsMixin):
                     raise
                 self._x(c, "rollback_to_savepoint")
                 self._x(c, "release_savepoint")
-                failed(item, exc)
+                self._count_failure(c, failed, item, exc)
                 results.append(None)
             else:
                 self._x(c, "release_savepoint")
         return results
+
+    def _count_failure(self, c: Conn, failed: Callable[[I, Exception], None], item: I, error: Exception) -> None:
+        """``failed(item, error)`` under a savepoint of its own: if even recording the failure fails, the
+        row stays as it was (tried again on a later turn) and the others of the batch still go on."""
+        self._x(c, "savepoint")
+        try:
+            failed(item, error)
+        except Exception as exc:
+            if _database_fault(exc):
+                raise
+            self._x(c, "rollback_to_savepoint")
+            log.exception("recording the failure of a row failed; it is tried again on a later turn")
+        self._x(c, "release_savepoint")
 
     def _failed(self, c: Conn, kind: DeadLetterKind, ref: str, error: Exception, now: int, *,
                 event_id: str | None = None, run_id: str | None = None, step_id: str | None = None,
                 detail: str | None = None) -> bool:  # fmt: skip
         """Count a failure of one row; True when it reached ``MAX_FAILURES``: the row is set aside now."""
         params = {"kind": kind.value, "ref": ref, "event_id": event_id, "run_id": run_id, "step_id": step_id,
-                  "detail": detail, "error": _serde.dumps(_describe(error)), "now": now}  # fmt: skip
+                  "detail": detail, "error": _serde.dumps(describe(error, 2000)), "now": now}  # fmt: skip
         failures: int = self._x(c, "count_failure", params).fetchone()["failures"]
         aside = failures >= MAX_FAILURES
         log.warning("%s %s failed (%d of %d%s): %s", kind.value, ref.replace("\x1f", " "), failures, MAX_FAILURES,
-                    "; set aside as a dead letter" if aside else "", _describe(error)["message"])  # fmt: skip
+                    "; set aside as a dead letter" if aside else "", describe(error, 2000)["message"])  # fmt: skip
         if aside:
             self._x(c, "set_aside", {"kind": kind.value, "ref": ref, "now": now})
         return aside
@@ -248,7 +262,7 @@ class SQLStore(WaitsMixin):
                 self._x(c, "requeue_run", run)
                 requeued = True
                 return
-            message = f"set aside: loading the run failed {MAX_FAILURES} times ({_describe(error)['message']})"
+            message = f"set aside: loading the run failed {MAX_FAILURES} times ({describe(error, 2000)['message']})"
             self._x(c, "finish_run", {**run, "status": "failed", "output": None,
                                       "error": _serde.dumps({"name": DEAD_LETTER, "message": message})})  # fmt: skip
             self._x(c, "delete_timers_of_run", run)
@@ -475,15 +489,6 @@ class SQLStore(WaitsMixin):
             self._x(c, "delete_worker", {"id": owner})
 
         await self._write(release)
-
-
-def _describe(error: BaseException) -> dict[str, str]:
-    """An error as ``{"name", "message"}``, the message bounded (it is stored, and logged)."""
-    try:
-        message = str(error)
-    except Exception:  # an exception whose message itself fails
-        message = "(the error has no readable message)"
-    return {"name": type(error).__name__, "message": message[:2000]}
 
 
 def _database_fault(error: BaseException) -> bool:
