@@ -57,6 +57,7 @@ class Tarry:
         self.base_url = (base_url or os.environ.get("TARRY_BASE_URL") or "").rstrip("/") or None
         self.concurrency = concurrency
         self._registry = Registry()
+        self._signing_key: str | None = None  # a key given by the command that runs the app (tarry serve)
         self._engine: Engine | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._state = "stopped"  # stopped -> starting -> started -> closing -> stopped
@@ -112,7 +113,7 @@ class Tarry:
             engine = Engine(store, self._registry, self.clock, b"", self.base_url)
             await store.open(engine)
             try:
-                engine.signing_key = load_signing_key(self.database_url, create=create)
+                engine.signing_key = load_signing_key(self.database_url, create=create, given=self._signing_key)
                 if worker:
                     engine.worker = Worker(engine, self.concurrency)
                     await engine.worker.start()

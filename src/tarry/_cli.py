@@ -246,8 +246,8 @@ def serve(app_spec: str, host: str, port: int, worker: bool, event_keys_file: st
                             f"of the machine (ps); use {file_option} PATH or {variable}")  # fmt: skip
     keys = event_keys(event_keys_file)
     signing_key = read_signing_key(signing_key_file)
-    os.environ["TARRY_SIGNING_KEY"] = signing_key  # resume URLs are signed with it too
     app = with_database_url(load_app(app_spec), database_url)
+    app._signing_key = signing_key  # resume URLs are signed with it too; never put back in the environment
     _serve(app, host, port, mode="serve", event_keys=keys, api_key=signing_key, worker=worker)
 
 

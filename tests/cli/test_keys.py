@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -80,3 +81,51 @@ def test_key_files_from_the_environment_and_their_mistakes(tmp_path: Path) -> No
     assert f"--signing-key-file {tmp_path / 'short.key'}: the signing key is too short" in line and "tiny" not in line
     [line] = serve(env=env)
     assert "needs a signing key" in line and "TARRY_SIGNING_KEY" in line
+
+
+KEYS_APP = """
+import os
+
+import tarry
+
+app = tarry.Tarry("keys")
+
+
+@app.function(trigger="keys/check")
+async def check(ctx: tarry.Context) -> dict:
+    handle = await ctx.step.resume_url("approve")
+    seen = await ctx.step.run("environment", lambda: os.environ.get("TARRY_SIGNING_KEY"))
+    await ctx.step.wait_for_resume("approve", handle)
+    return {"seen": seen, "token": handle.token}
+"""
+
+
+def test_a_key_read_from_its_file_signs_resume_urls_and_stays_out_of_the_environment(tmp_path: Path) -> None:
+    from tarry._engine.signing import derive_token
+
+    (tmp_path / "keys_app.py").write_text(KEYS_APP)
+    (tmp_path / "signing.key").write_text(SIGNING_KEY + "\n")
+    port = free_port()
+    env = {"TARRY_EVENT_KEYS": EVENT_KEY, "TARRY_DATABASE_URL": f"sqlite:///{tmp_path}/k.db"}  # no TARRY_SIGNING_KEY
+    server = start("serve", f"{tmp_path / 'keys_app.py'}:app", "--host", "127.0.0.1", "--port", str(port),
+                   "--signing-key-file", str(tmp_path / "signing.key"), env=env)  # fmt: skip
+    try:
+        wait_healthy(server, port)
+        base, authorized = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {SIGNING_KEY}"}
+        [event_id] = httpx.post(f"{base}/e/{EVENT_KEY}", json={"name": "keys/check"}).json()["ids"]
+        for _ in range(200):
+            runs = httpx.get(f"{base}/api/v1/events/{event_id}/runs", headers=authorized).json()["runs"]
+            if runs and runs[0]["status"] == "waiting":
+                break
+            time.sleep(0.05)
+        [run] = runs
+        token = derive_token(SIGNING_KEY.encode(), run["id"], "approve")
+        assert httpx.post(f"{base}/resume/{token}", json={}).status_code == 200, "signed with the file's key"
+        for _ in range(200):
+            done = httpx.get(f"{base}/api/v1/runs/{run['id']}", headers=authorized).json()
+            if done["status"] == "completed":
+                break
+            time.sleep(0.05)
+        assert done["output"] == {"seen": None, "token": token}, "the key is not handed on to the app's code"
+    finally:
+        stop(server)

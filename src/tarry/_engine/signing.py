@@ -31,12 +31,13 @@ def key_file(database_url: str) -> Path:
     return Path(config) / "tarry" / "signing.key"
 
 
-def load_signing_key(database_url: str, *, create: bool = True) -> bytes:
-    """The secret for resume tokens (created on first use when no ``TARRY_SIGNING_KEY`` is set).
+def load_signing_key(database_url: str, *, create: bool = True, given: str | None = None) -> bytes:
+    """The secret for resume tokens: ``given`` (read by ``tarry serve`` from its key file), else
+    ``TARRY_SIGNING_KEY``, else a key file (created on first use).
 
     Without ``create`` (a command that only reads), a missing key file stays missing and the key is
     empty: nothing was signed with a key that does not exist yet, and a read signs nothing."""
-    configured = os.environ.get("TARRY_SIGNING_KEY")
+    configured = given or os.environ.get("TARRY_SIGNING_KEY")
     if configured:
         return configured.encode()
     path = key_file(database_url)
