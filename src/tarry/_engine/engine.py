@@ -71,7 +71,10 @@ class Engine:
             except Exception:  # the trigger's values cannot be compared: this cancel_on can match no event
                 log.warning("function %s: cancel_on [%d] can match no event for this trigger", function_id, i,
                             exc_info=True)  # fmt: skip
-                waits.append(replace(wait_for_cancel_on(i, item, {}, now), match_key=_expressions.NEVER))
+                try:
+                    waits.append(replace(wait_for_cancel_on(i, item, {}, now), match_key=_expressions.NEVER))
+                except Exception:  # not even without the trigger: the run starts without this listener
+                    log.exception("function %s: cancel_on [%d] cannot listen for this run", function_id, i)
         return waits
 
     def dedup_since(self) -> int:
