@@ -310,3 +310,26 @@ async def test_one_event_costs_a_bounded_number_of_scanned_evaluations_oldest_wa
 async def statuses(app: tarry.Tarry, run_ids: list[str]) -> list[tarry.RunStatus | None]:
     runs = [await app.get_run(run_id) for run_id in run_ids]
     return [None if run is None else run.status for run in runs]
+
+
+async def test_a_cancel_on_that_cannot_listen_costs_only_its_own_listener(
+    app: tarry.Tarry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @app.function(trigger="team/joined", cancel_on=[tarry.CancelOn(event="team/left", match="data.userId")])
+    async def welcome(ctx: tarry.Context) -> str:
+        return "welcomed"
+
+    @app.function(trigger="team/joined")
+    async def count(ctx: tarry.Context) -> str:
+        return "counted"
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("cannot listen")
+
+    monkeypatch.setattr("tarry._engine.engine.wait_for_cancel_on", broken)
+    async with app:
+        [event_id] = await app.send(tarry.Event("team/joined", {"userId": "u1"}))
+        await app.idle(timeout=LIMIT)
+        runs = await app.runs_for_event(event_id)
+        assert sorted(r.output for r in runs) == ["counted", "welcomed"]
+        assert await app.dead_letters() == []
