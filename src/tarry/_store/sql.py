@@ -73,6 +73,7 @@ class SQLStore(WaitsMixin):
                  claim: tuple[str, int] | None) -> Sent:  # fmt: skip
         resumed: list[str] = []
         started: list[str] = []
+        self._lock_dedup(c, events)
         ids = self._send(c, events, now, deliver, dedup_since, resumed, started)
         if claim is not None and claim[1] > 0 and (resumed or started):
             return Sent(ids, resumed, self._claim(c, *claim, now)[0])
@@ -83,9 +84,8 @@ class SQLStore(WaitsMixin):
         """Insert (``dedup_since``: deduplicated) and, if due and ``deliver``, deliver each event.
 
         An event whose delivery raises is stored all the same, undelivered: a worker's turn tries it
-        again (and sets it aside if it keeps failing); the other events of the batch are delivered."""
-        if dedup_since is not None:
-            self._lock_dedup(c, events)
+        again (and sets it aside if it keeps failing); the other events of the batch are delivered.
+        Deduplicating callers take ``_lock_dedup`` first, before any other lock of their transaction."""
 
         def one(event: NewEvent) -> tuple[str, list[str], list[str]]:
             if event.dedup_id is not None and dedup_since is not None:
