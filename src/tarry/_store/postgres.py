@@ -37,7 +37,7 @@ from tarry._errors import StoreError
 from tarry._store.base import Hooks
 from tarry._store.queries import load_migrations, load_queries
 from tarry._store.schema import require_schema
-from tarry._store.sql import SQLStore
+from tarry._store.sql import SQLStore, rows_isolated
 from tarry._store.sql_waits import Conn
 from tarry._store.urls import redact_url, scrub
 
@@ -143,10 +143,11 @@ class PostgresStore(SQLStore):
 
     async def _write(self, fn: Callable[..., T], *args: Any, quiet: bool = False) -> T:
         def tx(conn: Conn) -> T:
+            isolated = False
             for attempt in range(DEADLOCK_RETRIES):
                 committing = False
                 try:
-                    with conn.transaction():
+                    with conn.transaction(), rows_isolated(isolated):
                         result = fn(conn, *args)
                         committing = True  # leaving the block sends COMMIT
                     break
@@ -161,6 +162,10 @@ class PostgresStore(SQLStore):
                     if _lost(conn, exc) and not committing:
                         raise _Dropped(exc) from exc
                     raise
+                except Exception as exc:
+                    if isolated or isinstance(exc, psycopg.Error) or attempt == DEADLOCK_RETRIES - 1:
+                        raise
+                    isolated = True  # maybe one row's fault: run again, each row under a savepoint of its own
             if not quiet:  # a worker's idle turns must not wake every other worker, which wake it...
                 self._hint.set()
             return result

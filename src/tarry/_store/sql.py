@@ -14,9 +14,11 @@ row is set aside as a dead letter instead of being retried for ever.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from tarry import _ids, _serde
@@ -140,27 +142,14 @@ class SQLStore(WaitsMixin):
         """``work(item)`` for each item, in order; an item whose work raises costs only itself: its writes
         are undone, ``failed(item, error)`` records why, and the others go on (their result; None for it).
 
-        The items first run together under one savepoint; only when one raises do they run again, each
-        under its own (a savepoint is cheap, not free: PostgreSQL gives each a subtransaction).
-        An error of the database itself (a deadlock, a lost connection, a full disk) is no row's fault:
-        it ends the whole transaction, which the dialect retries or reports."""
-        if not items:
-            return []
-        self._x(c, "savepoint")
-        try:
-            results: list[T | None] = [work(item) for item in items]
-        except Exception as exc:
-            if _database_fault(exc):
-                raise
-            self._x(c, "rollback_to_savepoint")
-            self._x(c, "release_savepoint")
-            if len(items) == 1:
-                self._count_failure(c, failed, items[0], exc)
-                return [None]
-        else:
-            self._x(c, "release_savepoint")
-            return results
-        results = []
+        First the items run plainly: a savepoint per row is cheap, not free (SQLite copies each page
+        a savepoint touches; PostgreSQL opens a subtransaction, two round trips). If one raises, the
+        whole transaction fails and the dialect runs it again ``rows_isolated``: then each row runs
+        under a savepoint of its own. An error of the database itself (a deadlock, a lost
+        connection, a full disk) is no row's fault: it ends the transaction, retried or reported."""
+        if not getattr(_rows, "isolated", False):
+            return [work(item) for item in items]
+        results: list[T | None] = []
         for item in items:
             self._x(c, "savepoint")
             try:
@@ -489,6 +478,19 @@ class SQLStore(WaitsMixin):
             self._x(c, "delete_worker", {"id": owner})
 
         await self._write(release)
+
+
+_rows = threading.local()  # whether this thread's transaction runs each row under a savepoint
+
+
+@contextlib.contextmanager
+def rows_isolated(isolated: bool = True) -> Iterator[None]:
+    """Run a transaction again after it failed: every row of ``_each`` under a savepoint of its own."""
+    _rows.isolated = isolated
+    try:
+        yield
+    finally:
+        _rows.isolated = False
 
 
 def _database_fault(error: BaseException) -> bool:

@@ -28,7 +28,7 @@ from tarry._store.base import (
 )
 from tarry._store.queries import load_migrations, load_queries
 from tarry._store.schema import require_schema
-from tarry._store.sql import SQLStore
+from tarry._store.sql import SQLStore, rows_isolated
 from tarry._store.urls import redact_url
 
 T = TypeVar("T")
@@ -133,28 +133,19 @@ class SQLiteStore(SQLStore):
     def _commit(conn: sqlite3.Connection, batch: list[Any], isolated: bool) -> list[tuple[bool, Any]]:
         """Run the batch's writes in one transaction and commit it.
 
-        Not ``isolated``: no savepoints (they cost two statements a write); the first write that
-        fails rolls everything back and returns [] — the writes are functions of the database
-        alone, so running them again, ``isolated``, gives each its own outcome."""
+        Not ``isolated``: no savepoints (they cost two statements a write, and copies of the pages
+        they touch); the first write that fails rolls everything back and returns [] — the writes
+        are functions of the database alone, so running them again, ``isolated`` (each write, and
+        each row of a write, ``rows_isolated``), gives each its own outcome."""
         outcomes: list[tuple[bool, Any]] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for work, _, _ in batch:
-                if not isolated:
-                    outcomes.append((True, work(conn)))
-                    continue
-                conn.execute("SAVEPOINT tarry_write")
-                try:
-                    outcomes.append((True, work(conn)))
-                    conn.execute("RELEASE tarry_write")
-                except BaseException as exc:  # this write only: undo it, keep the others
-                    conn.execute("ROLLBACK TO tarry_write")
-                    conn.execute("RELEASE tarry_write")
-                    outcomes.append((False, exc))
+            with rows_isolated(isolated):
+                SQLiteStore._run_batch(conn, batch, isolated, outcomes)
         except Exception:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            if not isolated and len(batch) > 1:
+            if not isolated:
                 return []
             raise
         except BaseException:
@@ -168,6 +159,22 @@ class SQLiteStore(SQLStore):
                 conn.execute("ROLLBACK")
             raise
         return outcomes
+
+    @staticmethod
+    def _run_batch(conn: sqlite3.Connection, batch: list[Any], isolated: bool,
+                   outcomes: list[tuple[bool, Any]]) -> None:  # fmt: skip
+        for work, _, _ in batch:
+            if not isolated:
+                outcomes.append((True, work(conn)))
+                continue
+            conn.execute("SAVEPOINT tarry_write")
+            try:
+                outcomes.append((True, work(conn)))
+                conn.execute("RELEASE tarry_write")
+            except BaseException as exc:  # this write only: undo it, keep the others
+                conn.execute("ROLLBACK TO tarry_write")
+                conn.execute("RELEASE tarry_write")
+                outcomes.append((False, exc))
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         return await self._call(lambda: fn(self._connection(), *args))
