@@ -11,8 +11,10 @@ from typing import Any
 import psycopg
 import pytest
 
+import tarry
 from tarry import StoreError
 from tarry._store.postgres import PostgresStore
+from tests.conftest import LIMIT
 
 
 class Wakes:
@@ -139,3 +141,27 @@ async def test_the_listener_reconnects_at_once_and_wakes_its_worker_for_what_it_
             assert admin.execute(f"SELECT 1 {listener}").fetchone()
     finally:
         await store.close()
+
+
+async def test_a_heartbeat_folds_the_counters_so_an_unscraped_store_keeps_few_rows(pg_url: str) -> None:
+    """The /metrics counters append a delta row per change on PostgreSQL; the workers fold them."""
+    app = tarry.Tarry("fold", database_url=pg_url)
+
+    @app.function(trigger="fold/start")
+    async def nap(ctx: tarry.Context) -> str:
+        await ctx.step.sleep("nap", "1h")
+        return "rested"
+
+    async with app:
+        await app.send([tarry.Event("fold/start") for _ in range(20)])
+        await app.idle(timeout=LIMIT)
+        for _ in range(20):
+            await app.send(tarry.Event("fold/start"))
+        await app.idle(timeout=LIMIT)
+        store = app.engine.store
+        await store.recover(0, app.clock.now_ms())  # what every heartbeat does
+        with psycopg.connect(pg_url) as conn:
+            rows = conn.execute("SELECT count(*) FROM run_counts").fetchone()
+        assert rows is not None and rows[0] <= len(tarry.RunStatus), rows
+        counts = await store.counts()
+        assert counts.runs.get("sleeping") == 40

@@ -468,6 +468,11 @@ class SQLStore(WaitsMixin):
         def recover(c: Conn) -> int:
             self._x(c, "delete_dead_workers", {"alive_since": alive_since})
             recovered: int = self._x(c, "recover_runs", {"alive_since": alive_since, "now": now}).rowcount
+            # fold the counters here too (every heartbeat), so that a store nobody scrapes does not
+            # keep a delta row per change on PostgreSQL; on SQLite this reads a few rows
+            self._x(c, "lock_counts")
+            self._x(c, "counted_runs").fetchall()
+            self._x(c, "counted_waits").fetchall()
             return recovered
 
         return await self._write(recover)
