@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import tarry
+from tests.cli.commands import seed_waiting_run
 
 TARRY = [sys.executable, "-c", "from tarry._cli import main; main()"]
 
@@ -131,21 +131,7 @@ def test_every_option_shows_its_environment_variable() -> None:
 
 def test_runs_run_and_cancel_read_the_database(tmp_path: Path) -> None:
     url = "sqlite:///" + str(tmp_path / "cli.db")
-
-    async def seed() -> str:
-        app = tarry.Tarry("cli", database_url=url)
-
-        @app.function(trigger="cli/start")
-        async def waiter(ctx: tarry.Context) -> None:
-            await ctx.step.wait_for_event("w", event="cli/never", timeout="1d")
-
-        async with app:
-            [event_id] = await app.send(tarry.Event("cli/start"))
-            await app.idle()
-            [run] = await app.runs_for_event(event_id)
-            return run.id
-
-    run_id = asyncio.run(seed())
+    run_id = seed_waiting_run(url)
     env = {"TARRY_DATABASE_URL": url}
     listed = run("runs", env=env)
     assert listed.returncode == 0 and run_id in listed.stdout and "waiting" in listed.stdout

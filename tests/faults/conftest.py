@@ -7,10 +7,8 @@ of the PostgreSQL tests); ``workers`` starts `tarry worker` processes of ``fault
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -22,7 +20,7 @@ import pytest
 import tarry
 from tests.conftest import sqlite_url
 from tests.faults import faults_app
-from tests.postgres.conftest import ROOT, pg_url  # noqa: F401 - a fixture, used by fault_url
+from tests.postgres.conftest import ROOT, pg_url, spawn_worker  # noqa: F401 - pg_url: a fixture, used by fault_url
 
 APP = "tests/faults/faults_app.py:app"
 Workers = Callable[..., subprocess.Popen[str]]
@@ -44,18 +42,8 @@ def workers(fault_url: str, tmp_path: Path) -> Iterator[Workers]:
     started: list[subprocess.Popen[str]] = []
 
     def start(**env: str) -> subprocess.Popen[str]:
-        process = subprocess.Popen(
-            [sys.executable, "-c", "from tarry._cli import main; main()", "worker", APP],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "TARRY_DATABASE_URL": fault_url, "FAULT_DIR": str(tmp_path),
-                 "PYTHONPATH": str(ROOT), **env},
-        )  # fmt: skip
+        process = spawn_worker(APP, fault_url, FAULT_DIR=str(tmp_path), **env)
         started.append(process)
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if line.startswith("database: "):  # named on stderr first
-            line = process.stdout.readline()
-        assert "Tarry worker" in line, line + (process.stdout.read() if process.poll() is not None else "")
         PRINTED[process.pid] = []
         threading.Thread(target=_drain, args=(process, PRINTED[process.pid]), daemon=True).start()
         return process

@@ -37,17 +37,8 @@ def workers(pg_url: str) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
 
     def start(**env: str) -> subprocess.Popen[str]:
-        process = subprocess.Popen(
-            [sys.executable, "-c", "from tarry._cli import main; main()", "worker", APP],
-            cwd=ROOT, env={**os.environ, "TARRY_DATABASE_URL": pg_url, "PYTHONPATH": str(ROOT), **env},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+        process = spawn_worker(APP, pg_url, **env)
         started.append(process)
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if line.startswith("database: "):  # named on stderr first
-            line = process.stdout.readline()
-        assert "Tarry worker" in line, line + (process.stdout.read() if process.poll() is not None else "")
         return process
 
     yield start
@@ -59,6 +50,21 @@ def workers(pg_url: str) -> Iterator[Callable[..., subprocess.Popen[str]]]:
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def spawn_worker(app: str, database_url: str, **env: str) -> subprocess.Popen[str]:
+    """A `tarry worker` process of ``app`` on ``database_url``, returned once it printed its banner."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from tarry._cli import main; main()", "worker", app],
+        cwd=ROOT, env={**os.environ, "TARRY_DATABASE_URL": database_url, "PYTHONPATH": str(ROOT), **env},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if line.startswith("database: "):  # named on stderr first
+        line = process.stdout.readline()
+    assert "Tarry worker" in line, line + (process.stdout.read() if process.poll() is not None else "")
+    return process
 
 
 def effects(url: str) -> list[tuple[str, str, int]]:
