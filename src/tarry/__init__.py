@@ -17,6 +17,7 @@ from tarry._errors import (
     TarryError,
     WaitTimeoutError,
 )
+from tarry._flow import Batch, Concurrency, Debounce, Priority, RateLimit, Singleton, Throttle, Timeouts
 from tarry._function import CancelOn
 from tarry._model import DeadLetter, DeadLetterKind, Event, ResumeHandle, Run, RunStatus, StepRecord, StepStatus
 from tarry._step import Step
@@ -24,18 +25,24 @@ from tarry._step import Step
 __version__ = "0.1.0"
 
 __all__ = [
+    "Batch",
     "CancelOn",
+    "Concurrency",
     "Context",
     "DeadLetter",
     "DeadLetterKind",
+    "Debounce",
     "Event",
     "ExpressionError",
     "InvalidEventError",
     "NonRetriableError",
+    "Priority",
+    "RateLimit",
     "ResumeHandle",
     "RetryAfterError",
     "Run",
     "RunStatus",
+    "Singleton",
     "Step",
     "StepError",
     "StepRecord",
@@ -43,6 +50,8 @@ __all__ = [
     "StoreError",
     "Tarry",
     "TarryError",
+    "Throttle",
+    "Timeouts",
     "WaitTimeoutError",
     "testing",
 ]

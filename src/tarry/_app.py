@@ -20,6 +20,7 @@ from tarry._engine.engine import Engine
 from tarry._engine.signing import load_signing_key
 from tarry._engine.waits import check_cancel_on, token_hash
 from tarry._engine.worker import Worker
+from tarry._flow import Batch, Concurrency, Debounce, Priority, RateLimit, Singleton, Throttle, Timeouts
 from tarry._function import CancelOn, Registry, make_spec
 from tarry._model import DeadLetter, Event, Run, RunStatus
 from tarry._store import check_url, open_store, redact_url
@@ -77,11 +78,27 @@ class Tarry:
         id: str | None = None,  # noqa: A002 - the contract's name
         retries: int = 4,
         cancel_on: list[CancelOn] | None = None,
+        concurrency: Concurrency | list[Concurrency] | None = None,
+        throttle: Throttle | None = None,
+        rate_limit: RateLimit | None = None,
+        debounce: Debounce | None = None,
+        batch: Batch | None = None,
+        priority: Priority | None = None,
+        idempotency: str | None = None,
+        singleton: Singleton | None = None,
+        timeouts: Timeouts | None = None,
     ) -> Callable[[F], F]:
-        """Register a function that starts on ``trigger``; the function itself is returned unchanged."""
+        """Register a function that starts on ``trigger``; the function itself is returned unchanged.
+
+        The flow-control options (``concurrency`` ... ``timeouts``) are those of API §9; each bad one
+        raises ``ValueError`` (``tarry.ExpressionError`` for an expression) and registers nothing."""
+        options = {"concurrency": concurrency, "throttle": throttle, "rate_limit": rate_limit, "debounce": debounce,
+                   "batch": batch, "priority": priority, "idempotency": idempotency, "singleton": singleton,
+                   "timeouts": timeouts}  # fmt: skip
+        flow = {name: value for name, value in options.items() if value is not None}
 
         def register(fn: F) -> F:
-            spec = make_spec(fn, trigger, id, retries, cancel_on)
+            spec = make_spec(fn, trigger, id, retries, cancel_on, flow)
             for item in spec.cancel_on:
                 check_cancel_on(item)
             self._registry.add(spec)

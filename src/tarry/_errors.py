@@ -28,8 +28,9 @@ class InvalidEventError(TarryError, ValueError):
 class ExpressionError(TarryError, ValueError):
     """An ``if_exp`` that does not parse or names anything but ``event``/``async``."""
 
-    def __init__(self, expression: str, reason: str) -> None:
-        super().__init__(f"invalid expression {expression!r}: {reason}")
+    def __init__(self, expression: str, reason: str, where: str | None = None) -> None:
+        within = f" in {where}" if where else ""
+        super().__init__(f"invalid expression {expression!r}{within}: {reason}")
         self.expression = expression
         self.reason = reason
 

@@ -25,6 +25,9 @@ from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, message_fa
 
 from tarry._errors import ExpressionError
 
+_MISSING: Any = object()  # a path an event lacks, or an expression with no value for an event
+MISSING = _MISSING
+
 #: the paths of an incoming event that can be index terms
 INDEXABLE_ROOTS = ("data", "key", "name")
 NEVER = "!never"  # a match key no event has: a term whose trigger side is missing
@@ -153,6 +156,23 @@ def evaluate(compiled: Compiled, trigger: dict[str, Any], incoming: dict[str, An
         return bool(result.type() == cel.Type.BOOL and result.value() is True)
     except Exception:  # whatever the event holds, it does not match
         return False
+
+
+def value_of(compiled: Compiled, event: dict[str, Any]) -> Any:
+    """The value of an expression over ``event`` alone (a flow-control key or priority), converted to
+    JSON values; ``MISSING`` when it fails for this event, whatever the event holds (total)."""
+    try:
+        if not _shallow(event):
+            return _MISSING
+        data = project(event, compiled.event_paths)
+        if _deeper_than(data, MAX_DEPTH):
+            return _MISSING
+        result = compiled.program.eval(data={"event": data, "async": {}})
+        if result.type() == cel.Type.ERROR:
+            return _MISSING
+        return result.value()
+    except Exception:  # whatever the event holds, the expression has no value for it
+        return _MISSING
 
 
 class Budget:
@@ -329,9 +349,6 @@ def _term(expr: Any) -> Term | None:
 
 
 # -- index keys -------------------------------------------------------------
-
-_MISSING = object()
-
 
 def lookup(obj: Any, path: str) -> Any:
     """The value at dotted ``path`` in a JSON object, or ``_MISSING``."""

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tarry._flow import NO_FLOW, Flow, compile_flow
+
 MAX_RETRIES = 100
 
 
@@ -63,6 +65,7 @@ class FunctionSpec:
     trigger: Trigger
     retries: int
     cancel_on: tuple[CancelOn, ...]
+    flow: Flow = NO_FLOW
 
     @property
     def is_async(self) -> bool:
@@ -70,7 +73,7 @@ class FunctionSpec:
 
 
 def make_spec(fn: Callable[..., Any], trigger: object, id: str | None, retries: int,  # noqa: A002
-              cancel_on: list[CancelOn] | None) -> FunctionSpec:  # fmt: skip
+              cancel_on: list[CancelOn] | None, flow: dict[str, Any] | None = None) -> FunctionSpec:  # fmt: skip
     if not callable(fn):
         raise TypeError(f"@app.function decorates a function, got {fn!r}")
     function_id = id if id is not None else fn.__name__.replace("_", "-")
@@ -82,7 +85,9 @@ def make_spec(fn: Callable[..., Any], trigger: object, id: str | None, retries: 
     for item in cancels:
         if not isinstance(item, CancelOn):
             raise ValueError(f"invalid cancel_on item {item!r} for function {function_id!r}: use tarry.CancelOn(...)")
-    return FunctionSpec(function_id, fn, Trigger.parse(trigger), retries, cancels)
+    parsed = Trigger.parse(trigger)
+    compiled = compile_flow(function_id, cancel_on=bool(cancels), **(flow or {})) if flow else NO_FLOW
+    return FunctionSpec(function_id, fn, parsed, retries, cancels, compiled)
 
 
 class Registry:
