@@ -7,9 +7,10 @@ import tarry.testing
 def test_public_names() -> None:
     assert sorted(tarry.__all__) == tarry.__all__
     assert set(tarry.__all__) == {
-        "CancelOn", "Context", "DeadLetter", "DeadLetterKind", "Event", "ExpressionError", "InvalidEventError", "NonRetriableError",
-        "ResumeHandle", "RetryAfterError", "Run", "RunStatus", "Step", "StepError", "StepRecord", "StepStatus",
-        "StoreError", "Tarry", "TarryError", "WaitTimeoutError", "testing",
+        "Batch", "CancelOn", "Concurrency", "Context", "DeadLetter", "DeadLetterKind", "Debounce", "Event",
+        "ExpressionError", "InvalidEventError", "NonRetriableError", "Priority", "RateLimit", "ResumeHandle",
+        "RetryAfterError", "Run", "RunStatus", "Singleton", "Step", "StepError", "StepRecord", "StepStatus",
+        "StoreError", "Tarry", "TarryError", "Throttle", "Timeouts", "WaitTimeoutError", "testing",
     }  # fmt: skip
     for name in tarry.__all__:
         assert hasattr(tarry, name)
