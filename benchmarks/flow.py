@@ -1,0 +1,125 @@
+"""Flow control's cost: runs per second under a concurrency limit and a throttle, and a claim's cost
+as the runs queued behind full partitions grow.
+
+``throughput``: N runs (10,000) over K keys (1,000, drawn at random, seeded) of one function, each
+run one step then done, in-process worker (``concurrency=256``), events sent in batches of 100;
+runs completed per second, once with no flow options, once with ``Concurrency(limit=2,
+key="event.data.key")``, once with that and a ``Throttle`` over the whole function
+(``THROTTLE``: far above any rate measured here, so it never holds a run back; what is measured
+is its bookkeeping: every start is counted in its one partition).
+
+``claim_cost``: runs of a function with ``Concurrency(limit=1, key="event.data.key")`` are queued
+over 1,000 partitions whose one slot is held (claimed by this process and never finished), no
+worker running; then, again and again, one run of a new partition is queued (the newest run of all)
+and the store's claim (one worker turn, ``tick``, for one run) is timed, and so is a second turn
+that finds nothing to claim (a worker's poll). The queue grows in one database from 10,000 to
+100,000 runs; the claim must not grow with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any
+
+import tarry
+from benchmarks.common import Backend, percentiles
+from benchmarks.engine import until_status
+
+THROTTLE = tarry.Throttle(limit=10_000, period="1s")
+LIMIT = tarry.Concurrency(limit=2, key="event.data.key")
+VARIANTS: dict[str, dict[str, Any]] = {
+    "plain": {},
+    "concurrency": {"concurrency": LIMIT},
+    "concurrency_throttle": {"concurrency": LIMIT, "throttle": THROTTLE},
+}
+
+
+def _work(n: int) -> int:
+    return n
+
+
+def _app(url: str, options: dict[str, Any]) -> tarry.Tarry:
+    app = tarry.Tarry("bench", database_url=url, concurrency=256)
+
+    @app.function(trigger="bench/flow", retries=0, **options)
+    async def flowing(ctx: tarry.Context) -> Any:
+        return await ctx.step.run("work", _work, ctx.event.data["n"])
+
+    return app
+
+
+async def throughput(url: str, options: dict[str, Any], runs: int, keys: int) -> float:
+    """Runs completed per second: ``runs`` events sent in batches of 100, until every run completed."""
+    draw = random.Random(7)
+    events = [tarry.Event("bench/flow", {"n": n, "key": f"k{draw.randrange(keys)}"}) for n in range(runs)]
+    app = _app(url, options)
+    async with app:
+        began = time.perf_counter()
+        for first in range(0, runs, 100):
+            await app.send(events[first : first + 100])
+        await until_status(app, "completed", runs)
+        return runs / (time.perf_counter() - began)
+
+
+async def claim_cost(url: str, sizes: list[int], samples: int, partitions: int) -> list[dict[str, Any]]:
+    app = tarry.Tarry("bench", database_url=url)
+
+    @app.function(trigger="bench/held", retries=0, concurrency=tarry.Concurrency(limit=1, key="event.data.key"))
+    async def held(ctx: tarry.Context) -> None:
+        return None
+
+    await app.start(worker=False)  # this process claims by hand; nothing executes the runs it claims
+    try:
+        store, clock, owner = app.engine.store, app.engine.clock, "bench-claimer"
+        await store.heartbeat(owner, time.time_ns() // 1_000_000)
+        await _send(app, [{"key": f"p{p}"} for p in range(partitions)])
+        claimed, _ = await store.tick(owner, partitions, clock.now_ms())
+        assert len(claimed) == partitions, f"each partition's slot taken: {len(claimed)} of {partitions}"
+        rows, queued = [], 0
+        for size in sizes:
+            await _send(app, [{"key": f"p{i % partitions}"} for i in range(queued, size)])
+            queued = size
+            assert (await store.counts()).runs.get("queued", 0) == queued, "the partitions are full"
+            claims, empty = [], []
+            for i in range(samples):
+                [event_id] = await app.send(tarry.Event("bench/held", {"key": f"free-{size}-{i}"}))
+                began = time.perf_counter()
+                claimed, _ = await store.tick(owner, 1, clock.now_ms())
+                claims.append((time.perf_counter() - began) * 1000)
+                assert [run.event.id for run in claimed] == [event_id], "the claim took the one runnable run"
+                began = time.perf_counter()
+                claimed, _ = await store.tick(owner, 1, clock.now_ms())
+                empty.append((time.perf_counter() - began) * 1000)
+                assert not claimed, "nothing else can start"
+            claim, idle = percentiles(claims), percentiles(empty)
+            rows.append({"queued": size, "partitions": partitions, "samples": samples,
+                         "claim_p50_ms": claim["p50"], "claim_p90_ms": claim["p90"], "claim_p99_ms": claim["p99"],
+                         "empty_p50_ms": idle["p50"], "empty_p90_ms": idle["p90"], "empty_p99_ms": idle["p99"]})  # fmt: skip
+            print(f"    {size:,} queued: claim p50 {claim['p50']:.3f} ms p99 {claim['p99']:.3f} ms; "
+                  f"nothing to claim p50 {idle['p50']:.3f} ms p99 {idle['p99']:.3f} ms", flush=True)  # fmt: skip
+    finally:
+        await app.close()
+    for row in rows:
+        row["claim_ratio_to_smallest"] = row["claim_p50_ms"] / rows[0]["claim_p50_ms"]
+        row["empty_ratio_to_smallest"] = row["empty_p50_ms"] / rows[0]["empty_p50_ms"]
+    return rows
+
+
+async def _send(app: tarry.Tarry, data: list[dict[str, Any]]) -> None:
+    for first in range(0, len(data), 1000):
+        await app.send([tarry.Event("bench/held", d) for d in data[first : first + 1000]])
+
+
+def run(backend: Backend, runs: int = 10_000, keys: int = 1000, sizes: tuple[int, ...] = (10_000, 100_000),
+        samples: int = 200, partitions: int = 1000) -> dict[str, Any]:  # fmt: skip
+    """Every flow workload on fresh databases of ``backend``; prints and returns the figures."""
+    result: dict[str, Any] = {"runs": runs, "keys": keys, "throttle": f"{THROTTLE.limit} per {THROTTLE.period}"}
+    for name, options in VARIANTS.items():
+        rate = asyncio.run(throughput(backend.fresh(f"flow_{name}"), options, runs, keys))
+        result[f"{name}_per_s"] = round(rate, 1)
+        print(f"    {name}: {rate:,.0f} runs/s", flush=True)
+    result["claim"] = asyncio.run(claim_cost(backend.fresh("claim"), list(sizes), samples, partitions))
+    backend.clean()
+    return result
