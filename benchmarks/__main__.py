@@ -40,6 +40,7 @@ def main() -> None:
     r.add_argument("--repeat", type=int, default=3, help="runs of ingest/park/resume/latency; medians reported")
     r.add_argument("--postgres", default=POSTGRES, help="a database of the server to create the benchmark's in "
                    "('' to skip PostgreSQL)")  # fmt: skip
+    r.add_argument("--flow-runs", type=int, default=10_000, help="N of the flow workload (0: skip it)")
     r.add_argument("--no-dbos", dest="dbos", action="store_false", help="skip the DBOS peer")
     r.add_argument("--dbos-runs", type=int, default=0, help="N of DBOS's park and resume (default: --runs)")
     commands.add_parser("render", help="write docs/benchmarks.md and .png again from results/report.json")
@@ -107,6 +108,8 @@ def main() -> None:
     out = RESULTS / f"{result['workload']}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written to {out}")
+    if args.workload == "flow":
+        flow.render()
 
 
 if __name__ == "__main__":

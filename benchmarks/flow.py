@@ -19,14 +19,20 @@ that finds nothing to claim (a worker's poll). The queue grows in one database f
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 import tarry
 from benchmarks.common import Backend, percentiles
 from benchmarks.engine import until_status
 
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOC = ROOT / "docs" / "benchmarks.md"
+STORES = ("sqlite", "postgresql")
 THROTTLE = tarry.Throttle(limit=10_000, period="1s")
 LIMIT = tarry.Concurrency(limit=2, key="event.data.key")
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -123,3 +129,47 @@ def run(backend: Backend, runs: int = 10_000, keys: int = 1000, sizes: tuple[int
     result["claim"] = asyncio.run(claim_cost(backend.fresh("claim"), list(sizes), samples, partitions))
     backend.clean()
     return result
+
+
+def save(store: str, figures: dict[str, Any], machine: dict[str, Any]) -> None:
+    """Keep the figures as ``python -m benchmarks flow`` does: ``results/flow-<store>.json``."""
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result = {"workload": f"flow-{store}", **figures, "machine": machine, "when": when}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"flow-{store}.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+# -- rendering ----------------------------------------------------------------
+
+
+def render(results: Path = RESULTS, doc: Path = DOC) -> None:
+    """Write the flow figures of ``results/flow-<store>.json`` into ``doc``, between its flow markers."""
+    found = {store: json.loads((results / f"flow-{store}.json").read_text()) for store in STORES
+             if (results / f"flow-{store}.json").exists()}  # fmt: skip
+    if not found:
+        return
+    lines = []
+    for store, figures in found.items():
+        m = figures.get("machine", {})
+        lines.append(f"{store}: measured {figures.get('when', '?')}, {m.get('cpus', '?')} cores, Tarry "
+                     f"{m.get('tarry', '?')}, {store} {m.get(store, '?')}.")  # fmt: skip
+    lines += ["", "| store | runs over keys | no flow options (runs/s) | `Concurrency(limit=2, key=...)` (runs/s) "
+              "| and `Throttle(10,000 per 1 s)` (runs/s) |", "| --- | --- | ---: | ---: | ---: |"]  # fmt: skip
+    for store, f in found.items():
+        lines.append(f"| {store} | {f['runs']:,} over {f['keys']:,} | {f['plain_per_s']:,.0f} "
+                     f"| {f['concurrency_per_s']:,.0f} | {f['concurrency_throttle_per_s']:,.0f} |")  # fmt: skip
+    lines += ["", "| store | runs queued (partitions full) | claim the one runnable run p50 | p99 "
+              "| p50 / p50 at the smallest | a turn with nothing to claim p50 | p99 | p50 / p50 at the smallest |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for store, f in found.items():
+        for r in f["claim"]:
+            lines.append(f"| {store} | {r['queued']:,} | {r['claim_p50_ms']:.3f} ms | {r['claim_p99_ms']:.3f} ms "
+                         f"| {r['claim_ratio_to_smallest']:.2f} | {r['empty_p50_ms']:.3f} ms "
+                         f"| {r['empty_p99_ms']:.3f} ms | {r['empty_ratio_to_smallest']:.2f} |")  # fmt: skip
+    text = doc.read_text()
+    head, marker, rest = text.partition("<!-- flow -->")
+    if not marker:
+        return
+    _, _, tail = rest.partition("<!-- /flow -->")
+    doc.write_text(f"{head}<!-- flow -->\n" + "\n".join(lines) + f"\n<!-- /flow -->{tail}")
+    print(f"written {doc}")
