@@ -68,6 +68,9 @@ class Engine:
     def gated(self) -> bool:
         return self.registry.gated
 
+    def widest(self, partition: str) -> int:
+        return max((spec.flow.limit_of(partition) or 0 for spec in self.registry.functions.values()), default=0)
+
     def cancel_waits(self, function_id: str, trigger: dict[str, Any]) -> list[WaitWrite]:
         spec = self.registry.functions.get(function_id)
         if spec is None or not spec.cancel_on:

@@ -46,6 +46,9 @@ class Hooks(Protocol):
     def flow(self, function_id: str) -> Flow:
         """The flow-control rules of a function (data: ``NO_FLOW`` for one without, or unknown here)."""
 
+    def widest(self, partition: str) -> int:
+        """The largest concurrency limit any function of this app holds ``partition`` to."""
+
     @property
     def gated(self) -> bool:
         """Whether some function of this app has rules that decide when its runs start."""
