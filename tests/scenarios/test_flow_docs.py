@@ -57,19 +57,19 @@ def test_the_chapter_has_its_samples() -> None:
 async def test_every_flow_control_sample_of_the_guide_runs(
     line: int, sample: str, app: tarry.Tarry, clock: VirtualClock
 ) -> None:
-    """The functions are registered first; the lines after them run inside ``async with app``. A failing
-    ``assert`` of a sample is reported at its line of docs/guide.md."""
-    tree = ast.increment_lineno(ast.parse(sample), line - 1)
-    first = next((i for i, statement in enumerate(tree.body) if awaits(statement)), len(tree.body))
+    """The functions are registered first; the lines after them run inside ``async with app``, as the body of
+    a coroutine. A failing ``assert`` of a sample is reported at its line of docs/guide.md."""
+    body = ast.parse(sample).body
+    first = next((statement.lineno - 1 for statement in body if awaits(statement)), len(sample.splitlines()))
+    lines = sample.splitlines(True)
+    setup = ast.increment_lineno(ast.parse("".join(lines[:first])), line - 1)
+    run = ast.parse("async def sample() -> None:\n" + "".join("    " + text for text in lines[first:]) + "    pass\n")
     namespace: dict[str, Any] = {"tarry": tarry, "app": app, "clock": clock, "asyncio": asyncio}
-    exec(compile(ast.Module(tree.body[:first], type_ignores=[]), str(GUIDE), "exec"), namespace)
+    exec(compile(setup, str(GUIDE), "exec"), namespace)
+    exec(compile(ast.increment_lineno(run, line + first - 2), str(GUIDE), "exec"), namespace)
     assert app.functions, "a sample registers at least one function"
-    rest = ast.Module(tree.body[first:], type_ignores=[])
-    code = compile(rest, str(GUIDE), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
     async with app:
-        coroutine = eval(code, namespace)
-        if coroutine is not None:
-            await asyncio.wait_for(coroutine, 30)
+        await asyncio.wait_for(namespace["sample"](), 30)
 
 
 # -- examples/flow.py ---------------------------------------------------------------------------
