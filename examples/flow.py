@@ -95,16 +95,17 @@ async def sync_contact(ctx: tarry.Context) -> dict[str, Any]:
     return {"contactId": contact, "webhooks": len(ctx.events), "fields": fields}
 
 
-async def finished(function_id: str, count: int, timeout: float = 30) -> list[tarry.Run]:
-    """The first ``count`` finished runs of a function, oldest first (a debounced run appears late)."""
+async def finished(event_ids: list[str], timeout: float = 30) -> list[tarry.Run]:
+    """The runs these events started, once every one has finished, oldest first; a debounced run appears
+    only when its burst is over, and then it is the run of each of the burst's events."""
     deadline = time.monotonic() + timeout
     while True:
-        runs = await app.list_runs(function_id=function_id)
-        done = [run for run in runs if run.status in ("completed", "failed", "cancelled")]
-        if len(done) >= count:
-            return sorted(done, key=lambda run: run.created_at)[:count]
+        started = [await app.runs_for_event(event_id) for event_id in event_ids]
+        runs = {run.id: run for found in started for run in found}
+        if all(started) and all(run.status in ("completed", "failed", "cancelled") for run in runs.values()):
+            return sorted(runs.values(), key=lambda run: run.created_at)
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{len(done)} of {count} runs of {function_id} finished within {timeout} s")
+            raise TimeoutError(f"the runs of {len(event_ids)} events did not finish within {timeout} s")
         await asyncio.sleep(0.1)
 
 
@@ -116,24 +117,25 @@ async def main() -> None:
             for n in range(1, 5)
             for c in customers
         ]
-        await app.send(invoices)
+        invoice_ids = await app.send(invoices)
         print(f"sent {len(invoices)} invoices of {len(customers)} customers")
 
         edits = [("c-1", "email"), ("c-1", "phone"), ("c-2", "name"), ("c-1", "email"), ("c-1", "title")]
+        webhook_ids = []
         for contact, field in edits:  # a user editing two contacts in the CRM, a field at a time
-            await app.send(tarry.Event("crm/contact.updated", {"contactId": contact, "field": field}))
+            webhook_ids += await app.send(tarry.Event("crm/contact.updated", {"contactId": contact, "field": field}))
             await asyncio.sleep(0.3)
         print(f"sent {len(edits)} crm/contact.updated webhooks of 2 contacts")
 
-        pushed = await finished("push-invoice", len(invoices))
+        pushed = await finished(invoice_ids)
         took = max(crm.pushed_at) - min(crm.pushed_at)
         print(f"pushed {sum(run.status == 'completed' for run in pushed)} invoices, the calls spread over {took:.1f} s")
         most = max(crm.most_in_flight.values())
         print(f"most calls at once: {crm.most_at_once} in all, {most} for one customer; refused: {crm.refused}")
-        for run in await finished("sync-contact", 2):
+        for run in await finished(webhook_ids):
             synced = run.output or {}
             print(
-                f"synced {synced.get('contactId')} once for {synced.get('webhooks')} webhooks: {synced.get('fields')}"
+                f"synced {synced.get('contactId')} once for a burst of {synced.get('webhooks')}: {synced.get('fields')}"
             )
     print(f"state kept in {app.database_url}")
 
