@@ -20,7 +20,7 @@ from tarry._engine.waits import wait_for_cancel_on
 from tarry._errors import ExpressionError, InvalidEventError
 from tarry._flow import NO_FLOW, Flow
 from tarry._function import Registry
-from tarry._model import Buffer, Event, Run, Wait
+from tarry._model import Buffer, Event, Run, RunStatus, Wait
 from tarry._store.base import NewEvent, Store, WaitRow, WaitWrite
 
 if TYPE_CHECKING:
@@ -135,9 +135,9 @@ class Engine:
             "run_id": run.id,
             "event": {"name": run.event.name, "data": run.event.data, "id": run.event.id, "ts": run.event.ts},
         }
-        if status == "completed":
+        if status == RunStatus.COMPLETED:
             names, data["output"] = ["tarry/function.finished"], output
-        elif status == "failed":
+        elif status == RunStatus.FAILED:
             names, data["error"] = ["tarry/function.failed", "tarry/function.finished"], error
         else:
             names, data["error"] = ["tarry/function.cancelled"], error

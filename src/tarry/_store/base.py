@@ -223,6 +223,14 @@ class Delivery(enum.IntEnum):
     SET_ASIDE = 2  #: its delivery failed ``MAX_FAILURES`` times: a dead letter, never delivered
 
 
+class Cancelled(enum.StrEnum):
+    """What ``Store.cancel`` did."""
+
+    CANCELLED = "cancelled"  #: the run ended cancelled at once
+    REQUESTED = "requested"  #: it is running: it ends cancelled at its next step boundary
+    ENDED = "ended"  #: it had already finished (or does not exist)
+
+
 class Control(enum.StrEnum):
     """What a run's executor must do after writing a step."""
 

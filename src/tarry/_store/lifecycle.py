@@ -18,7 +18,7 @@ from typing import Any
 from tarry import _ids, _serde
 from tarry._flow import IDEMPOTENCY_MS, MAX_BATCH_BYTES, MAX_BURST, Flow, RunKeys
 from tarry._model import QueuedReason, RunStatus, SkipReason
-from tarry._store.base import TimerKind
+from tarry._store.base import Cancelled, TimerKind
 from tarry._store.rows import event_json, run_from_row
 from tarry._store.sql_waits import Conn, Row, WaitsMixin
 
@@ -61,12 +61,12 @@ class LifecycleMixin(WaitsMixin):
         """Cancel a run: at once unless it is running (``requested``: at its next step boundary)."""
         row = self._x(c, "get_run_for_update", {"run_id": run_id}).fetchone()
         if row is None or RunStatus(row["status"]).finished:
-            return "ended"
+            return Cancelled.ENDED
         if row["status"] == RunStatus.RUNNING:
             self._x(c, "request_cancel", {"run_id": run_id, "why": why})
-            return "requested"
+            return Cancelled.REQUESTED
         self._finish(c, run_id, None, RunStatus.CANCELLED, None, cancelled(why), now)
-        return "cancelled"
+        return Cancelled.CANCELLED
 
     # -- admission ------------------------------------------------------------
 
