@@ -20,7 +20,7 @@ from tarry._engine.waits import wait_for_cancel_on
 from tarry._errors import ExpressionError, InvalidEventError
 from tarry._flow import NO_FLOW, Flow
 from tarry._function import Registry
-from tarry._model import Event, Run, RunStatus, Wait
+from tarry._model import Buffer, Event, Run, RunStatus, Wait
 from tarry._store.base import NewEvent, Store, WaitRow, WaitWrite
 
 if TYPE_CHECKING:
@@ -154,6 +154,11 @@ class Engine:
     async def open_waits(self, run_id: str | None = None, limit: int = 100) -> list[Wait]:
         """The open waits, newest first, with each resume handle's URL derived again."""
         return [self._wait(row) for row in await self.store.list_waits(run_id, limit)]
+
+    async def open_buffers(self, function_id: str | None = None, limit: int = 100,
+                           before: int | None = None) -> list[Buffer]:  # fmt: skip
+        """The open debounce bursts and batches, newest first (``before``: ids below it, the next page)."""
+        return await self.store.list_buffers(function_id, limit, before)
 
     def _wait(self, row: WaitRow) -> Wait:
         match: dict[str, Any] = {}

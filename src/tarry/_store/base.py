@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from tarry._expressions import Budget
 from tarry._flow import Flow
-from tarry._model import DeadLetter, Event, EventRecord, Run
+from tarry._model import Buffer, DeadLetter, Event, EventRecord, Run
 
 #: failures of one row (an event's delivery, a timer, a claimed run's load) before it is set aside
 MAX_FAILURES = 3
@@ -335,6 +335,9 @@ class Store(Protocol):
 
     async def dead_letters(self, limit: int, before: int | None = None) -> list[DeadLetter]:
         """Rows set aside after failing ``MAX_FAILURES`` times, newest first (ids below ``before``)."""
+
+    async def list_buffers(self, function_id: str | None, limit: int, before: int | None = None) -> list[Buffer]:
+        """Open debounce bursts and batches (of one function, if given), newest first (ids below ``before``)."""
 
     async def heartbeat(self, owner: str, wall_now: int) -> None: ...
 

@@ -438,7 +438,9 @@ DELETE FROM buffer_events WHERE buffer_id = %(buffer_id)s;
 
 -- name: list_buffers
 SELECT id, function_id, kind, partition, first_at, last_at, due_at, size FROM buffers
-WHERE (%(function_id)s::text IS NULL OR function_id = %(function_id)s) ORDER BY id DESC LIMIT %(limit)s;
+WHERE (%(function_id)s::text IS NULL OR function_id = %(function_id)s)
+  AND (%(before)s::bigint IS NULL OR id < %(before)s)
+ORDER BY id DESC LIMIT %(limit)s;
 
 -- name: insert_run_event
 INSERT INTO run_events (run_id, pos, event_id) VALUES (%(run_id)s, %(pos)s, %(event_id)s);

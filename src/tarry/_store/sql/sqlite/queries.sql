@@ -423,7 +423,8 @@ DELETE FROM buffer_events WHERE buffer_id = :buffer_id;
 
 -- name: list_buffers
 SELECT id, function_id, kind, partition, first_at, last_at, due_at, size FROM buffers
-WHERE (:function_id IS NULL OR function_id = :function_id) ORDER BY id DESC LIMIT :limit;
+WHERE (:function_id IS NULL OR function_id = :function_id) AND (:before IS NULL OR id < :before)
+ORDER BY id DESC LIMIT :limit;
 
 -- name: insert_run_event
 INSERT INTO run_events (run_id, pos, event_id) VALUES (:run_id, :pos, :event_id);
