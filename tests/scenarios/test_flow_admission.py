@@ -114,6 +114,17 @@ async def test_rate_limit_survives_a_restart(make_app: Callable[..., tarry.Tarry
         assert len(await started(app, sign_up(n=9))) == 1
 
 
+async def test_rate_limit_holds_across_two_workers_on_one_store(make_app: Callable[..., tarry.Tarry]) -> None:
+    one, two = make_app(), make_app()
+    for app in (one, two):
+        welcome(app, rate_limit=tarry.RateLimit(limit=2, period="1h"))
+    async with one, two:
+        ids = await one.send([sign_up(n=i) for i in range(3)]) + await two.send([sign_up(n=i) for i in range(3, 6)])
+        await one.idle(timeout=LIMIT)
+        await two.idle(timeout=LIMIT)
+        assert sum([len(await two.runs_for_event(i)) for i in ids]) == 2
+
+
 # -- idempotency -------------------------------------------------------------
 
 
@@ -270,6 +281,20 @@ async def test_singleton_cancel_starts_the_new_run_once_the_old_one_has_ended(ap
     assert "singleton" in old_done.error["message"]
     assert new_done.output == "new"
     assert notes == ["new started after old was cancelled"], "cancelled at its next step boundary, then the new one"
+
+
+async def test_singleton_survives_a_restart(make_app: Callable[..., tarry.Tarry], clock: VirtualClock) -> None:
+    first = make_app()
+    welcome(first, singleton=tarry.Singleton())
+    async with first:
+        [sleeping] = await started(first, sign_up(n=1, nap="1h"))
+    second = make_app()
+    welcome(second, singleton=tarry.Singleton())
+    async with second:
+        assert await started(second, sign_up(n=2)) == [], "the sleeping run is still unfinished"
+        await clock.advance("1h")
+        assert (await second.wait_for_run(sleeping.id, timeout=LIMIT)).output == 1
+        assert len(await started(second, sign_up(n=3))) == 1
 
 
 # -- the order of admission ------------------------------------------------

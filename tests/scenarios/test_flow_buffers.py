@@ -3,6 +3,7 @@ one run of them all, with ``ctx.events``, ``Run.events`` and ``runs_for_event`` 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -265,6 +266,29 @@ async def test_a_batchs_lookback_counts_from_its_last_event(app: tarry.Tarry, cl
         assert run.status == "waiting", "the review sent between the batch's events is before its last"
         await app.send(tarry.Event("doc/reviewed", {"which": "after"}))
         assert (await the_run(app, [first, last])).output == "after"
+
+
+@pytest.mark.parametrize(
+    "flow",
+    [{"debounce": tarry.Debounce(period="1m")}, {"batch": tarry.Batch(max_size=3, timeout="1m")}],
+    ids=["debounce", "batch"],
+)
+async def test_held_events_survive_a_restart(
+    make_app: Callable[..., tarry.Tarry], clock: VirtualClock, flow: dict[str, Any]
+) -> None:
+    first = make_app()
+    gathered(first, **flow)
+    async with first:
+        ids = await first.send([edit(0), edit(1)])
+        await held(first, ids)
+    second = make_app()
+    gathered(second, **flow)
+    async with second:
+        await held(second, ids)
+        ids += await second.send(edit(2))
+        await clock.advance("1m")
+        run = await the_run(second, ids)
+    assert run.output["events"] == [0, 1, 2]
 
 
 # -- keys of debounce and batch ------------------------------------------------
