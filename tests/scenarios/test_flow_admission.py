@@ -125,6 +125,19 @@ async def test_rate_limit_holds_across_two_workers_on_one_store(make_app: Callab
         assert sum([len(await two.runs_for_event(i)) for i in ids]) == 2
 
 
+async def test_events_a_client_sends_are_admitted_by_the_workers_options(make_app: Callable[..., tarry.Tarry]) -> None:
+    worker, client = make_app(), make_app()
+    welcome(worker, rate_limit=tarry.RateLimit(limit=1, period="1h"))
+    async with worker:
+        await client.start(worker=False)  # a web app that only sends: it knows no function
+        try:
+            ids = await client.send([sign_up(n=i) for i in range(3)])
+            await worker.idle(timeout=LIMIT)
+            assert [len(await worker.runs_for_event(i)) for i in ids] == [1, 0, 0]
+        finally:
+            await client.close()
+
+
 # -- idempotency -------------------------------------------------------------
 
 

@@ -129,6 +129,39 @@ async def test_scope_function_with_the_same_key_text_shares_nothing(app: tarry.T
         assert (await app.wait_for_run((await one_run(app, ids[1])).id, timeout=LIMIT)).output == "a2"
 
 
+async def test_scope_app_compares_the_key_text_exactly(app: tarry.Tarry) -> None:
+    gate = Gate()
+    gated(
+        app,
+        gate,
+        trigger="a/run",
+        function_id="double",
+        concurrency=tarry.Concurrency(limit=1, key='"openai"', scope="app"),
+    )
+    gated(
+        app,
+        gate,
+        trigger="b/run",
+        function_id="single",
+        concurrency=tarry.Concurrency(limit=1, key="'openai'", scope="app"),
+    )
+    gated(
+        app,
+        gate,
+        trigger="c/run",
+        function_id="same",
+        concurrency=tarry.Concurrency(limit=1, key='"openai"', scope="app"),
+    )
+    async with app:
+        await app.send(named("a/run", "a") + named("b/run", "b"))
+        await gate.reached(2)  # one value, but two texts: two partitions
+        [same] = await app.send(named("c/run", "c"))
+        await gate.stays(2)
+        assert (await one_run(app, same)).queued_reason == "concurrency"
+        gate.open()
+        assert (await app.wait_for_run((await one_run(app, same)).id, timeout=LIMIT)).output == "c"
+
+
 async def test_two_limits_both_hold(app: tarry.Tarry) -> None:
     gate = Gate()
     gated(app, gate, concurrency=[tarry.Concurrency(limit=2), tarry.Concurrency(limit=1, key="event.data.user")])
