@@ -301,7 +301,7 @@ class Tarry:
     async def cancel_run(self, run_id: str) -> bool:
         """Cancel a run (a running one at its next step); False when it had already finished."""
         engine = self.engine
-        outcome = await engine.store.cancel(run_id, engine.clock.now_ms())
+        outcome = await engine.store.cancel(run_id, engine.clock.now_ms(), "cancelled by cancel_run")
         if outcome == "requested":
             engine.cancelling.add(run_id)
         engine.wake()

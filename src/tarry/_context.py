@@ -23,6 +23,8 @@ class Context:
     def __init__(self, execution: Execution) -> None:
         self._x = execution
         self.event: Event = execution.event
+        #: every event of a batch or debounce burst, in delivery order; else ``[ctx.event]``
+        self.events: list[Event] = execution.events
         self.run_id: str = execution.run_id
         self.function_id: str = execution.spec.id
         self.step = Step(execution)

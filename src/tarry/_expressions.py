@@ -350,6 +350,7 @@ def _term(expr: Any) -> Term | None:
 
 # -- index keys -------------------------------------------------------------
 
+
 def lookup(obj: Any, path: str) -> Any:
     """The value at dotted ``path`` in a JSON object, or ``_MISSING``."""
     for part in path.split("."):

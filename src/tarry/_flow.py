@@ -224,7 +224,13 @@ class Flow:
     @property
     def gated(self) -> bool:
         """Whether starting a run needs a look at the store's counts (else a claim takes it as it comes)."""
-        return bool(self.concurrency or self.throttle or self.start_ms or self.finish_ms)
+        replaces = self.singleton is not None and self.singleton.mode == "cancel"
+        return bool(self.concurrency or self.throttle or self.start_ms or self.finish_ms or replaces)
+
+    @property
+    def keyed(self) -> bool:
+        """Whether a new run carries partitions or a priority computed from its event."""
+        return bool(self.concurrency or self.throttle or self.singleton or self.priority)
 
     @property
     def admits(self) -> bool:

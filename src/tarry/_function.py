@@ -95,6 +95,7 @@ class Registry:
 
     def __init__(self) -> None:
         self.functions: dict[str, FunctionSpec] = {}
+        self.gated = False  # whether a function's runs start only as its limits allow
         self._by_name: dict[str, list[str]] = {}
         self._prefixed: list[tuple[str, str]] = []
 
@@ -102,6 +103,7 @@ class Registry:
         if spec.id in self.functions:
             raise ValueError(f"duplicate function id {spec.id!r}: two functions of one app need different ids")
         self.functions[spec.id] = spec
+        self.gated = self.gated or spec.flow.gated
         for name in spec.trigger.names:
             self._by_name.setdefault(name, []).append(spec.id)
         self._prefixed.extend((prefix, spec.id) for prefix in spec.trigger.prefixes)

@@ -149,12 +149,27 @@ class RunStatus(enum.StrEnum):
     WAITING = "waiting"  #: in wait_for_event, wait_for_resume or invoke
     COMPLETED = "completed"  #: returned; ``output`` holds the value
     FAILED = "failed"  #: raised; ``error`` holds name and message
-    CANCELLED = "cancelled"  #: cancelled by cancel_run, cancel_on or a wait's timeout
+    CANCELLED = "cancelled"  #: cancelled: ``error["message"]`` names by what (cancel_run, cancel_on, a timeout...)
 
     @property
     def finished(self) -> bool:
         """True for completed, failed and cancelled: the run will not change again."""
         return self in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class QueuedReason(enum.StrEnum):
+    """Why a queued run is not running yet (``Run.queued_reason``; ``None``: it waits for a free worker)."""
+
+    CONCURRENCY = "concurrency"  #: a concurrency limit of its partition is reached (or a singleton it replaces runs)
+    THROTTLE = "throttle"  #: its throttle window is full; it starts when the window allows
+
+
+class SkipReason(enum.StrEnum):
+    """Why a function started no run for an event (``skipped`` in the events API)."""
+
+    RATE_LIMIT = "rate_limit"  #: the rate limit of its partition was reached
+    IDEMPOTENCY = "idempotency"  #: a run with the same idempotency value was created in the last 24 hours
+    SINGLETON = "singleton"  #: a run of its partition is unfinished (``Singleton(mode="skip")``)
 
 
 class StepStatus(enum.StrEnum):
@@ -194,6 +209,14 @@ class Run:
     created_at: datetime
     ended_at: datetime | None
     steps: list[StepRecord] = field(default_factory=list)
+    #: every event of a batch or debounce burst, in delivery order; else ``[event]``
+    events: list[Event] = field(default_factory=list)
+    #: why a queued run is not running yet (a ``QueuedReason``), else ``None``
+    queued_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.events:
+            object.__setattr__(self, "events", [self.event])
 
 
 @dataclass(frozen=True)
@@ -219,6 +242,8 @@ class EventRecord:
     delivered: bool
     started: int
     resumed: int
+    #: the functions that started no run for it, and why: ``{"function_id", "reason"}`` (a ``SkipReason``)
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

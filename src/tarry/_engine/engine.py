@@ -18,6 +18,7 @@ from tarry._engine.metrics import Metrics
 from tarry._engine.signal import Signal
 from tarry._engine.waits import wait_for_cancel_on
 from tarry._errors import ExpressionError, InvalidEventError
+from tarry._flow import NO_FLOW, Flow
 from tarry._function import Registry
 from tarry._model import Event, Run, Wait
 from tarry._store.base import NewEvent, Store, WaitRow, WaitWrite
@@ -58,6 +59,14 @@ class Engine:
         except ExpressionError:  # stored by code that has changed since: it matches nothing now
             return False
         return _expressions.evaluate(compiled, trigger, event, budget)
+
+    def flow(self, function_id: str) -> Flow:
+        spec = self.registry.functions.get(function_id)
+        return spec.flow if spec is not None else NO_FLOW
+
+    @property
+    def gated(self) -> bool:
+        return self.registry.gated
 
     def cancel_waits(self, function_id: str, trigger: dict[str, Any]) -> list[WaitWrite]:
         spec = self.registry.functions.get(function_id)

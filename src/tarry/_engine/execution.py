@@ -58,6 +58,7 @@ class Execution:
         self.engine = engine
         self.run_id = claimed.id
         self.event: Event = claimed.event
+        self.events: list[Event] = claimed.events or [claimed.event]
         self.spec = spec
         self.owner = owner
         self.loop = asyncio.get_running_loop()

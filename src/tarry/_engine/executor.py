@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import logging
 from concurrent.futures import Executor
+from dataclasses import replace
 from typing import Any
 
 from tarry import _serde
@@ -88,7 +89,7 @@ async def _execute(engine: Engine, claimed: ClaimedRun, owner: str, threads: Exe
                 [w for i in intents for w in i.waits], [e for i in intents for e in i.events], engine.clock.now_ms(),
             )  # fmt: skip
             if result == Parked.AGAIN:
-                claimed = ClaimedRun(claimed.id, claimed.function_id, claimed.event, claimed.created_at, fresh)
+                claimed = replace(claimed, steps=fresh)
                 continue
             if result == Parked.CANCEL:
                 await _finish(engine, claimed.id, owner, "cancelled", None, _cancelled())

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tarry._expressions import Budget
+from tarry._flow import Flow
 from tarry._model import DeadLetter, Event, EventRecord, Run
 
 #: failures of one row (an event's delivery, a timer, a claimed run's load) before it is set aside
@@ -41,6 +42,13 @@ class Hooks(Protocol):
                 budget: Budget | None = None) -> bool:  # fmt: skip
         """Whether ``if_exp`` holds for this trigger event and incoming event; with a ``budget`` (one per
         incoming event), charged what it reads, and False once that is spent."""
+
+    def flow(self, function_id: str) -> Flow:
+        """The flow-control rules of a function (data: ``NO_FLOW`` for one without, or unknown here)."""
+
+    @property
+    def gated(self) -> bool:
+        """Whether some function of this app has rules that decide when its runs start."""
 
     def cancel_waits(self, function_id: str, trigger: dict[str, Any]) -> list[WaitWrite]:
         """The cancel_on waits of a new run of ``function_id``."""
@@ -80,14 +88,24 @@ class StepWrite:
     wake_at: int | None = None  # a sleep's or a retry's due time
 
 
+class TimerKind(enum.StrEnum):
+    """What a timer does when it fires."""
+
+    SLEEP = "sleep"  #: ends a sleep
+    RETRY = "retry"  #: ends a retry's backoff
+    WAIT_CONTINUE = "wait-continue"  #: a wait's timeout: the step returns None
+    WAIT_FAIL = "wait-fail"  #: a wait's timeout: the step fails with WaitTimeoutError
+    WAIT_CANCEL = "wait-cancel"  #: a wait's timeout: the run is cancelled
+    CANCEL_EXPIRE = "cancel-expire"  #: a cancel_on stops listening
+    START_TIMEOUT = "start-timeout"  #: ``timeouts.start``: a run not started by now is cancelled
+    FINISH_TIMEOUT = "finish-timeout"  #: ``timeouts.finish``: a run not finished by now is cancelled
+    THROTTLE = "throttle"  #: a run held by its throttle window may start now
+    FLUSH = "flush"  #: a debounce burst or a batch is due: its run is created
+
+
 @dataclass(frozen=True)
 class TimerWrite:
-    """A timer on one step of a run.
-
-    ``kind``: ``sleep`` (ends a sleep), ``retry`` (ends a backoff),
-    ``wait-continue`` / ``wait-fail`` / ``wait-cancel`` (a wait's timeout),
-    ``cancel-expire`` (a cancel_on that stops listening).
-    """
+    """A timer on one step of a run (``kind``: a ``TimerKind``)."""
 
     step_id: str
     kind: str
@@ -151,6 +169,7 @@ class ClaimedRun:
     event: Event
     created_at: int
     steps: dict[str, StepRow] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)  # a batch's or burst's; empty for a run of one event
 
 
 @dataclass(frozen=True)
@@ -189,6 +208,8 @@ class Counts:
     open_waits: int
     scanned_waits: int
     dead_letters: int = 0
+    queued: dict[str, int] = field(default_factory=dict)  # held queued runs by QueuedReason
+    skipped: dict[tuple[str, str], int] = field(default_factory=dict)  # (function id, SkipReason) -> events
 
 
 class Delivery(enum.IntEnum):
@@ -199,7 +220,7 @@ class Delivery(enum.IntEnum):
     SET_ASIDE = 2  #: its delivery failed ``MAX_FAILURES`` times: a dead letter, never delivered
 
 
-class Control:
+class Control(enum.StrEnum):
     """What a run's executor must do after writing a step."""
 
     CONTINUE = "continue"  #: carry on
@@ -207,7 +228,7 @@ class Control:
     LOST = "lost"  #: another worker owns the run now; drop it
 
 
-class Park:
+class Park(enum.StrEnum):
     """How a park ended."""
 
     PARKED = "parked"  #: the run sleeps or waits now
@@ -265,9 +286,10 @@ class Store(Protocol):
     async def back_off(self, run_id: str, owner: str, due_at: int) -> None:
         """Hand a run back after an unexpected failure (the store itself, say): it runs again at ``due_at``."""
 
-    async def cancel(self, run_id: str, now: int) -> str:
+    async def cancel(self, run_id: str, now: int, why: str | None = None) -> str:
         """Cancel a run: at once (``"cancelled"``) unless it is running (``"requested"``: at its
-        next step boundary); ``"ended"`` if it had already finished or does not exist."""
+        next step boundary); ``"ended"`` if it had already finished or does not exist. ``why`` becomes
+        its error's message."""
 
     async def resume(self, token_hash: str, data: str | None, now: int) -> bool:
         """Use a resume handle once: resolve its wait, or keep the data until the run waits."""

@@ -6,7 +6,17 @@ from typing import Any
 
 from tarry import _serde
 from tarry._clock import to_datetime
-from tarry._model import DeadLetter, DeadLetterKind, Event, EventRecord, Run, RunStatus, StepRecord, StepStatus
+from tarry._model import (
+    DeadLetter,
+    DeadLetterKind,
+    Event,
+    EventRecord,
+    QueuedReason,
+    Run,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+)
 from tarry._store.base import Delivery, StepRow
 
 
@@ -36,9 +46,10 @@ def step_from_row(row: StepRow) -> StepRecord:
     )
 
 
-def run_from_row(row: Any, steps: list[StepRow] | None = None) -> Run:
+def run_from_row(row: Any, steps: list[StepRow] | None = None, events: list[Event] | None = None) -> Run:
     created = to_datetime(row["created_at"])
     assert created is not None
+    reason = row["queued_reason"] if row["status"] == RunStatus.QUEUED else None
     return Run(
         id=row["id"],
         function_id=row["function_id"],
@@ -49,6 +60,8 @@ def run_from_row(row: Any, steps: list[StepRow] | None = None) -> Run:
         created_at=created,
         ended_at=to_datetime(row["ended_at"]),
         steps=[step_from_row(s) for s in steps or []],
+        events=events or [],
+        queued_reason=QueuedReason(reason) if reason else None,
     )
 
 
@@ -56,7 +69,9 @@ def event_record(row: Any) -> EventRecord:
     received = to_datetime(row["received_at"])
     assert received is not None
     delivered = row["delivered"] == Delivery.DELIVERED
-    return EventRecord(event_from_row(row), received, delivered, row["started"], row["resumed"])
+    skipped = [dict(zip(("function_id", "reason"), item.split("\x1f"), strict=True))
+               for item in (row["skipped"] or "").split("\x1e") if item]  # fmt: skip
+    return EventRecord(event_from_row(row), received, delivered, row["started"], row["resumed"], skipped)
 
 
 def dead_letter_from_row(row: Any) -> DeadLetter:

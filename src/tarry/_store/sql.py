@@ -21,9 +21,9 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from tarry import _ids, _serde
+from tarry import _serde
 from tarry._errors import describe
-from tarry._model import DeadLetter, DeadLetterKind, EventRecord, Run
+from tarry._model import DeadLetter, DeadLetterKind, Event, EventRecord, Run, RunStatus
 from tarry._store.base import (
     MAX_FAILURES,
     ClaimedRun,
@@ -37,12 +37,14 @@ from tarry._store.base import (
     Sent,
     StepRow,
     StepWrite,
+    TimerKind,
     TimerWrite,
     WaitRow,
     WaitWrite,
 )
-from tarry._store.rows import dead_letter_from_row, event_from_row, event_json, event_record, run_from_row
-from tarry._store.sql_waits import CANCELLED, Conn, WaitsMixin
+from tarry._store.lifecycle import LifecycleMixin
+from tarry._store.rows import dead_letter_from_row, event_from_row, event_record, run_from_row
+from tarry._store.sql_waits import Conn
 
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741 - an item of a batch
@@ -50,7 +52,7 @@ log = logging.getLogger("tarry.store")
 DEAD_LETTER = "DeadLetter"  # the error name of a run set aside
 
 
-class SQLStore(WaitsMixin):
+class SQLStore(LifecycleMixin):
     hooks: Hooks
     q: dict[str, str]
 
@@ -195,13 +197,7 @@ class SQLStore(WaitsMixin):
     def _deliver(self, c: Conn, row: Any, now: int, started: list[str] | None = None) -> list[str]:
         """Start the functions the event (a row of ``events``) triggers and resolve the waits it matches."""
         resumed = self._match_waits(c, row, now)  # first: the runs it starts never match their own trigger
-        for function_id in self.hooks.route(row["name"], row["exclude_function"], row["only_function"]):
-            run_id = _ids.new_id(now)
-            self._x(c, "insert_run", {"id": run_id, "function_id": function_id, "event_id": row["id"], "now": now})
-            if started is not None:
-                started.append(run_id)
-            for wait in self.hooks.cancel_waits(function_id, event_json(row)):
-                self._insert_wait(c, run_id, wait, now)
+        self._start_functions(c, row, now, started)
         return resumed
 
     def _deliver_due(self, c: Conn, now: int, limit: int) -> int:
@@ -226,39 +222,42 @@ class SQLStore(WaitsMixin):
     def _tick(self, c: Conn, owner: str, limit: int, now: int) -> tuple[list[ClaimedRun], int | None]:
         self._deliver_due(c, now, 1000)
         self._fire_timers(c, now, 1000)
-        claimed, requeued = self._claim(c, owner, limit, now) if limit > 0 else ([], False)
+        claimed, again = self._claim(c, owner, limit, now) if limit > 0 else ([], False)
         due = self._x(c, "next_due").fetchone()["due"]
-        if requeued:  # a run that failed to load is queued again: the next turn should come soon
+        if again:  # runs were left that the next turn should look at (one that failed to load, say)
             due = now if due is None else min(due, now)
         return claimed, due
 
     def _claim(self, c: Conn, owner: str, limit: int, now: int) -> tuple[list[ClaimedRun], bool]:
-        """Claim up to ``limit`` queued runs, and say whether one went back to the queue: a run whose rows
-        cannot be loaded is queued again (behind the others), and after ``MAX_FAILURES`` ends failed, set
-        aside, without system events (its event is what cannot be read)."""
-        requeued = False
+        """Claim up to ``limit`` queued runs, and say whether runs were left that the next turn should look
+        at: a run whose rows cannot be loaded is queued again (behind the others), and after
+        ``MAX_FAILURES`` ends failed, set aside, without system events (its event is what cannot be read)."""
+        rows, again = self._pick(c, owner, limit, now)
 
         def one(row: Any) -> ClaimedRun:
             event = event_from_row(self._x(c, "event_by_id", {"id": row["event_id"]}).fetchone())
             steps = {s.id: s for s in self._steps(c, row["id"])}
-            return ClaimedRun(row["id"], row["function_id"], event, row["created_at"], steps)
+            events = self._events_of_run(c, row["id"]) if row["last_seq"] is not None else []
+            return ClaimedRun(row["id"], row["function_id"], event, row["created_at"], steps, events)
 
         def failed(row: Any, error: Exception) -> None:
-            nonlocal requeued
+            nonlocal again
             run = {"run_id": row["id"], "owner": owner, "now": now}
             if not self._failed(c, DeadLetterKind.RUN, row["id"], error, now, run_id=row["id"],
                                 event_id=row["event_id"]):  # fmt: skip
-                self._x(c, "requeue_run", run)
-                requeued = True
+                self._left_running(c, self._x(c, "requeue_run", run).fetchall())
+                again = True
                 return
             message = f"set aside: loading the run failed {MAX_FAILURES} times ({describe(error, 2000)['message']})"
-            self._x(c, "finish_run", {**run, "status": "failed", "output": None,
+            self._x(c, "finish_run", {**run, "status": RunStatus.FAILED.value, "output": None,
                                       "error": _serde.dumps({"name": DEAD_LETTER, "message": message})})  # fmt: skip
             self._x(c, "delete_timers_of_run", run)
             self._x(c, "delete_waits_of_run", run)
 
-        rows = self._x(c, "claim_runs", {"owner": owner, "limit": limit}).fetchall()
-        return [run for run in self._each(c, rows, one, failed) if run is not None], requeued
+        return [run for run in self._each(c, rows, one, failed) if run is not None], again
+
+    def _events_of_run(self, c: Conn, run_id: str) -> list[Event]:
+        return [event_from_row(r) for r in self._x(c, "events_of_run", {"run_id": run_id})]
 
     def _steps(self, c: Conn, run_id: str) -> list[StepRow]:
         return [StepRow(r["id"], r["kind"], r["status"], r["attempts"], r["output"], r["error"], r["started_at"],
@@ -309,8 +308,11 @@ class SQLStore(WaitsMixin):
         resolved = False
         for wait in waits:
             resolved = self._register_wait(c, run_id, wait, now) or resolved
-        if not resolved and self._x(c, "park_run", {"run_id": run_id, "owner": owner, "status": status}).rowcount:
-            return Park.PARKED, {}
+        if not resolved:
+            parked = self._x(c, "park_run", {"run_id": run_id, "owner": owner, "status": status}).fetchall()
+            if parked:
+                self._left_running(c, parked)
+                return Park.PARKED, {}
         self._x(c, "clear_resume", {"run_id": run_id})
         return Park.AGAIN, {s.id: s for s in self._steps(c, run_id)}
 
@@ -318,43 +320,17 @@ class SQLStore(WaitsMixin):
                      error: dict[str, str] | None, now: int) -> bool:  # fmt: skip
         return await self._write(self._finish, run_id, owner, status, output, error, now)
 
-    def _finish(self, c: Conn, run_id: str, owner: str | None, status: str, output: str | None,
-                error: dict[str, str] | None, now: int) -> bool:  # fmt: skip
-        row = self._x(c, "get_run_for_update", {"run_id": run_id}).fetchone()  # as run_control: fencing
-        if row is None or (owner is not None and row["owner"] != owner):
-            return False
-        if row["cancel_requested"] and status != "cancelled":
-            status, output, error = "cancelled", None, CANCELLED
-        params = {"run_id": run_id, "status": status, "output": output, "now": now,
-                  "error": None if error is None else _serde.dumps(error)}  # fmt: skip
-        if self._x(c, "finish_run", params).rowcount != 1:
-            return False
-        self._x(c, "delete_timers_of_run", {"run_id": run_id})
-        self._x(c, "delete_waits_of_run", {"run_id": run_id})
-        woke: list[str] = []
-        self._send(c, self.hooks.system_events(run_from_row(row), status, error, _serde.loads(output), now), now,
-                   True, None, woke, woke)  # fmt: skip
-        return bool(woke)
-
     async def back_off(self, run_id: str, owner: str, due_at: int) -> None:
         def back_off(c: Conn) -> None:
-            if self._x(c, "backoff_run", {"run_id": run_id, "owner": owner}).rowcount:
-                self._x(c, "insert_timer", {"run_id": run_id, "step_id": "#backoff", "kind": "retry", "due_at": due_at})
+            left = self._x(c, "backoff_run", {"run_id": run_id, "owner": owner}).fetchall()
+            if left:
+                self._timer(c, run_id, "#backoff", TimerKind.RETRY, due_at)
+                self._left_running(c, left)
 
         await self._write(back_off)
 
-    async def cancel(self, run_id: str, now: int) -> str:
-        return await self._write(self._cancel, run_id, now)
-
-    def _cancel(self, c: Conn, run_id: str, now: int) -> str:
-        row = self._x(c, "get_run", {"run_id": run_id}).fetchone()
-        if row is None or row["status"] in ("completed", "failed", "cancelled"):
-            return "ended"
-        if row["status"] == "running":
-            self._x(c, "request_cancel", {"run_id": run_id})
-            return "requested"
-        self._finish(c, run_id, None, "cancelled", None, CANCELLED, now)
-        return "cancelled"
+    async def cancel(self, run_id: str, now: int, why: str | None = None) -> str:
+        return await self._write(self._cancel, run_id, now, why)
 
     # -- timers -----------------------------------------------------------
 
@@ -365,9 +341,11 @@ class SQLStore(WaitsMixin):
             key = {"run_id": row["run_id"], "step_id": row["step_id"]}
             if not self._x(c, "delete_timer", key).rowcount:
                 return  # another worker fired it
-            if row["kind"] == "sleep":
+            if row["kind"] == TimerKind.SLEEP:
                 self._x(c, "complete_sleep", {**key, "now": row["due_at"]})
-            elif row["kind"] != "retry":
+            elif self._fire_lifecycle_timer(c, row, now):
+                return
+            elif row["kind"] != TimerKind.RETRY:
                 self._wait_timed_out(c, row["run_id"], row["step_id"], row["kind"], row["due_at"])
                 return
             self._x(c, "wake_run", {"run_id": row["run_id"], "now": now})
@@ -388,8 +366,8 @@ class SQLStore(WaitsMixin):
     async def peek_handle(self, token_hash: str, now: int) -> tuple[bool, str | None]:
         def read(c: Conn) -> tuple[bool, str | None]:
             h = self._x(c, "handle_by_hash", {"token_hash": token_hash}).fetchone()
-            usable = h is not None and h["used_at"] is None and h["expires_at"] > now and h["status"] not in (
-                "completed", "failed", "cancelled")  # fmt: skip
+            usable = (h is not None and h["used_at"] is None and h["expires_at"] > now
+                      and not RunStatus(h["status"]).finished)  # fmt: skip
             return usable, (h["redirect_url"] if h is not None else None)
 
         return await self._read(read)
@@ -405,17 +383,22 @@ class SQLStore(WaitsMixin):
     async def get_run(self, run_id: str) -> Run | None:
         def read(c: Conn) -> Run | None:
             row = self._x(c, "get_run", {"run_id": run_id}).fetchone()
-            return None if row is None else run_from_row(row, self._steps(c, run_id))
+            return None if row is None else self._run(c, row, self._steps(c, run_id))
 
         return await self._read(read)
 
+    def _run(self, c: Conn, row: Any, steps: list[StepRow] | None = None) -> Run:
+        """A run as read, with the events of its batch or burst."""
+        events = self._events_of_run(c, row["id"]) if row["last_seq"] is not None else None
+        return run_from_row(row, steps, events)
+
     async def list_runs(self, function_id: str | None, status: str | None, limit: int) -> list[Run]:
         params = {"function_id": function_id, "status": status, "limit": limit}
-        return await self._read(lambda c: [run_from_row(r) for r in self._x(c, "list_runs", params)])
+        return await self._read(lambda c: [self._run(c, r) for r in self._x(c, "list_runs", params).fetchall()])
 
     async def runs_for_event(self, event_id: str) -> list[Run]:
         return await self._read(
-            lambda c: [run_from_row(r) for r in self._x(c, "runs_for_event", {"event_id": event_id})]
+            lambda c: [self._run(c, r) for r in self._x(c, "runs_for_event", {"event_id": event_id}).fetchall()]
         )
 
     async def list_events(self, name: str | None, limit: int) -> list[EventRecord]:
@@ -431,7 +414,7 @@ class SQLStore(WaitsMixin):
 
     async def runs_resumed_by_event(self, event_id: str) -> list[Run]:
         return await self._read(
-            lambda c: [run_from_row(r) for r in self._x(c, "runs_resumed_by_event", {"event_id": event_id})]
+            lambda c: [self._run(c, r) for r in self._x(c, "runs_resumed_by_event", {"event_id": event_id}).fetchall()]
         )
 
     async def list_waits(self, run_id: str | None, limit: int) -> list[WaitRow]:
@@ -451,7 +434,9 @@ class SQLStore(WaitsMixin):
             runs = {r["status"]: r["n"] for r in self._x(c, "counted_runs")}
             waits = self._x(c, "counted_waits").fetchone()
             dead = self._x(c, "count_dead_letters").fetchone()["n"]
-            return Counts(runs, waits["open"], waits["scanned"], dead_letters=dead)
+            held = {r["queued_reason"]: r["n"] for r in self._x(c, "count_held")}
+            skipped = {(r["function_id"], r["reason"]): r["n"] for r in self._x(c, "skip_counts")}
+            return Counts(runs, waits["open"], waits["scanned"], dead_letters=dead, queued=held, skipped=skipped)
 
         return await self._read(read)
 
@@ -467,7 +452,11 @@ class SQLStore(WaitsMixin):
     async def recover(self, alive_since: int, now: int) -> int:
         def recover(c: Conn) -> int:
             self._x(c, "delete_dead_workers", {"alive_since": alive_since})
-            recovered: int = self._x(c, "recover_runs", {"alive_since": alive_since, "now": now}).rowcount
+            rows = self._x(c, "recover_runs", {"alive_since": alive_since, "now": now}).fetchall()
+            self._left_running(c, rows)
+            recovered = len(rows)
+            if not self.hooks.gated:  # runs made under limits this code has dropped start as the others do
+                self._x(c, "ungate_runs")
             # fold the counters here too (every heartbeat), so that a store nobody scrapes does not
             # keep a delta row per change on PostgreSQL; on SQLite this reads a few rows
             self._x(c, "lock_counts")
@@ -479,7 +468,7 @@ class SQLStore(WaitsMixin):
 
     async def release(self, owner: str, now: int) -> None:
         def release(c: Conn) -> None:
-            self._x(c, "release_runs", {"owner": owner, "now": now})
+            self._left_running(c, self._x(c, "release_runs", {"owner": owner, "now": now}).fetchall())
             self._x(c, "delete_worker", {"id": owner})
 
         await self._write(release)

@@ -15,12 +15,12 @@ from typing import Any
 
 from tarry import _serde
 from tarry._expressions import Budget
+from tarry._model import RunStatus
 from tarry._store.base import Hooks, WaitWrite
 from tarry._store.rows import event_json
 
 Conn = Any  # a DB-API connection of the dialect (sqlite3 or psycopg), rows accessed by column name
 Row = Any
-CANCELLED = {"name": "Cancelled", "message": "the run was cancelled"}
 TIMED_OUT = {"name": "WaitTimeoutError", "message": "the wait timed out"}
 RESUME = "#resume"  # the event name under which resume handles' waits are indexed
 LOOKBACK_BATCH = 200
@@ -30,7 +30,7 @@ SCAN_BUDGET = 1000
 SCAN_BUDGET_BYTES = 8 * 1024 * 1024
 log = logging.getLogger("tarry.store")
 
-__all__ = ["CANCELLED", "Conn", "Row", "WaitsMixin"]
+__all__ = ["Conn", "Row", "WaitsMixin"]
 
 
 class WaitsMixin:
@@ -38,7 +38,7 @@ class WaitsMixin:
 
     hooks: Hooks
     q: dict[str, str]
-    _cancel: Callable[[Conn, str, int], str]  # the store's: cancel a run in this transaction
+    _cancel: Callable[..., str]  # the store's: cancel a run in this transaction (run id, now, why)
 
     def _x(self, c: Conn, name: str, params: dict[str, Any] | None = None) -> Any:
         """Execute the named query of this dialect; returns the cursor."""
@@ -161,7 +161,9 @@ class WaitsMixin:
                     continue
             if self._claim_wait(c, wait["run_id"], wait["step_id"]):
                 if wait["kind"] == "cancel":
-                    self._cancel(c, wait["run_id"], now)
+                    self._cancel(
+                        c, wait["run_id"], now, f"cancelled by a cancel_on event ({event['name']} {event['id']})"
+                    )
                 else:
                     output = output or _serde.dumps(incoming)
                     self._complete(c, wait["run_id"], wait["step_id"], output, now)
@@ -198,7 +200,7 @@ class WaitsMixin:
                                        "now": now})  # fmt: skip
             self._x(c, "wake_run", {"run_id": run_id, "now": now})
         elif kind == "wait-cancel":
-            self._cancel(c, run_id, now)
+            self._cancel(c, run_id, now, f"the wait {step_id!r} timed out (on_timeout='cancel')")
         # "cancel-expire": a cancel_on stops listening; nothing else changes
 
     def _resume(self, c: Conn, token_hash: str, data: str | None, now: int) -> bool:
@@ -206,7 +208,7 @@ class WaitsMixin:
         handle = self._x(c, "handle_by_hash", {"token_hash": token_hash}).fetchone()
         if handle is None or handle["used_at"] is not None or handle["expires_at"] <= now:
             return False
-        if handle["status"] in ("completed", "failed", "cancelled"):
+        if RunStatus(handle["status"]).finished:
             return False
         self._x(c, "use_handle", {"token_hash": token_hash, "now": now, "early": data})
         for wait in self._x(c, "waits_for_key", {"event_name": RESUME, "shape": "token", "match_key": token_hash}):

@@ -17,14 +17,17 @@ WHERE delivered = 0 AND ts <= %(now)s ORDER BY ts, seq LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
 -- name: insert_run
-INSERT INTO runs (id, function_id, event_id, status, created_at, queued_at)
-VALUES (%(id)s, %(function_id)s, %(event_id)s, 'queued', %(now)s, %(now)s);
+INSERT INTO runs (id, function_id, event_id, status, created_at, queued_at, place, gated, ckey1, ckey2, tkey,
+                  skey, last_seq)
+VALUES (%(id)s, %(function_id)s, %(event_id)s, 'queued', %(now)s, %(now)s, %(place)s, %(gated)s, %(ckey1)s, %(ckey2)s, %(tkey)s, %(skey)s, %(last_seq)s);
 
 -- name: claim_runs
-UPDATE runs SET status = 'running', owner = %(owner)s, resume_requested = 0
-WHERE id IN (SELECT id FROM runs WHERE status = 'queued' ORDER BY queued_at, id LIMIT %(limit)s
+-- Runs without limits, the first ready ones, in their place's order.
+UPDATE runs SET status = 'running', owner = %(owner)s, resume_requested = 0, started_at = coalesce(started_at, %(now)s)
+WHERE id IN (SELECT id FROM runs WHERE status = 'queued' AND held IS NULL AND gated = 0 ORDER BY place, id
+             LIMIT %(limit)s
              FOR UPDATE SKIP LOCKED)
-RETURNING id, function_id, event_id, created_at, cancel_requested;
+RETURNING id, function_id, event_id, created_at, cancel_requested, last_seq;
 
 -- name: event_by_id
 SELECT id, name, data, key, v, ts FROM events WHERE id = %(id)s;
@@ -52,14 +55,16 @@ ON CONFLICT (run_id, step_id) DO UPDATE SET kind = excluded.kind, due_at = exclu
 
 -- name: park_run
 UPDATE runs SET status = %(status)s, owner = NULL
-WHERE id = %(run_id)s AND owner = %(owner)s AND resume_requested = 0 AND cancel_requested = 0;
+WHERE id = %(run_id)s AND owner = %(owner)s AND resume_requested = 0 AND cancel_requested = 0
+RETURNING ckey1, ckey2, skey;
 
 -- name: clear_resume
 UPDATE runs SET resume_requested = 0 WHERE id = %(run_id)s;
 
 -- name: requeue_run
 UPDATE runs SET status = 'queued', owner = NULL, queued_at = %(now)s, resume_requested = 0
-WHERE id = %(run_id)s AND owner = %(owner)s;
+WHERE id = %(run_id)s AND owner = %(owner)s
+RETURNING ckey1, ckey2, skey;
 
 -- name: finish_run
 UPDATE runs SET status = %(status)s, output = %(output)s, error = %(error)s, ended_at = %(now)s, owner = NULL
@@ -93,34 +98,36 @@ SELECT min(due) AS due FROM (
 ) dues;
 
 -- name: has_work
-SELECT (EXISTS (SELECT 1 FROM runs WHERE status IN ('queued', 'running'))
+SELECT (EXISTS (SELECT 1 FROM runs WHERE status = 'running')
+    OR EXISTS (SELECT 1 FROM runs WHERE status = 'queued' AND held IS NULL)
     OR EXISTS (SELECT 1 FROM timers WHERE due_at <= %(now)s)
     OR EXISTS (SELECT 1 FROM events WHERE delivered = 0 AND ts <= %(now)s)) AS busy;
 
 -- name: get_run
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.owner,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.owner,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id WHERE r.id = %(run_id)s;
 
 -- name: get_run_for_update
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.owner,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.owner,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id WHERE r.id = %(run_id)s FOR UPDATE OF r;
 
 -- name: list_runs
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id
 WHERE (%(function_id)s::text IS NULL OR r.function_id = %(function_id)s) AND (%(status)s::text IS NULL OR r.status = %(status)s)
 ORDER BY r.id DESC LIMIT %(limit)s;
 
 -- name: runs_for_event
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
-FROM runs r JOIN events e ON e.id = r.event_id WHERE r.event_id = %(event_id)s ORDER BY r.id;
+FROM runs r JOIN events e ON e.id = r.event_id WHERE r.event_id = %(event_id)s
+   OR r.id IN (SELECT run_id FROM run_events WHERE event_id = %(event_id)s) ORDER BY r.id;
 
 -- name: request_cancel
-UPDATE runs SET cancel_requested = 1 WHERE id = %(run_id)s AND status = 'running';
+UPDATE runs SET cancel_requested = 1, cancel_reason = %(why)s WHERE id = %(run_id)s AND status = 'running';
 
 -- name: upsert_worker
 INSERT INTO workers (id, started_at, heartbeat_at) VALUES (%(id)s, %(now)s, %(now)s)
@@ -131,12 +138,14 @@ DELETE FROM workers WHERE id = %(id)s;
 
 -- name: release_runs
 UPDATE runs SET status = 'queued', owner = NULL, queued_at = %(now)s, resume_requested = 0
-WHERE status = 'running' AND owner = %(owner)s;
+WHERE status = 'running' AND owner = %(owner)s
+RETURNING ckey1, ckey2, skey;
 
 -- name: recover_runs
 UPDATE runs SET status = 'queued', owner = NULL, queued_at = %(now)s, resume_requested = 0
 WHERE status = 'running'
-  AND (owner IS NULL OR owner NOT IN (SELECT id FROM workers WHERE heartbeat_at >= %(alive_since)s));
+  AND (owner IS NULL OR owner NOT IN (SELECT id FROM workers WHERE heartbeat_at >= %(alive_since)s))
+RETURNING ckey1, ckey2, skey;
 
 -- name: delete_dead_workers
 DELETE FROM workers WHERE heartbeat_at < %(alive_since)s;
@@ -184,7 +193,7 @@ UPDATE steps SET status = 'failed', error = %(error)s, ended_at = %(now)s WHERE 
 INSERT INTO consumed (run_id, event_seq) VALUES (%(run_id)s, %(seq)s) ON CONFLICT DO NOTHING;
 
 -- name: trigger_of_run
-SELECT e.seq, e.id, e.name, e.data, e.key, e.v, e.ts FROM runs r JOIN events e ON e.id = r.event_id
+SELECT e.seq, r.last_seq, e.id, e.name, e.data, e.key, e.v, e.ts FROM runs r JOIN events e ON e.id = r.event_id
 WHERE r.id = %(run_id)s;
 
 -- name: event_by_seq
@@ -206,7 +215,8 @@ WHERE e.name = %(event_name)s AND e.seq > %(after)s AND e.seq <= %(upto)s AND e.
 ORDER BY e.seq LIMIT %(limit)s;
 
 -- name: backoff_run
-UPDATE runs SET status = 'sleeping', owner = NULL WHERE id = %(run_id)s AND owner = %(owner)s AND status = 'running';
+UPDATE runs SET status = 'sleeping', owner = NULL WHERE id = %(run_id)s AND owner = %(owner)s AND status = 'running'
+RETURNING ckey1, ckey2, skey;
 
 -- name: lookback_by_key
 SELECT e.seq FROM events e
@@ -229,7 +239,8 @@ UPDATE resume_handles SET used_at = %(now)s, early = %(early)s WHERE token_hash 
 -- name: list_events
 SELECT e.seq, e.id, e.name, e.data, e.key, e.v, e.ts, e.received_at, e.delivered,
        (SELECT count(*) FROM runs r WHERE r.event_id = e.id) AS started,
-       (SELECT count(*) FROM consumed c WHERE c.event_seq = e.seq) AS resumed
+       (SELECT count(*) FROM consumed c WHERE c.event_seq = e.seq) AS resumed,
+       (SELECT string_agg(s.function_id || chr(31) || s.reason, chr(30)) FROM skips s WHERE s.event_id = e.id) AS skipped
 FROM events e
 WHERE (%(name)s::text IS NULL OR e.name = %(name)s) AND (%(before)s::bigint IS NULL OR e.seq < %(before)s)
 ORDER BY e.seq DESC LIMIT %(limit)s;
@@ -237,11 +248,12 @@ ORDER BY e.seq DESC LIMIT %(limit)s;
 -- name: get_event
 SELECT e.seq, e.id, e.name, e.data, e.key, e.v, e.ts, e.received_at, e.delivered,
        (SELECT count(*) FROM runs r WHERE r.event_id = e.id) AS started,
-       (SELECT count(*) FROM consumed c WHERE c.event_seq = e.seq) AS resumed
+       (SELECT count(*) FROM consumed c WHERE c.event_seq = e.seq) AS resumed,
+       (SELECT string_agg(s.function_id || chr(31) || s.reason, chr(30)) FROM skips s WHERE s.event_id = e.id) AS skipped
 FROM events e WHERE e.id = %(event_id)s;
 
 -- name: runs_resumed_by_event
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM consumed c JOIN events x ON x.seq = c.event_seq JOIN runs r ON r.id = c.run_id JOIN events e ON e.id = r.event_id
 WHERE x.id = %(event_id)s ORDER BY r.id;
@@ -325,3 +337,120 @@ WITH gone AS (DELETE FROM wait_counts RETURNING open_waits, scanned_waits),
                        coalesce(sum(scanned_waits), 0)::bigint AS scanned FROM gone),
      folded AS (INSERT INTO wait_counts (open_waits, scanned_waits) SELECT open, scanned FROM summed)
 SELECT open, scanned FROM summed;
+
+-- name: gated_candidates
+-- Ready runs whose start needs a look at their limits, in their place's order.
+SELECT id, function_id, ckey1, ckey2, tkey, skey, started_at FROM runs
+WHERE status = 'queued' AND held IS NULL AND gated = 1 ORDER BY place, id LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: start_run
+UPDATE runs SET status = 'running', owner = %(owner)s, resume_requested = 0, started_at = coalesce(started_at, %(now)s),
+    queued_reason = NULL
+WHERE id = %(id)s AND status = 'queued'
+RETURNING id, function_id, event_id, created_at, cancel_requested, last_seq;
+
+-- name: hold_run
+UPDATE runs SET held = %(held)s, queued_reason = %(reason)s WHERE id = %(id)s AND status = 'queued';
+
+-- name: unhold_run
+UPDATE runs SET held = NULL, queued_reason = NULL WHERE id = %(run_id)s AND status = 'queued' AND held IS NOT NULL;
+
+-- name: release_next
+-- The run held longest behind a partition (by place) is ready again, as a slot or a window of it is free.
+UPDATE runs SET held = NULL, queued_reason = NULL
+WHERE id = (SELECT id FROM runs WHERE status = 'queued' AND held = %(held)s ORDER BY place, id LIMIT 1);
+
+-- name: running_in
+SELECT (SELECT count(*) FROM runs WHERE status = 'running' AND ckey1 = %(key)s)
+     + (SELECT count(*) FROM runs WHERE status = 'running' AND ckey2 = %(key)s) AS n;
+
+-- name: running_singleton
+SELECT count(*) AS n FROM runs
+WHERE skey = %(key)s AND status IN ('queued', 'running', 'sleeping', 'waiting') AND status = 'running' AND id != %(id)s;
+
+-- name: throttle_window
+SELECT started_at FROM runs WHERE tkey = %(key)s AND started_at IS NOT NULL AND started_at > %(since)s
+ORDER BY started_at DESC LIMIT %(limit)s;
+
+-- name: unfinished_in
+SELECT id FROM runs WHERE skey = %(key)s AND status IN ('queued', 'running', 'sleeping', 'waiting') ORDER BY id;
+
+-- name: rate_count
+SELECT count(*) AS n FROM rate_windows WHERE partition = %(partition)s AND at > %(since)s;
+
+-- name: rate_prune
+DELETE FROM rate_windows WHERE partition = %(partition)s AND at <= %(since)s;
+
+-- name: rate_insert
+INSERT INTO rate_windows (partition, at) VALUES (%(partition)s, %(now)s);
+
+-- name: idempotency_taken
+SELECT 1 AS taken FROM idempotency_keys WHERE function_id = %(function_id)s AND key = %(key)s AND created_at > %(since)s;
+
+-- name: idempotency_put
+INSERT INTO idempotency_keys (function_id, key, created_at) VALUES (%(function_id)s, %(key)s, %(now)s)
+ON CONFLICT (function_id, key) DO UPDATE SET created_at = excluded.created_at;
+
+-- name: insert_skip
+INSERT INTO skips (event_id, function_id, reason, at) VALUES (%(event_id)s, %(function_id)s, %(reason)s, %(now)s)
+ON CONFLICT (event_id, function_id) DO NOTHING;
+
+-- name: count_skip
+INSERT INTO skip_counts (function_id, reason, n) VALUES (%(function_id)s, %(reason)s, 1)
+ON CONFLICT (function_id, reason) DO UPDATE SET n = skip_counts.n + 1;
+
+-- name: skip_counts
+SELECT function_id, reason, n FROM skip_counts;
+
+-- name: count_held
+SELECT queued_reason, count(*) AS n FROM runs WHERE status = 'queued' AND held IS NOT NULL GROUP BY queued_reason;
+
+-- name: buffer_for
+SELECT id, kind, first_at, last_at, due_at, size, bytes, next_pos FROM buffers
+WHERE function_id = %(function_id)s AND partition = %(partition)s FOR UPDATE;
+
+-- name: buffer_by_id
+SELECT id, function_id, kind, partition, first_at, due_at, size FROM buffers WHERE id = %(id)s FOR UPDATE;
+
+-- name: insert_buffer
+INSERT INTO buffers (function_id, kind, partition, first_at, last_at, due_at, size, bytes, next_pos)
+VALUES (%(function_id)s, %(kind)s, %(partition)s, %(now)s, %(now)s, %(due_at)s, 1, %(bytes)s, 1) RETURNING id;
+
+-- name: grow_buffer
+UPDATE buffers SET last_at = %(now)s, due_at = %(due_at)s, size = %(size)s, bytes = bytes + %(bytes)s, next_pos = next_pos + 1
+WHERE id = %(id)s;
+
+-- name: insert_buffer_event
+INSERT INTO buffer_events (buffer_id, pos, event_id) VALUES (%(buffer_id)s, %(pos)s, %(event_id)s);
+
+-- name: drop_buffer_event
+DELETE FROM buffer_events WHERE buffer_id = %(buffer_id)s AND pos = %(pos)s;
+
+-- name: buffer_event_ids
+SELECT event_id FROM buffer_events WHERE buffer_id = %(buffer_id)s ORDER BY pos;
+
+-- name: delete_buffer
+DELETE FROM buffers WHERE id = %(id)s;
+
+-- name: delete_buffer_events
+DELETE FROM buffer_events WHERE buffer_id = %(buffer_id)s;
+
+-- name: list_buffers
+SELECT id, function_id, kind, partition, first_at, last_at, due_at, size FROM buffers
+WHERE (%(function_id)s::text IS NULL OR function_id = %(function_id)s) ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: insert_run_event
+INSERT INTO run_events (run_id, pos, event_id) VALUES (%(run_id)s, %(pos)s, %(event_id)s);
+
+-- name: events_of_run
+SELECT e.id, e.name, e.data, e.key, e.v, e.ts FROM run_events x JOIN events e ON e.id = x.event_id
+WHERE x.run_id = %(run_id)s ORDER BY x.pos;
+
+-- name: event_row_by_id
+SELECT seq, id, name, data, key, v, ts, exclude_function, only_function FROM events WHERE id = %(id)s;
+
+-- name: ungate_runs
+-- This process has no limits left, so runs created with some start as others do.
+UPDATE runs SET gated = 0, held = NULL, queued_reason = NULL
+WHERE id IN (SELECT id FROM runs WHERE status = 'queued' AND gated = 1 LIMIT 1000);

@@ -16,13 +16,16 @@ SELECT seq, id, name, data, key, v, ts, exclude_function, only_function FROM eve
 WHERE delivered = 0 AND ts <= :now ORDER BY ts, seq LIMIT :limit;
 
 -- name: insert_run
-INSERT INTO runs (id, function_id, event_id, status, created_at, queued_at)
-VALUES (:id, :function_id, :event_id, 'queued', :now, :now);
+INSERT INTO runs (id, function_id, event_id, status, created_at, queued_at, place, gated, ckey1, ckey2, tkey,
+                  skey, last_seq)
+VALUES (:id, :function_id, :event_id, 'queued', :now, :now, :place, :gated, :ckey1, :ckey2, :tkey, :skey, :last_seq);
 
 -- name: claim_runs
-UPDATE runs SET status = 'running', owner = :owner, resume_requested = 0
-WHERE id IN (SELECT id FROM runs WHERE status = 'queued' ORDER BY queued_at, id LIMIT :limit)
-RETURNING id, function_id, event_id, created_at, cancel_requested;
+-- Runs without limits, the first ready ones, in their place's order.
+UPDATE runs SET status = 'running', owner = :owner, resume_requested = 0, started_at = coalesce(started_at, :now)
+WHERE id IN (SELECT id FROM runs WHERE status = 'queued' AND held IS NULL AND gated = 0 ORDER BY place, id
+             LIMIT :limit)
+RETURNING id, function_id, event_id, created_at, cancel_requested, last_seq;
 
 -- name: event_by_id
 SELECT id, name, data, key, v, ts FROM events WHERE id = :id;
@@ -48,14 +51,16 @@ ON CONFLICT (run_id, step_id) DO UPDATE SET kind = excluded.kind, due_at = exclu
 
 -- name: park_run
 UPDATE runs SET status = :status, owner = NULL
-WHERE id = :run_id AND owner = :owner AND resume_requested = 0 AND cancel_requested = 0;
+WHERE id = :run_id AND owner = :owner AND resume_requested = 0 AND cancel_requested = 0
+RETURNING ckey1, ckey2, skey;
 
 -- name: clear_resume
 UPDATE runs SET resume_requested = 0 WHERE id = :run_id;
 
 -- name: requeue_run
 UPDATE runs SET status = 'queued', owner = NULL, queued_at = :now, resume_requested = 0
-WHERE id = :run_id AND owner = :owner;
+WHERE id = :run_id AND owner = :owner
+RETURNING ckey1, ckey2, skey;
 
 -- name: finish_run
 UPDATE runs SET status = :status, output = :output, error = :error, ended_at = :now, owner = NULL
@@ -88,35 +93,37 @@ SELECT min(due) AS due FROM (
 );
 
 -- name: has_work
-SELECT EXISTS (SELECT 1 FROM runs WHERE status IN ('queued', 'running'))
+SELECT EXISTS (SELECT 1 FROM runs WHERE status = 'running')
+    OR EXISTS (SELECT 1 FROM runs WHERE status = 'queued' AND held IS NULL)
     OR EXISTS (SELECT 1 FROM timers WHERE due_at <= :now)
     OR EXISTS (SELECT 1 FROM events WHERE delivered = 0 AND ts <= :now) AS busy;
 
 -- name: get_run
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.owner,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.owner,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id WHERE r.id = :run_id;
 
 -- name: get_run_for_update
 -- SQLite's single writer already orders this transaction against a recover.
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.owner,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.owner,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id WHERE r.id = :run_id;
 
 -- name: list_runs
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id
 WHERE (:function_id IS NULL OR r.function_id = :function_id) AND (:status IS NULL OR r.status = :status)
 ORDER BY r.id DESC LIMIT :limit;
 
 -- name: runs_for_event
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
-FROM runs r JOIN events e ON e.id = r.event_id WHERE r.event_id = :event_id ORDER BY r.id;
+FROM runs r JOIN events e ON e.id = r.event_id WHERE r.event_id = :event_id
+   OR r.id IN (SELECT run_id FROM run_events WHERE event_id = :event_id) ORDER BY r.id;
 
 -- name: request_cancel
-UPDATE runs SET cancel_requested = 1 WHERE id = :run_id AND status = 'running';
+UPDATE runs SET cancel_requested = 1, cancel_reason = :why WHERE id = :run_id AND status = 'running';
 
 -- name: upsert_worker
 INSERT INTO workers (id, started_at, heartbeat_at) VALUES (:id, :now, :now)
@@ -127,12 +134,14 @@ DELETE FROM workers WHERE id = :id;
 
 -- name: release_runs
 UPDATE runs SET status = 'queued', owner = NULL, queued_at = :now, resume_requested = 0
-WHERE status = 'running' AND owner = :owner;
+WHERE status = 'running' AND owner = :owner
+RETURNING ckey1, ckey2, skey;
 
 -- name: recover_runs
 UPDATE runs SET status = 'queued', owner = NULL, queued_at = :now, resume_requested = 0
 WHERE status = 'running'
-  AND (owner IS NULL OR owner NOT IN (SELECT id FROM workers WHERE heartbeat_at >= :alive_since));
+  AND (owner IS NULL OR owner NOT IN (SELECT id FROM workers WHERE heartbeat_at >= :alive_since))
+RETURNING ckey1, ckey2, skey;
 
 -- name: delete_dead_workers
 DELETE FROM workers WHERE heartbeat_at < :alive_since;
@@ -178,7 +187,7 @@ UPDATE steps SET status = 'failed', error = :error, ended_at = :now WHERE run_id
 INSERT OR IGNORE INTO consumed (run_id, event_seq) VALUES (:run_id, :seq);
 
 -- name: trigger_of_run
-SELECT e.seq, e.id, e.name, e.data, e.key, e.v, e.ts FROM runs r JOIN events e ON e.id = r.event_id
+SELECT e.seq, r.last_seq, e.id, e.name, e.data, e.key, e.v, e.ts FROM runs r JOIN events e ON e.id = r.event_id
 WHERE r.id = :run_id;
 
 -- name: event_by_seq
@@ -200,7 +209,8 @@ WHERE e.name = :event_name AND e.seq > :after AND e.seq <= :upto AND e.delivered
 ORDER BY e.seq LIMIT :limit;
 
 -- name: backoff_run
-UPDATE runs SET status = 'sleeping', owner = NULL WHERE id = :run_id AND owner = :owner AND status = 'running';
+UPDATE runs SET status = 'sleeping', owner = NULL WHERE id = :run_id AND owner = :owner AND status = 'running'
+RETURNING ckey1, ckey2, skey;
 
 -- name: lookback_by_key
 SELECT e.seq FROM events e
@@ -223,7 +233,8 @@ UPDATE resume_handles SET used_at = :now, early = :early WHERE token_hash = :tok
 -- name: list_events
 SELECT e.seq, e.id, e.name, e.data, e.key, e.v, e.ts, e.received_at, e.delivered,
        (SELECT count(*) FROM runs r WHERE r.event_id = e.id) AS started,
-       (SELECT count(*) FROM consumed c WHERE c.event_seq = e.seq) AS resumed
+       (SELECT count(*) FROM consumed c WHERE c.event_seq = e.seq) AS resumed,
+       (SELECT group_concat(s.function_id || char(31) || s.reason, char(30)) FROM skips s WHERE s.event_id = e.id) AS skipped
 FROM events e
 WHERE (:name IS NULL OR e.name = :name) AND (:before IS NULL OR e.seq < :before)
 ORDER BY e.seq DESC LIMIT :limit;
@@ -231,11 +242,12 @@ ORDER BY e.seq DESC LIMIT :limit;
 -- name: get_event
 SELECT e.seq, e.id, e.name, e.data, e.key, e.v, e.ts, e.received_at, e.delivered,
        (SELECT count(*) FROM runs r WHERE r.event_id = e.id) AS started,
-       (SELECT count(*) FROM consumed c WHERE c.event_seq = e.seq) AS resumed
+       (SELECT count(*) FROM consumed c WHERE c.event_seq = e.seq) AS resumed,
+       (SELECT group_concat(s.function_id || char(31) || s.reason, char(30)) FROM skips s WHERE s.event_id = e.id) AS skipped
 FROM events e WHERE e.id = :event_id;
 
 -- name: runs_resumed_by_event
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM consumed c JOIN events x ON x.seq = c.event_seq JOIN runs r ON r.id = c.run_id JOIN events e ON e.id = r.event_id
 WHERE x.id = :event_id ORDER BY r.id;
@@ -310,3 +322,119 @@ SELECT status, n FROM run_counts;
 
 -- name: counted_waits
 SELECT open_waits AS open, scanned_waits AS scanned FROM wait_counts;
+
+-- name: gated_candidates
+-- Ready runs whose start needs a look at their limits, in their place's order.
+SELECT id, function_id, ckey1, ckey2, tkey, skey, started_at FROM runs
+WHERE status = 'queued' AND held IS NULL AND gated = 1 ORDER BY place, id LIMIT :limit;
+
+-- name: start_run
+UPDATE runs SET status = 'running', owner = :owner, resume_requested = 0, started_at = coalesce(started_at, :now),
+    queued_reason = NULL
+WHERE id = :id AND status = 'queued'
+RETURNING id, function_id, event_id, created_at, cancel_requested, last_seq;
+
+-- name: hold_run
+UPDATE runs SET held = :held, queued_reason = :reason WHERE id = :id AND status = 'queued';
+
+-- name: unhold_run
+UPDATE runs SET held = NULL, queued_reason = NULL WHERE id = :run_id AND status = 'queued' AND held IS NOT NULL;
+
+-- name: release_next
+-- The run held longest behind a partition (by place) is ready again, as a slot or a window of it is free.
+UPDATE runs SET held = NULL, queued_reason = NULL
+WHERE id = (SELECT id FROM runs WHERE status = 'queued' AND held = :held ORDER BY place, id LIMIT 1);
+
+-- name: running_in
+SELECT (SELECT count(*) FROM runs WHERE status = 'running' AND ckey1 = :key)
+     + (SELECT count(*) FROM runs WHERE status = 'running' AND ckey2 = :key) AS n;
+
+-- name: running_singleton
+SELECT count(*) AS n FROM runs
+WHERE skey = :key AND status IN ('queued', 'running', 'sleeping', 'waiting') AND status = 'running' AND id != :id;
+
+-- name: throttle_window
+SELECT started_at FROM runs WHERE tkey = :key AND started_at IS NOT NULL AND started_at > :since
+ORDER BY started_at DESC LIMIT :limit;
+
+-- name: unfinished_in
+SELECT id FROM runs WHERE skey = :key AND status IN ('queued', 'running', 'sleeping', 'waiting') ORDER BY id;
+
+-- name: rate_count
+SELECT count(*) AS n FROM rate_windows WHERE partition = :partition AND at > :since;
+
+-- name: rate_prune
+DELETE FROM rate_windows WHERE partition = :partition AND at <= :since;
+
+-- name: rate_insert
+INSERT INTO rate_windows (partition, at) VALUES (:partition, :now);
+
+-- name: idempotency_taken
+SELECT 1 AS taken FROM idempotency_keys WHERE function_id = :function_id AND key = :key AND created_at > :since;
+
+-- name: idempotency_put
+INSERT INTO idempotency_keys (function_id, key, created_at) VALUES (:function_id, :key, :now)
+ON CONFLICT (function_id, key) DO UPDATE SET created_at = excluded.created_at;
+
+-- name: insert_skip
+INSERT INTO skips (event_id, function_id, reason, at) VALUES (:event_id, :function_id, :reason, :now)
+ON CONFLICT (event_id, function_id) DO NOTHING;
+
+-- name: count_skip
+INSERT INTO skip_counts (function_id, reason, n) VALUES (:function_id, :reason, 1)
+ON CONFLICT (function_id, reason) DO UPDATE SET n = skip_counts.n + 1;
+
+-- name: skip_counts
+SELECT function_id, reason, n FROM skip_counts;
+
+-- name: count_held
+SELECT queued_reason, count(*) AS n FROM runs WHERE status = 'queued' AND held IS NOT NULL GROUP BY queued_reason;
+
+-- name: buffer_for
+SELECT id, kind, first_at, last_at, due_at, size, bytes, next_pos FROM buffers
+WHERE function_id = :function_id AND partition = :partition;
+
+-- name: buffer_by_id
+SELECT id, function_id, kind, partition, first_at, due_at, size FROM buffers WHERE id = :id;
+
+-- name: insert_buffer
+INSERT INTO buffers (function_id, kind, partition, first_at, last_at, due_at, size, bytes, next_pos)
+VALUES (:function_id, :kind, :partition, :now, :now, :due_at, 1, :bytes, 1) RETURNING id;
+
+-- name: grow_buffer
+UPDATE buffers SET last_at = :now, due_at = :due_at, size = :size, bytes = bytes + :bytes, next_pos = next_pos + 1
+WHERE id = :id;
+
+-- name: insert_buffer_event
+INSERT INTO buffer_events (buffer_id, pos, event_id) VALUES (:buffer_id, :pos, :event_id);
+
+-- name: drop_buffer_event
+DELETE FROM buffer_events WHERE buffer_id = :buffer_id AND pos = :pos;
+
+-- name: buffer_event_ids
+SELECT event_id FROM buffer_events WHERE buffer_id = :buffer_id ORDER BY pos;
+
+-- name: delete_buffer
+DELETE FROM buffers WHERE id = :id;
+
+-- name: delete_buffer_events
+DELETE FROM buffer_events WHERE buffer_id = :buffer_id;
+
+-- name: list_buffers
+SELECT id, function_id, kind, partition, first_at, last_at, due_at, size FROM buffers
+WHERE (:function_id IS NULL OR function_id = :function_id) ORDER BY id DESC LIMIT :limit;
+
+-- name: insert_run_event
+INSERT INTO run_events (run_id, pos, event_id) VALUES (:run_id, :pos, :event_id);
+
+-- name: events_of_run
+SELECT e.id, e.name, e.data, e.key, e.v, e.ts FROM run_events x JOIN events e ON e.id = x.event_id
+WHERE x.run_id = :run_id ORDER BY x.pos;
+
+-- name: event_row_by_id
+SELECT seq, id, name, data, key, v, ts, exclude_function, only_function FROM events WHERE id = :id;
+
+-- name: ungate_runs
+-- This process has no limits left, so runs created with some start as others do.
+UPDATE runs SET gated = 0, held = NULL, queued_reason = NULL
+WHERE id IN (SELECT id FROM runs WHERE status = 'queued' AND gated = 1 LIMIT 1000);

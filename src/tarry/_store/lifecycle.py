@@ -1,0 +1,353 @@
+"""The run lifecycle, shared by every SQL dialect: admission, claiming, and each change of a run's status.
+
+*Admission* decides, as an event is delivered, whether it starts a run of a function (idempotency,
+rate limit, singleton, then debounce or batch). *Claiming* decides which queued run starts next
+(concurrency, throttle, priority, the worker's free slots). Every other transition — park, requeue,
+back-off, finish, cancel — is one function here, and each hands what the run leaves (a slot, a window)
+to the run held next behind it. The rules are data (``Flow``, compiled at decoration); the counts,
+windows and buffers they read live in the store and change in the transaction that admits or claims.
+See docs/design/runs.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from tarry import _ids, _serde
+from tarry._flow import IDEMPOTENCY_MS, MAX_BATCH_BYTES, MAX_BURST, Flow, RunKeys
+from tarry._model import QueuedReason, RunStatus, SkipReason
+from tarry._store.base import TimerKind
+from tarry._store.rows import event_json, run_from_row
+from tarry._store.sql_waits import Conn, Row, WaitsMixin
+
+BUFFER_TIMER = "#buffer"  # the run_id of a burst's or batch's timer (its step_id is the buffer's id)
+START_STEP = "#start"  # the step ids of a run's own timers
+FINISH_STEP = "#finish"
+THROTTLE_STEP = "#throttle"
+#: ready runs a claim looks at in one transaction before it leaves the rest to the next turn
+MAX_LOOKS = 1000
+UNFINISHED = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SLEEPING, RunStatus.WAITING)
+_NO_KEYS = RunKeys()
+
+
+def cancelled(why: str | None) -> dict[str, str]:
+    """A cancelled run's error, naming what cancelled it."""
+    return {"name": "Cancelled", "message": why or "the run was cancelled"}
+
+
+@dataclass(frozen=True)
+class _Hold:
+    """A claim's verdict on a gated run: held queued behind ``partition`` (until ``due``, for a throttle)."""
+
+    partition: str
+    reason: QueuedReason
+    due: int | None = None
+
+
+_BUSY = "busy"  # another transaction is deciding about this partition now: leave the run for the next turn
+
+
+class LifecycleMixin(WaitsMixin):
+    """Admission, claiming and the status transitions; every method runs inside a store transaction."""
+
+    def _try_lock(self, c: Conn, key: str) -> bool:
+        """Take ``key``'s lock if nobody holds it (always, with one writer)."""
+        return True
+
+    def _cancel(self, c: Conn, run_id: str, now: int, why: str | None = None) -> str:
+        """Cancel a run: at once unless it is running (``requested``: at its next step boundary)."""
+        row = self._x(c, "get_run_for_update", {"run_id": run_id}).fetchone()
+        if row is None or RunStatus(row["status"]).finished:
+            return "ended"
+        if row["status"] == RunStatus.RUNNING:
+            self._x(c, "request_cancel", {"run_id": run_id, "why": why})
+            return "requested"
+        self._finish(c, run_id, None, RunStatus.CANCELLED, None, cancelled(why), now)
+        return "cancelled"
+
+    # -- admission ------------------------------------------------------------
+
+    def _start_functions(self, c: Conn, row: Row, now: int, started: list[str] | None) -> None:
+        """Admit a delivered event (a row of ``events``) to each function it triggers."""
+        invoked = row["only_function"] is not None  # step.invoke: a run of its own, whatever admission says
+        for function_id in self.hooks.route(row["name"], row["exclude_function"], row["only_function"]):
+            flow = self.hooks.flow(function_id)
+            if flow.admits and not invoked:
+                run_id = self._admit(c, row, function_id, flow, now)
+            else:
+                run_id = self._create_run(c, function_id, row, flow, now)
+            if run_id is not None and started is not None:
+                started.append(run_id)
+
+    def _admit(self, c: Conn, row: Row, function_id: str, flow: Flow, now: int) -> str | None:
+        """Idempotency, rate limit, singleton, then debounce or batch, in that order; an event turned away by
+        one is not counted by the later ones. The run created, if one was."""
+        event = event_json(row)
+        idempotency = flow.idempotency_key(event)
+        if idempotency is not None:
+            self._lock(c, [f"i\x1f{function_id}\x1f{idempotency}"])
+            taken = {"function_id": function_id, "key": idempotency, "since": now - IDEMPOTENCY_MS}
+            if self._x(c, "idempotency_taken", taken).fetchone() is not None:
+                self._skip(c, row, function_id, SkipReason.IDEMPOTENCY, now)
+                return None
+        rate = flow.rate_limit.partition(event) if flow.rate_limit else None
+        if rate is not None and flow.rate_limit:
+            self._lock(c, [rate])
+            window = {"partition": rate, "since": now - flow.rate_limit.period_ms}
+            if self._x(c, "rate_count", window).fetchone()["n"] >= flow.rate_limit.limit:
+                self._skip(c, row, function_id, SkipReason.RATE_LIMIT, now)
+                return None
+        if flow.singleton:
+            partition = flow.singleton.partition(event)
+            self._lock(c, [partition])
+            unfinished = [r["id"] for r in self._x(c, "unfinished_in", {"key": partition})]
+            if unfinished and flow.singleton.mode == "skip":
+                self._skip(c, row, function_id, SkipReason.SINGLETON, now)
+                return None
+            for old in unfinished:  # mode "cancel": the new run starts once these have ended (claim holds it)
+                self._cancel(c, old, now, f"singleton: a newer event ({row['id']}) replaced the run")
+        if idempotency is not None:
+            self._x(c, "idempotency_put", {"function_id": function_id, "key": idempotency, "now": now})
+        if rate is not None:
+            self._x(c, "rate_prune", window)
+            self._x(c, "rate_insert", {"partition": rate, "now": now})
+        if flow.debounce or flow.batch:
+            return self._gather(c, row, event, function_id, flow, now)
+        return self._create_run(c, function_id, row, flow, now)
+
+    def _skip(self, c: Conn, row: Row, function_id: str, reason: SkipReason, now: int) -> None:
+        skip = {"event_id": row["id"], "function_id": function_id, "reason": reason.value, "now": now}
+        if self._x(c, "insert_skip", skip).rowcount:
+            self._x(c, "count_skip", skip)
+
+    def _create_run(self, c: Conn, function_id: str, row: Row, flow: Flow, now: int,
+                    events: list[str] | None = None, last_seq: int | None = None) -> str:  # fmt: skip
+        """A new queued run of ``row``'s event (and, for a batch or burst, of ``events``, in order)."""
+        run_id = _ids.new_id(now)
+        trigger = event_json(row)
+        keys = flow.run_keys(trigger) if flow.keyed else _NO_KEYS
+        slots = (*keys.concurrency, None, None)
+        self._x(c, "insert_run", {"id": run_id, "function_id": function_id, "event_id": row["id"], "now": now,
+                                  "place": now - keys.priority_ms, "gated": int(flow.gated), "ckey1": slots[0],
+                                  "ckey2": slots[1], "tkey": keys.throttle, "skey": keys.singleton,
+                                  "last_seq": last_seq})  # fmt: skip
+        for pos, event_id in enumerate(events or ()):
+            self._x(c, "insert_run_event", {"run_id": run_id, "pos": pos, "event_id": event_id})
+        if flow.start_ms:
+            self._timer(c, run_id, START_STEP, TimerKind.START_TIMEOUT, now + flow.start_ms)
+        for wait in self.hooks.cancel_waits(function_id, trigger):
+            self._insert_wait(c, run_id, wait, now)
+        return run_id
+
+    def _timer(self, c: Conn, run_id: str, step_id: str, kind: TimerKind, due_at: int) -> None:
+        self._x(c, "insert_timer", {"run_id": run_id, "step_id": step_id, "kind": kind.value, "due_at": due_at})
+
+    # -- debounce and batch ---------------------------------------------------
+
+    def _gather(self, c: Conn, row: Row, event: dict[str, Any], function_id: str, flow: Flow,
+                now: int) -> str | None:  # fmt: skip
+        """Add the event to its partition's burst or batch; the run made if that closed the batch."""
+        rule = flow.batch or flow.debounce
+        assert rule is not None
+        partition = rule.partition(event)
+        self._lock(c, [partition])
+        size = len(row["data"]) + len(row["name"]) + 64  # the event's JSON, near enough
+        where = {"function_id": function_id, "partition": partition}
+        buffer = self._x(c, "buffer_for", where).fetchone()
+        made = None
+        if buffer is not None and flow.batch and buffer["bytes"] + size > MAX_BATCH_BYTES:
+            made = self._flush(c, buffer["id"], now)  # this event would take the batch past its size: the next
+            buffer = None
+        if buffer is None:
+            due = now + (rule.timeout_ms or 0 if flow.batch else min(rule.period_ms, rule.timeout_ms or rule.period_ms))
+            kind = "batch" if flow.batch else "debounce"
+            buffer_id = self._x(c, "insert_buffer", {**where, "kind": kind, "now": now, "due_at": due,
+                                                     "bytes": size}).fetchone()["id"]  # fmt: skip
+            pos, count = 0, 1
+        else:
+            buffer_id, pos, count = buffer["id"], buffer["next_pos"], buffer["size"] + 1
+            due = buffer["due_at"]
+            if flow.debounce:  # each event restarts the period, up to the timeout after the burst's first
+                due = now + rule.period_ms
+                if rule.timeout_ms is not None:
+                    due = min(due, buffer["first_at"] + rule.timeout_ms)
+            if flow.debounce and count > MAX_BURST:  # the newest are kept
+                self._x(c, "drop_buffer_event", {"buffer_id": buffer_id, "pos": pos - MAX_BURST})
+                count = MAX_BURST
+            self._x(c, "grow_buffer", {"id": buffer_id, "now": now, "due_at": due, "size": count, "bytes": size})
+        self._x(c, "insert_buffer_event", {"buffer_id": buffer_id, "pos": pos, "event_id": row["id"]})
+        if flow.batch and count >= rule.limit:
+            return self._flush(c, buffer_id, now)
+        self._timer(c, BUFFER_TIMER, str(buffer_id), TimerKind.FLUSH, due)
+        return made
+
+    def _flush(self, c: Conn, buffer_id: int, now: int) -> str | None:
+        """Create the run of a burst or batch and forget the buffer."""
+        buffer = self._x(c, "buffer_by_id", {"id": buffer_id}).fetchone()
+        if buffer is None:
+            return None
+        ids = [r["event_id"] for r in self._x(c, "buffer_event_ids", {"buffer_id": buffer_id})]
+        self._x(c, "delete_buffer_events", {"buffer_id": buffer_id})
+        self._x(c, "delete_buffer", {"id": buffer_id})
+        self._x(c, "delete_timer", {"run_id": BUFFER_TIMER, "step_id": str(buffer_id)})
+        if not ids:
+            return None
+        first = self._x(c, "event_row_by_id", {"id": ids[0]}).fetchone()
+        last = self._x(c, "event_row_by_id", {"id": ids[-1]}).fetchone()
+        trigger = first if buffer["kind"] == "batch" else last  # ctx.event: a batch's first, a burst's last
+        flow = self.hooks.flow(buffer["function_id"])
+        return self._create_run(c, buffer["function_id"], trigger, flow, now, ids, last["seq"])
+
+    # -- claiming -------------------------------------------------------------
+
+    def _pick(self, c: Conn, owner: str, limit: int, now: int) -> tuple[list[Row], bool]:
+        """Start up to ``limit`` queued runs for ``owner``: first the gated ones their limits let start, then
+        the others, each in its place's order. Also whether runs were left that a next turn should look at."""
+        picked: list[Row] = []
+        again = False
+        if self.hooks.gated:
+            picked, again = self._start_gated(c, owner, limit, now)
+        if len(picked) < limit:
+            picked.extend(self._x(c, "claim_runs", {"owner": owner, "limit": limit - len(picked), "now": now}))
+        return picked, again
+
+    def _start_gated(self, c: Conn, owner: str, limit: int, now: int) -> tuple[list[Row], bool]:
+        picked: list[Row] = []
+        looked = 0
+        while len(picked) < limit and looked < MAX_LOOKS:
+            rows = self._x(c, "gated_candidates", {"limit": min(limit - len(picked), MAX_LOOKS - looked)}).fetchall()
+            if not rows:
+                return picked, False
+            busy = False
+            for row in rows:
+                looked += 1
+                flow = self.hooks.flow(row["function_id"])
+                verdict = self._gate(c, row, flow, now)
+                if verdict is None:
+                    picked.append(self._start(c, row, flow, owner, now))
+                elif verdict == _BUSY:
+                    busy = True  # still ready: our own select would return it again, so stop here
+                else:
+                    assert isinstance(verdict, _Hold)
+                    self._hold(c, row, verdict)
+            if busy:
+                return picked, True
+        return picked, looked >= MAX_LOOKS
+
+    def _gate(self, c: Conn, row: Row, flow: Flow, now: int) -> _Hold | str | None:
+        """Whether a gated run may start now: None, a ``_Hold``, or ``_BUSY``."""
+        for i, partition in enumerate((row["ckey1"], row["ckey2"])):
+            if partition is None or i >= len(flow.concurrency):
+                continue
+            if not self._try_lock(c, partition):
+                return _BUSY
+            if self._x(c, "running_in", {"key": partition}).fetchone()["n"] >= flow.concurrency[i].limit:
+                return _Hold(partition, QueuedReason.CONCURRENCY)
+        if row["skey"] is not None and flow.singleton is not None and flow.singleton.mode == "cancel":
+            if not self._try_lock(c, row["skey"]):
+                return _BUSY
+            if self._x(c, "running_singleton", {"key": row["skey"], "id": row["id"]}).fetchone()["n"]:
+                return _Hold(row["skey"], QueuedReason.CONCURRENCY)  # the run it replaces has not ended yet
+        throttle = flow.throttle
+        if row["started_at"] is None and row["tkey"] is not None and throttle is not None:
+            if not self._try_lock(c, row["tkey"]):
+                return _BUSY
+            window = {"key": row["tkey"], "since": now - throttle.period_ms, "limit": throttle.limit}
+            starts = [r["started_at"] for r in self._x(c, "throttle_window", window)]
+            if len(starts) >= throttle.limit:
+                return _Hold(row["tkey"], QueuedReason.THROTTLE, starts[throttle.limit - 1] + throttle.period_ms)
+        return None
+
+    def _hold(self, c: Conn, row: Row, hold: _Hold) -> None:
+        """Hold a run queued behind a partition; what it might have taken of its other partitions goes on."""
+        self._x(c, "hold_run", {"id": row["id"], "held": hold.partition, "reason": hold.reason.value})
+        if hold.due is not None:  # the head of a throttled partition: its window opens then
+            self._timer(c, row["id"], THROTTLE_STEP, TimerKind.THROTTLE, hold.due)
+        self._pass_on(
+            c, [k for k in (row["ckey1"], row["ckey2"], row["skey"]) if k is not None and k != hold.partition]
+        )
+
+    def _start(self, c: Conn, row: Row, flow: Flow, owner: str, now: int) -> Row:
+        started: Row = self._x(c, "start_run", {"id": row["id"], "owner": owner, "now": now}).fetchone()
+        if row["started_at"] is None:  # its first start
+            if flow.start_ms:
+                self._x(c, "delete_timer", {"run_id": row["id"], "step_id": START_STEP})
+            if flow.finish_ms:
+                self._timer(c, row["id"], FINISH_STEP, TimerKind.FINISH_TIMEOUT, now + flow.finish_ms)
+            if row["tkey"] is not None:  # the next held behind the window is looked at again (it may fit)
+                self._x(c, "release_next", {"held": row["tkey"]})
+        return started
+
+    def _pass_on(self, c: Conn, partitions: Iterable[str | None]) -> None:
+        """A slot or a window of each partition may be free: the run held longest behind it is ready again.
+        (Readying one too many costs a look; one too few would leave a free slot unused.)"""
+        keys = sorted({p for p in partitions if p is not None})
+        if keys:
+            self._lock(c, keys)  # after any claim deciding about them: it sees our change, or we see its hold
+            for key in keys:
+                self._x(c, "release_next", {"held": key})
+
+    def _left_running(self, c: Conn, rows: Iterable[Row]) -> None:
+        """Runs stopped executing (parked, requeued, backed off, ended): their slots go to the next held."""
+        self._pass_on(c, [k for r in rows for k in (r["ckey1"], r["ckey2"], r["skey"])])
+
+    # -- timers of the lifecycle ----------------------------------------------
+
+    def _fire_lifecycle_timer(self, c: Conn, row: Row, now: int) -> bool:
+        """Fire a timer of admission or claiming (its row already deleted); False for any other kind."""
+        kind = row["kind"]
+        if kind == TimerKind.FLUSH:
+            self._flush(c, int(row["step_id"]), now)
+        elif kind == TimerKind.THROTTLE:
+            self._x(c, "unhold_run", {"run_id": row["run_id"]})
+        elif kind == TimerKind.START_TIMEOUT:
+            run = self._x(c, "get_run_for_update", {"run_id": row["run_id"]}).fetchone()
+            if run is not None and run["status"] == RunStatus.QUEUED:
+                limit = self.hooks.flow(run["function_id"]).start_ms
+                self._cancel(c, row["run_id"], now, f"timeouts.start: not started within {_span(limit)}")
+        elif kind == TimerKind.FINISH_TIMEOUT:
+            run = self._x(c, "get_run", {"run_id": row["run_id"]}).fetchone()
+            limit = self.hooks.flow(run["function_id"]).finish_ms if run is not None else None
+            self._cancel(c, row["run_id"], now, f"timeouts.finish: not finished within {_span(limit)}")
+        else:
+            return False
+        return True
+
+    # -- transitions ------------------------------------------------------------
+
+    def _finish(self, c: Conn, run_id: str, owner: str | None, status: str, output: str | None,
+                error: dict[str, str] | None, now: int) -> bool:  # fmt: skip
+        """End the run; what it held goes to the next runs held; its system events are sent. True if they
+        started or resumed runs."""
+        row = self._x(c, "get_run_for_update", {"run_id": run_id}).fetchone()  # as run_control: fencing
+        if row is None or (owner is not None and row["owner"] != owner):
+            return False
+        if row["cancel_requested"]:
+            status, output, error = RunStatus.CANCELLED, None, cancelled(row["cancel_reason"])
+        params = {"run_id": run_id, "status": str(status), "output": output, "now": now,
+                  "error": None if error is None else _serde.dumps(error)}  # fmt: skip
+        if self._x(c, "finish_run", params).rowcount != 1:
+            return False
+        self._x(c, "delete_timers_of_run", {"run_id": run_id})
+        self._x(c, "delete_waits_of_run", {"run_id": run_id})
+        if row["held"] is not None:  # it was held behind a partition: the next held there goes ahead
+            self._pass_on(c, [row["held"]])
+        elif row["ckey1"] is not None or row["skey"] is not None:
+            self._left_running(c, [row])
+        woke: list[str] = []
+        self._send(c, self.hooks.system_events(run_from_row(row), str(status), error, _serde.loads(output), now),
+                   now, True, None, woke, woke)  # fmt: skip
+        return bool(woke)
+
+    _send: Callable[..., list[str]]  # the store's: insert and deliver events in this transaction
+
+
+def _span(ms: int | None) -> str:
+    if ms is None:
+        return "its limit"
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
