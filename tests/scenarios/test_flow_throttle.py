@@ -34,7 +34,14 @@ def contact(name: str, **data: Any) -> tarry.Event:
 
 
 async def runs_of(app: tarry.Tarry, event_ids: list[str]) -> list[tarry.Run]:
-    return [await one_run(app, i) for i in event_ids]
+    """The run each event started, read with its steps."""
+    return [await read(app, (await one_run(app, i)).id) for i in event_ids]
+
+
+async def read(app: tarry.Tarry, run_id: str) -> tarry.Run:
+    run = await app.get_run(run_id)
+    assert run is not None
+    return run
 
 
 def first_start(run: tarry.Run) -> datetime | None:
@@ -164,7 +171,7 @@ async def test_timeouts_start_cancels_a_run_the_throttle_held_too_long(app: tarr
         assert b.status == "completed", "b started 60 s after its creation, within 90 s"
         assert c.status == "queued"
         await clock.advance("30s")
-        c = await one_run(app, ids[2])
+        [c] = await runs_of(app, ids[2:])
         assert c.status == "cancelled" and c.ended_at == t0 + timedelta(seconds=90)
         assert c.error is not None and c.error["name"] == "Cancelled" and "timeouts.start" in c.error["message"]
         assert c.steps == []
@@ -185,7 +192,7 @@ async def test_timeouts_finish_counts_from_the_first_start(app: tarry.Tarry, clo
         await clock.advance("30s")
         assert (await one_run(app, ids[1])).status == "completed"
         await clock.advance("1m30s")
-        c = await one_run(app, ids[2])  # started at t0+2m, still sleeping at its deadline t0+4m
+        [c] = await runs_of(app, ids[2:])  # started at t0+2m, still sleeping at its deadline t0+4m
     assert c.status == "cancelled" and c.ended_at == t0 + timedelta(minutes=4)
     assert c.error is not None and c.error["name"] == "Cancelled" and "timeouts.finish" in c.error["message"]
     assert [s.id for s in c.steps if s.status == "completed"] == ["start"]
