@@ -84,12 +84,15 @@ async def one_run(app: tarry.Tarry, event_id: str) -> tarry.Run:
     return runs[0]
 
 
-async def all_queued(app: tarry.Tarry, event_ids: list[str]) -> list[tarry.Run]:
-    """Wait until each event has started its one run and every such run is ``queued``; return them in order."""
+async def all_queued(app: tarry.Tarry, event_ids: list[str], reason: str | None = None) -> list[tarry.Run]:
+    """Wait until each event has started its one run and every such run is ``queued`` (held for ``reason``,
+    when given: a run may be queued a moment before a claim looks at it); return them in order."""
 
     async def check() -> bool:
         runs = [await app.runs_for_event(i) for i in event_ids]
-        return all(len(r) == 1 and r[0].status == "queued" for r in runs)
+        return all(
+            len(r) == 1 and r[0].status == "queued" and (reason is None or r[0].queued_reason == reason) for r in runs
+        )
 
-    await eventually(check, f"runs of {event_ids} all queued")
+    await eventually(check, f"runs of {event_ids} all queued" + (f" for {reason}" if reason else ""))
     return [await one_run(app, i) for i in event_ids]

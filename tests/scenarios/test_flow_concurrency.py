@@ -272,8 +272,7 @@ async def test_queued_runs_start_by_priority_and_ties_in_arrival_order(app: tarr
         await gate.reached(1)
         ids = await app.send([job("b", p=0), job("c", p=10), job("d", p=10), job("e", p=-5),
                               job("f", p="high"), job("g", p=True), job("h")])  # fmt: skip
-        runs = await all_queued(app, ids)
-        assert all(r.queued_reason == "concurrency" for r in runs)
+        runs = await all_queued(app, ids, "concurrency")
         gate.open()
         for r in runs:
             await app.wait_for_run(r.id, timeout=LIMIT)
@@ -342,8 +341,7 @@ async def test_a_run_that_goes_on_after_a_wait_keeps_its_place(app: tarry.Tarry)
         [later] = await app.send(job("later"))
         await all_queued(app, [later])
         await app.send(tarry.Event("job/go"))
-        resumed = await _queued(app, parked.id)
-        assert resumed.queued_reason == "concurrency", "going on after a wait needs a slot again"
+        await _queued(app, parked.id)  # going on after a wait needs a slot again
         gate.open()
         await app.wait_for_run(parked.id, timeout=LIMIT)
         await app.wait_for_run((await one_run(app, later)).id, timeout=LIMIT)
@@ -385,11 +383,11 @@ async def test_the_limit_holds_across_two_workers_on_one_store(make_app: Callabl
 
 
 async def _queued(app: tarry.Tarry, run_id: str) -> tarry.Run:
-    """Wait until the run is queued again (after its wait ended) and return it."""
+    """Wait until the run is queued again (its wait ended), held behind a concurrency slot, and return it."""
     for _ in range(LIMIT * 100):
         run = await app.get_run(run_id)
         assert run is not None
-        if run.status == "queued":
+        if run.status == "queued" and run.queued_reason == "concurrency":
             return run
         await asyncio.sleep(0.01)
-    raise AssertionError(f"run {run_id} never queued")
+    raise AssertionError(f"run {run_id} never queued for concurrency: {run}")
