@@ -126,7 +126,7 @@ class Batch:
     """One run per ``max_size`` events of a partition, or per ``timeout`` after a batch's first event."""
 
     max_size: int
-    timeout: Any
+    timeout: Any = None  # required: None is refused with a ValueError that says so, as a bad one is
     key: str | None = None
     timeout_ms: int = field(init=False, repr=False, compare=False)
 

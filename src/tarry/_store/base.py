@@ -46,6 +46,9 @@ class Hooks(Protocol):
     def flow(self, function_id: str) -> Flow:
         """The flow-control rules of a function (data: ``NO_FLOW`` for one without, or unknown here)."""
 
+    def widest(self, partition: str) -> int:
+        """The largest concurrency limit any function of this app holds ``partition`` to."""
+
     @property
     def gated(self) -> bool:
         """Whether some function of this app has rules that decide when its runs start."""
@@ -218,6 +221,14 @@ class Delivery(enum.IntEnum):
     PENDING = 0  #: not delivered yet (due at its ``ts``)
     DELIVERED = 1  #: delivered: its runs started, its waits resolved
     SET_ASIDE = 2  #: its delivery failed ``MAX_FAILURES`` times: a dead letter, never delivered
+
+
+class Cancelled(enum.StrEnum):
+    """What ``Store.cancel`` did."""
+
+    CANCELLED = "cancelled"  #: the run ended cancelled at once
+    REQUESTED = "requested"  #: it is running: it ends cancelled at its next step boundary
+    ENDED = "ended"  #: it had already finished (or does not exist)
 
 
 class Control(enum.StrEnum):

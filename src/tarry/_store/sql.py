@@ -398,7 +398,10 @@ class SQLStore(LifecycleMixin):
 
     async def runs_for_event(self, event_id: str) -> list[Run]:
         return await self._read(
-            lambda c: [self._run(c, r) for r in self._x(c, "runs_for_event", {"event_id": event_id}).fetchall()]
+            lambda c: [
+                self._run(c, r, self._steps(c, r["id"]))  # few: a run's steps are what one looks for
+                for r in self._x(c, "runs_for_event", {"event_id": event_id}).fetchall()
+            ]
         )
 
     async def list_events(self, name: str | None, limit: int) -> list[EventRecord]:

@@ -453,4 +453,11 @@ SELECT seq, id, name, data, key, v, ts, exclude_function, only_function FROM eve
 -- name: ungate_runs
 -- This process has no limits left, so runs created with some start as others do.
 UPDATE runs SET gated = 0, held = NULL, queued_reason = NULL
-WHERE id IN (SELECT id FROM runs WHERE status = 'queued' AND gated = 1 LIMIT 1000);
+WHERE id IN (SELECT id FROM runs WHERE status = 'queued' AND held IS NULL AND gated = 1 LIMIT 1000)
+   OR id IN (SELECT id FROM runs WHERE status = 'queued' AND held IS NOT NULL LIMIT 1000);
+
+-- name: release_next_after
+-- The next run held behind a partition after the given one (which stays held).
+UPDATE runs SET held = NULL, queued_reason = NULL
+WHERE id = (SELECT r.id FROM runs r, runs me WHERE me.id = %(id)s AND r.status = 'queued' AND r.held = %(held)s
+            AND (r.place > me.place OR (r.place = me.place AND r.id > me.id)) ORDER BY r.place, r.id LIMIT 1);
