@@ -209,6 +209,7 @@ def document(secured: bool) -> dict[str, Any]:
                                     "event": _EVENT,
                                     "runs": {"type": "array", "items": _RUN},
                                     "resumed": {"type": "array", "items": _RUN},
+                                    "skipped": {"type": "array", "items": _SKIP},
                                 },
                             }
                         ),

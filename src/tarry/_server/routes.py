@@ -282,7 +282,8 @@ async def event_runs(request: Request) -> Response:
     started = await app.runs_for_event(event_id)
     resumed = await app.engine.store.runs_resumed_by_event(event_id)
     return JSONResponse({"event": event_record_json(record), "runs": [run_json(r, steps=False) for r in started],
-                         "resumed": [run_json(r, steps=False) for r in resumed]})  # fmt: skip
+                         "resumed": [run_json(r, steps=False) for r in resumed],
+                         "skipped": record.skipped})  # fmt: skip
 
 
 async def list_waits(request: Request) -> Response:
