@@ -146,7 +146,7 @@ def _class(page: _Page, prefix: str, name: str, cls: type) -> None:
         page.add("")
     else:
         own_init = "__init__" in vars(cls) or hasattr(cls, "__dataclass_fields__")
-        bases = [b.__name__ for b in cls.__bases__ if b is not object]
+        bases = [b.__name__ for b in cls.__bases__ if b is not object and not b.__name__.startswith("_")]
         header = f"class {name}({', '.join(bases)})" if bases else f"class {name}"
         shown = f"{name}{signature(cls)}" if own_init and name not in MADE_BY_TARRY else header
         page.add("```python", shown, "```", "")

@@ -24,7 +24,7 @@ from tarry._flow import Batch, Concurrency, Debounce, Priority, RateLimit, Singl
 from tarry._function import CancelOn, Registry, make_spec
 from tarry._model import DeadLetter, Event, Run, RunStatus
 from tarry._store import check_url, open_store, redact_url
-from tarry._store.base import NewEvent, Sent
+from tarry._store.base import Cancelled, NewEvent, Sent
 from tarry._twins import sync_twin
 
 T = TypeVar("T")
@@ -302,10 +302,10 @@ class Tarry:
         """Cancel a run (a running one at its next step); False when it had already finished."""
         engine = self.engine
         outcome = await engine.store.cancel(run_id, engine.clock.now_ms(), "cancelled by cancel_run")
-        if outcome == "requested":
+        if outcome == Cancelled.REQUESTED:
             engine.cancelling.add(run_id)
         engine.wake()
-        return outcome != "ended"
+        return outcome != Cancelled.ENDED
 
     async def dead_letters(self, *, limit: int = 100, before: int | None = None) -> list[DeadLetter]:
         """Rows the engine set aside after they failed again and again (events, timers, runs), newest

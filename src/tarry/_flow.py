@@ -71,8 +71,8 @@ class Concurrency:
 
 
 @dataclass(frozen=True)
-class Throttle:
-    """At most ``limit`` runs of one partition first starting in any ``period``; the others wait, queued."""
+class _Window:
+    """A limit of ``limit`` per ``period`` (a sliding window), per partition of ``key``."""
 
     limit: int
     period: Any
@@ -80,24 +80,20 @@ class Throttle:
     period_ms: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _limit("Throttle.limit", self.limit)
-        object.__setattr__(self, "period_ms", _period("Throttle.period", self.period))
-        _key("Throttle.key", self.key)
+        name = type(self).__name__
+        _limit(f"{name}.limit", self.limit)
+        object.__setattr__(self, "period_ms", _period(f"{name}.period", self.period))
+        _key(f"{name}.key", self.key)
 
 
 @dataclass(frozen=True)
-class RateLimit:
+class Throttle(_Window):
+    """At most ``limit`` runs of one partition first starting in any ``period``; the others wait, queued."""
+
+
+@dataclass(frozen=True)
+class RateLimit(_Window):
     """At most ``limit`` runs of one partition admitted in any ``period``; the other events start none."""
-
-    limit: int
-    period: Any
-    key: str | None = None
-    period_ms: int = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        _limit("RateLimit.limit", self.limit)
-        object.__setattr__(self, "period_ms", _period("RateLimit.period", self.period))
-        _key("RateLimit.key", self.key)
 
 
 @dataclass(frozen=True)
@@ -126,7 +122,7 @@ class Batch:
     """One run per ``max_size`` events of a partition, or per ``timeout`` after a batch's first event."""
 
     max_size: int
-    timeout: Any
+    timeout: Any = None  # required: None is refused with a ValueError that says so, as a bad one is
     key: str | None = None
     timeout_ms: int = field(init=False, repr=False, compare=False)
 

@@ -295,3 +295,23 @@ class DeadLetter:
     error: dict[str, str]
     first_failed_at: datetime
     set_aside_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Buffer:
+    """An open debounce burst or batch: events gathered for one partition of a function, no run yet.
+
+    ``kind`` is ``debounce`` or ``batch``; ``partition`` the value of its ``key`` for these events
+    (``None`` when the function has no key; a value over 200 characters as JSON shows as ``#`` and its
+    SHA-256); ``size`` the events gathered (a burst keeps its newest 1,000); ``due_at`` when its run is
+    created unless the batch fills first or the burst goes on.
+    """
+
+    id: int
+    function_id: str
+    kind: str
+    partition: Any
+    size: int
+    first_at: datetime
+    last_at: datetime
+    due_at: datetime

@@ -24,7 +24,7 @@ from tarry._engine import signing, waits
 from tarry._engine.execution import STORE_FAILED, Intent, Park, Stop
 from tarry._engine.retry import retry_delay_ms
 from tarry._errors import NonRetriableError, StepError, StoreError, WaitTimeoutError, describe
-from tarry._model import Event, ResumeHandle, StepStatus
+from tarry._model import Event, ResumeHandle, RunStatus, StepStatus
 from tarry._store.base import Control, HandleWrite, StepRow, StepWrite, TimerWrite, WaitWrite
 from tarry._twins import sync_twin
 
@@ -58,7 +58,7 @@ class Step:
         if x.engine.cancel_requested(x.run_id):
             x.stop(Control.CANCEL)
         if row is not None and row.wake_at is not None and row.wake_at > x.now():
-            await x.park(Intent("sleeping"))  # woken early (a gathered step): the backoff still runs
+            await x.park(Intent(RunStatus.SLEEPING))  # woken early (a gathered step): the backoff still runs
         attempts = row.attempts if row is not None else 0
         started = x.now()
         began = time.perf_counter()
@@ -97,7 +97,7 @@ class Step:
             )
             x.end()  # parked, not working: let the executor unwind the run
             try:
-                await x.park(Intent("sleeping"))
+                await x.park(Intent(RunStatus.SLEEPING))
             finally:
                 x.begin()
         await self._write(StepWrite(sid, "run", StepStatus.FAILED, attempts, None, _serde.dumps(error),
@@ -153,9 +153,9 @@ class Step:
                 finally:
                     x.end()
                 return
-            await x.park(Intent("sleeping", [StepWrite(sid, "sleep", StepStatus.SLEEPING, 0, None, None, now, None, due)],
+            await x.park(Intent(RunStatus.SLEEPING, [StepWrite(sid, "sleep", StepStatus.SLEEPING, 0, None, None, now, None, due)],
                                 [TimerWrite(sid, "sleep", due)]))  # fmt: skip
-        await x.park(Intent("sleeping"))
+        await x.park(Intent(RunStatus.SLEEPING))
 
     # -- send_event ---------------------------------------------------------
 
@@ -214,11 +214,11 @@ class Step:
             event = dataclasses.replace(event, only_function=child)
             wait = waits.wait_for_invoke(sid, event.id, timeout, now)
             step = StepWrite(sid, "invoke", StepStatus.WAITING, 0, None, None, now)
-            await x.park(Intent("waiting", [step], waits=[wait], events=[event]))
+            await x.park(Intent(RunStatus.WAITING, [step], waits=[wait], events=[event]))
         if row.status == StepStatus.FAILED:
             raise StepError(sid, "WaitTimeoutError", f"function {child!r} did not finish within the timeout")
         if row.status != StepStatus.COMPLETED:
-            await x.park(Intent("waiting"))
+            await x.park(Intent(RunStatus.WAITING))
         done = _serde.loads(row.output)
         if done["name"] == "tarry/function.cancelled":
             raise StepError(sid, "Cancelled", f"the run of {child!r} was cancelled")
@@ -281,8 +281,8 @@ class Step:
         if row is None:
             wait = build(sid)
             step = StepWrite(sid, kind, StepStatus.WAITING, 0, None, None, x.now())
-            await x.park(Intent("waiting", [step], waits=[wait]))
-        await x.park(Intent("waiting"))
+            await x.park(Intent(RunStatus.WAITING, [step], waits=[wait]))
+        await x.park(Intent(RunStatus.WAITING))
 
     # -- bridging for plain def functions ------------------------------------
 

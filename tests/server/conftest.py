@@ -85,11 +85,15 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("dev")
+    yield from serve_dev(tmp_path_factory.mktemp("dev"), APP)
+
+
+def serve_dev(folder: Path, target: str) -> Iterator[str]:
+    """``tarry dev target`` on a SQLite file in ``folder``: yields its URL once it answers, stops it after."""
     port = free_port()
     env = {**os.environ, "TARRY_DATABASE_URL": "sqlite:///" + str(folder / "dev.db")}
     process = subprocess.Popen(
-        [sys.executable, "-c", "from tarry._cli import main; main()", "dev", APP, "--port", str(port)],
+        [sys.executable, "-c", "from tarry._cli import main; main()", "dev", target, "--port", str(port)],
         cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

@@ -11,6 +11,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.server.conftest import serve_dev
+
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = "TARRY_SCREENSHOTS_DIR"  # e.g. docs: refresh the documentation's screenshots
 pytestmark = pytest.mark.skipif(
@@ -38,11 +40,15 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
-def send(url: str, name: str, data: dict) -> str:  # type: ignore[type-arg]
+def send(url: str, name: str, data: dict, started: bool = True) -> str:  # type: ignore[type-arg]
+    """Send an event; with ``started``, return once it started a run, else once it was delivered."""
     response = httpx.post(f"{url}/e/browser", json={"name": name, "data": data})
     event_id: str = response.json()["ids"][0]
     deadline = time.monotonic() + 10
-    while not httpx.get(f"{url}/api/v1/events/{event_id}/runs").json()["runs"] and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        body = httpx.get(f"{url}/api/v1/events/{event_id}/runs").json()
+        if body["runs"] if started else body["event"]["delivered"]:
+            break
         time.sleep(0.05)
     return event_id
 
@@ -130,3 +136,39 @@ def test_a_screenshot_of_the_dashboard_for_the_readme(dev_server: str, page: Pag
     expect(page.locator("#waits")).to_contain_text("a resume URL")
     page.screenshot(path=str(screenshots / "dashboard-waiting.png"))
     assert (screenshots / "dashboard.png").stat().st_size > 0
+
+
+FLOW_APP = str(Path(__file__).with_name("flow_app.py")) + ":app"
+
+
+@pytest.fixture(scope="module")
+def flow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from serve_dev(tmp_path_factory.mktemp("flow"), FLOW_APP)
+
+
+def test_the_dashboard_shows_why_a_run_waits_who_skipped_an_event_and_the_bursts_gathering(
+    flow_server: str, page: Page
+) -> None:
+    send(flow_server, "shop/report.requested", {})
+    send(flow_server, "shop/report.requested", {})  # the throttle's window is full: this run waits
+    runs = httpx.get(f"{flow_server}/api/v1/runs", params={"function_id": "build-report"}).json()["runs"]
+    held = runs[0]
+    page.goto(flow_server + "/")
+    expect(page.locator(f'tr[data-run-id="{held["id"]}"] [data-queued-reason]')).to_have_text("throttle")
+    page.goto(f"{flow_server}/#/runs/{held['id']}")
+    expect(page.locator("#queued-reason")).to_contain_text("throttle window")
+
+    send(flow_server, "shop/sms.requested", {"to": "+100"})
+    skipped = send(flow_server, "shop/sms.requested", {"to": "+100"}, started=False)  # over the rate limit
+    page.goto(flow_server + "/#/events")
+    expect(page.locator(f'tr[data-event-id="{skipped}"] .skip')).to_have_text("send-sms: rate_limit")
+    page.goto(f"{flow_server}/#/events?id={skipped}")
+    expect(page.locator("#event-detail")).to_contain_text("skipped by: send-sms: rate_limit")
+
+    for _ in range(3):
+        send(flow_server, "shop/cart.changed", {"cartId": "cart-7"}, started=False)
+    page.goto(flow_server + "/#/buffers")
+    row = page.locator('#buffers tr[data-kind="debounce"]')
+    expect(row).to_contain_text("sync-cart")
+    expect(row).to_contain_text('"cart-7"')
+    expect(row.locator("td").nth(3)).to_have_text("3")

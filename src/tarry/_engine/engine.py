@@ -20,7 +20,7 @@ from tarry._engine.waits import wait_for_cancel_on
 from tarry._errors import ExpressionError, InvalidEventError
 from tarry._flow import NO_FLOW, Flow
 from tarry._function import Registry
-from tarry._model import Event, Run, Wait
+from tarry._model import Buffer, Event, Run, RunStatus, Wait
 from tarry._store.base import NewEvent, Store, WaitRow, WaitWrite
 
 if TYPE_CHECKING:
@@ -67,6 +67,9 @@ class Engine:
     @property
     def gated(self) -> bool:
         return self.registry.gated
+
+    def widest(self, partition: str) -> int:
+        return max((spec.flow.limit_of(partition) or 0 for spec in self.registry.functions.values()), default=0)
 
     def cancel_waits(self, function_id: str, trigger: dict[str, Any]) -> list[WaitWrite]:
         spec = self.registry.functions.get(function_id)
@@ -132,9 +135,9 @@ class Engine:
             "run_id": run.id,
             "event": {"name": run.event.name, "data": run.event.data, "id": run.event.id, "ts": run.event.ts},
         }
-        if status == "completed":
+        if status == RunStatus.COMPLETED:
             names, data["output"] = ["tarry/function.finished"], output
-        elif status == "failed":
+        elif status == RunStatus.FAILED:
             names, data["error"] = ["tarry/function.failed", "tarry/function.finished"], error
         else:
             names, data["error"] = ["tarry/function.cancelled"], error
@@ -151,6 +154,11 @@ class Engine:
     async def open_waits(self, run_id: str | None = None, limit: int = 100) -> list[Wait]:
         """The open waits, newest first, with each resume handle's URL derived again."""
         return [self._wait(row) for row in await self.store.list_waits(run_id, limit)]
+
+    async def open_buffers(self, function_id: str | None = None, limit: int = 100,
+                           before: int | None = None) -> list[Buffer]:  # fmt: skip
+        """The open debounce bursts and batches, newest first (``before``: ids below it, the next page)."""
+        return await self.store.list_buffers(function_id, limit, before)
 
     def _wait(self, row: WaitRow) -> Wait:
         match: dict[str, Any] = {}

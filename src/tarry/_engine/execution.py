@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from tarry._function import FunctionSpec
-from tarry._model import Event, StepStatus
+from tarry._model import Event, RunStatus, StepStatus
 from tarry._store.base import ClaimedRun, NewEvent, StepRow, StepWrite, TimerWrite, WaitWrite
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ class Stop(BaseException):
 class Intent:
     """What a parking step needs written, and the run status it implies."""
 
-    status: str  # "sleeping" | "waiting"
+    status: RunStatus  # SLEEPING or WAITING
     steps: list[StepWrite] = field(default_factory=list)
     timers: list[TimerWrite] = field(default_factory=list)
     waits: list[WaitWrite] = field(default_factory=list)

@@ -20,6 +20,7 @@ from tarry._context import Context
 from tarry._engine.engine import Engine
 from tarry._engine.execution import STORE_FAILED, Execution, Park, Stop
 from tarry._errors import StoreError, describe
+from tarry._model import RunStatus
 from tarry._store.base import ClaimedRun, Control
 from tarry._store.base import Park as Parked
 
@@ -50,7 +51,7 @@ async def execute(engine: Engine, claimed: ClaimedRun, owner: str, threads: Exec
         error = describe(exc)
         error["message"] = f"Tarry could not execute the run: {error['message']}"
         try:
-            await _finish(engine, claimed.id, owner, "failed", None, error)
+            await _finish(engine, claimed.id, owner, RunStatus.FAILED, None, error)
         except StoreError:
             log.warning("run %s: the store failed; retrying the run in %s s", claimed.id, BACKOFF_S, exc_info=True)
             await _back_off(engine, claimed.id, owner)
@@ -76,13 +77,17 @@ async def _execute(engine: Engine, claimed: ClaimedRun, owner: str, threads: Exe
     if spec is None:
         error = {"name": "FunctionNotFound",
                  "message": f"no function {claimed.function_id!r} is registered in this app"}  # fmt: skip
-        await _finish(engine, claimed.id, owner, "failed", None, error)
+        await _finish(engine, claimed.id, owner, RunStatus.FAILED, None, error)
         return
     while True:
         execution = Execution(engine, claimed, spec, owner)
         outcome, value = await _drive(execution, threads)
         if outcome == "park":
-            status = "waiting" if any(i.status == "waiting" for i in execution.intents) else "sleeping"
+            status = (
+                RunStatus.WAITING
+                if any(i.status == RunStatus.WAITING for i in execution.intents)
+                else RunStatus.SLEEPING
+            )
             intents = execution.intents
             result, fresh = await engine.store.park(
                 claimed.id, owner, status, [s for i in intents for s in i.steps], [t for i in intents for t in i.timers],
@@ -92,7 +97,7 @@ async def _execute(engine: Engine, claimed: ClaimedRun, owner: str, threads: Exe
                 claimed = replace(claimed, steps=fresh)
                 continue
             if result == Parked.CANCEL:
-                await _finish(engine, claimed.id, owner, "cancelled", None, _cancelled())
+                await _finish(engine, claimed.id, owner, RunStatus.CANCELLED, None, _cancelled())
             engine.wake()
             return
         if outcome == Control.LOST:
@@ -100,18 +105,18 @@ async def _execute(engine: Engine, claimed: ClaimedRun, owner: str, threads: Exe
         if outcome == STORE_FAILED:
             await _back_off(engine, claimed.id, owner)
         elif outcome == Control.CANCEL:
-            await _finish(engine, claimed.id, owner, "cancelled", None, _cancelled())
-        elif outcome == "failed":
-            await _finish(engine, claimed.id, owner, "failed", None, value)
+            await _finish(engine, claimed.id, owner, RunStatus.CANCELLED, None, _cancelled())
+        elif outcome == RunStatus.FAILED:
+            await _finish(engine, claimed.id, owner, RunStatus.FAILED, None, value)
         else:
             try:
                 output = _serde.dumps(value)
             except (TypeError, ValueError) as exc:  # the user's value: the run fails once, never retried
                 error = {"name": type(exc).__name__,
                          "message": f"function {spec.id!r} returned a value that cannot be stored as JSON: {exc}"}  # fmt: skip
-                await _finish(engine, claimed.id, owner, "failed", None, error)
+                await _finish(engine, claimed.id, owner, RunStatus.FAILED, None, error)
             else:
-                await _finish(engine, claimed.id, owner, "completed", output, None)
+                await _finish(engine, claimed.id, owner, RunStatus.COMPLETED, output, None)
         return
 
 
@@ -151,14 +156,14 @@ async def _drive(x: Execution, threads: Executor) -> tuple[str, Any]:
         if x.stop_reason is not None:
             return x.stop_reason, None
         log.debug("run %s of %s failed", x.run_id, x.spec.id, exc_info=True)
-        return "failed", describe(exc)
+        return RunStatus.FAILED, describe(exc)
     finally:
         if x.park_future.done():
             x.park_future.exception()  # retrieved: no "never retrieved" warning
         await x.settle(wait=not stopping)  # no step of the run is left running when it parks or ends
     if x.stop_reason is not None:
         return x.stop_reason, None
-    return "completed", value
+    return RunStatus.COMPLETED, value
 
 
 def _cancelled() -> dict[str, str]:

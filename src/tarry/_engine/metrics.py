@@ -6,10 +6,16 @@ in one process, or one test after another, do not share counts.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from collections.abc import Iterator
 
-from tarry._model import RunStatus
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from tarry._model import QueuedReason, RunStatus
 from tarry._store.base import Counts
+
+SKIPPED_HELP = "Events a function started no run for, by reason (rate_limit, idempotency, singleton); from the store."
 
 
 class Metrics:
@@ -33,12 +39,35 @@ class Metrics:
             "tarry_dead_letters", "Rows set aside after failing again and again (GET /api/v1/dead-letters lists them).",
             registry=self.registry,
         )  # fmt: skip
+        self.queued = Gauge(
+            "tarry_runs_queued", "Queued runs held back by flow control, by reason (concurrency, throttle).", ["reason"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.skipped = _Skipped()
+        self.registry.register(self.skipped)
 
     def render(self, counts: Counts) -> bytes:
         """The Prometheus text of every metric, with the store's counts as they are now."""
         for status in RunStatus:
             self.runs.labels(status.value).set(counts.runs.get(status.value, 0))
+        for reason in QueuedReason:
+            self.queued.labels(reason.value).set(counts.queued.get(reason.value, 0))
+        self.skipped.counts = counts.skipped
         self.open_waits.set(counts.open_waits)
         self.scanned_waits.set(counts.scanned_waits)
         self.dead_letters.set(counts.dead_letters)
         return generate_latest(self.registry)
+
+
+class _Skipped(Collector):
+    """``tarry_runs_skipped_total``: the store's own count (kept as events are skipped), so every process
+    scraped reports the same numbers; a series appears with its first skip."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily("tarry_runs_skipped", SKIPPED_HELP, labels=["function_id", "reason"])
+        for (function_id, reason), n in sorted(self.counts.items()):
+            family.add_metric([function_id, reason], n)
+        yield family

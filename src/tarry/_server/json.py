@@ -1,4 +1,4 @@
-"""JSON shapes of the HTTP API: runs, steps, events, waits; and error responses."""
+"""JSON shapes of the HTTP API: runs, steps, events, waits, dead letters, open bursts and batches; and errors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from tarry._model import DeadLetter, Event, EventRecord, Run, StepRecord, Wait
+from tarry._model import Buffer, DeadLetter, Event, EventRecord, Run, StepRecord, Wait
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -29,16 +29,18 @@ def run_json(run: Run, *, steps: bool = True) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": run.id, "function_id": run.function_id, "status": run.status.value, "output": run.output,
         "error": run.error, "event": event_json(run.event), "created_at": iso(run.created_at),
-        "ended_at": iso(run.ended_at),
+        "ended_at": iso(run.ended_at), "queued_reason": run.queued_reason, "event_count": len(run.events),
     }  # fmt: skip
-    if steps:
+    if steps:  # a list leaves out what can be long: the steps, and a batch's events (up to 10 MiB of them)
         body["steps"] = [step_json(s) for s in run.steps]
+        body["events"] = [event_json(e) for e in run.events]
     return body
 
 
 def event_record_json(record: EventRecord) -> dict[str, Any]:
     return {**event_json(record.event), "received_at": iso(record.received_at), "delivered": record.delivered,
-            "runs_started": record.started, "runs_resumed": record.resumed}  # fmt: skip
+            "runs_started": record.started, "runs_resumed": record.resumed,
+            "skipped": [{"function_id": s["function_id"], "reason": s["reason"]} for s in record.skipped]}  # fmt: skip
 
 
 def wait_json(wait: Wait) -> dict[str, Any]:
@@ -54,6 +56,14 @@ def dead_letter_json(letter: DeadLetter) -> dict[str, Any]:
         "id": letter.id, "kind": letter.kind.value, "event_id": letter.event_id, "run_id": letter.run_id,
         "step_id": letter.step_id, "failures": letter.failures, "error": letter.error,
         "first_failed_at": iso(letter.first_failed_at), "set_aside_at": iso(letter.set_aside_at),
+    }  # fmt: skip
+
+
+def buffer_json(buffer: Buffer) -> dict[str, Any]:
+    return {
+        "id": buffer.id, "function_id": buffer.function_id, "kind": buffer.kind, "partition": buffer.partition,
+        "size": buffer.size, "first_at": iso(buffer.first_at), "last_at": iso(buffer.last_at),
+        "due_at": iso(buffer.due_at),
     }  # fmt: skip
 
 

@@ -23,7 +23,27 @@ _RUN = {"type": "object", "properties": {
     "id": {"type": "string"}, "function_id": {"type": "string"}, "status": {"type": "string"},
     "output": {}, "error": {"type": ["object", "null"]}, "event": {"type": "object"},
     "created_at": {"type": "string"}, "ended_at": {"type": ["string", "null"]},
-    "steps": {"type": "array", "items": {"type": "object"}},
+    "queued_reason": {"type": ["string", "null"], "enum": ["concurrency", "throttle", None]},
+    "event_count": {"type": "integer"},
+    "events": {"type": "array", "items": {"type": "object"}, "description": "A batch's or burst's (not in lists)"},
+    "steps": {"type": "array", "items": {"type": "object"}, "description": "Not in lists"},
+}}  # fmt: skip
+
+_SKIP = {"type": "object", "properties": {
+    "function_id": {"type": "string"}, "reason": {"type": "string", "enum": ["rate_limit", "idempotency", "singleton"]},
+}}  # fmt: skip
+
+_EVENT = {"type": "object", "properties": {
+    "id": {"type": "string"}, "name": {"type": "string"}, "data": {"type": "object"}, "ts": {"type": "integer"},
+    "key": {"type": ["string", "null"]}, "v": {"type": ["string", "null"]}, "received_at": {"type": "string"},
+    "delivered": {"type": "boolean"}, "runs_started": {"type": "integer"}, "runs_resumed": {"type": "integer"},
+    "skipped": {"type": "array", "items": _SKIP},
+}}  # fmt: skip
+
+_BUFFER = {"type": "object", "properties": {
+    "id": {"type": "integer"}, "function_id": {"type": "string"}, "kind": {"type": "string", "enum": ["debounce", "batch"]},
+    "partition": {"description": "The key's value for these events; null without a key"}, "size": {"type": "integer"},
+    "first_at": {"type": "string"}, "last_at": {"type": "string"}, "due_at": {"type": "string"},
 }}  # fmt: skip
 
 _DEAD_LETTER = {"type": "object", "properties": {
@@ -62,7 +82,11 @@ def document(secured: bool) -> dict[str, Any]:
                                             "status": {"type": "integer"}}}  # fmt: skip
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Tarry", "version": "1", "description": "Events in, resume URLs, runs, events and waits."},
+        "info": {
+            "title": "Tarry",
+            "version": "1",
+            "description": "Events in, resume URLs, runs, events, waits and flow control.",
+        },
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "paths": {
             "/e/{event_key}": {
@@ -152,7 +176,10 @@ def document(secured: bool) -> dict[str, Any]:
                     "summary": "Events, newest first",
                     "security": auth,
                     "parameters": [{"name": "name", "in": "query", "schema": {"type": "string"}}, _limit()],
-                    "responses": {"200": _json({"type": "object"}), **_errors(400, *unauthorized)},
+                    "responses": {
+                        "200": _json({"type": "object", "properties": {"events": {"type": "array", "items": _EVENT}}}),
+                        **_errors(400, *unauthorized),
+                    },
                 },
                 "post": {
                     "summary": "Send events with the API's credentials",
@@ -161,12 +188,33 @@ def document(secured: bool) -> dict[str, Any]:
                     "responses": {"200": _json(ids), **_errors(400, 403, 408, 413, *unauthorized)},
                 },
             },
+            "/api/v1/events/{event_id}": {
+                "get": {
+                    "summary": "An event, with how many runs it started and resumed, and which functions skipped it",
+                    "security": auth,
+                    "parameters": [path_param("event_id")],
+                    "responses": {"200": _json(_EVENT), **_errors(404, *unauthorized)},
+                }
+            },
             "/api/v1/events/{event_id}/runs": {
                 "get": {
                     "summary": "The runs an event started, and those it resumed",
                     "security": auth,
                     "parameters": [path_param("event_id")],
-                    "responses": {"200": _json({"type": "object"}), **_errors(404, *unauthorized)},
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "event": _EVENT,
+                                    "runs": {"type": "array", "items": _RUN},
+                                    "resumed": {"type": "array", "items": _RUN},
+                                    "skipped": {"type": "array", "items": _SKIP},
+                                },
+                            }
+                        ),
+                        **_errors(404, *unauthorized),
+                    },
                 }
             },
             "/api/v1/waits": {
@@ -188,6 +236,29 @@ def document(secured: bool) -> dict[str, Any]:
                                 "type": "object",
                                 "properties": {
                                     "dead_letters": {"type": "array", "items": _DEAD_LETTER},
+                                    "next_cursor": {"type": ["string", "null"]},
+                                },
+                            }
+                        ),
+                        **_errors(400, *unauthorized),
+                    },
+                }
+            },
+            "/api/v1/buffers": {
+                "get": {
+                    "summary": "Open debounce bursts and batches (events gathered, no run yet), newest first",
+                    "security": auth,
+                    "parameters": [
+                        {"name": "function_id", "in": "query", "schema": {"type": "string"}},
+                        _limit(),
+                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "buffers": {"type": "array", "items": _BUFFER},
                                     "next_cursor": {"type": ["string", "null"]},
                                 },
                             }

@@ -1,4 +1,4 @@
-"""The HTTP routes of §5: events in, resume URLs, the run/event/wait API, metrics and health.
+"""The HTTP routes of §5: events in, resume URLs, the run/event/wait/buffer API, metrics and health.
 
 Handlers translate HTTP to the app's calls and back; they hold no logic of
 their own beyond parsing, limits and status codes.
@@ -21,7 +21,7 @@ from tarry._app import Tarry
 from tarry._engine.waits import token_hash
 from tarry._errors import InvalidEventError
 from tarry._model import Event, RunStatus
-from tarry._server.json import dead_letter_json, error, event_record_json, run_json, wait_json
+from tarry._server.json import buffer_json, dead_letter_json, error, event_record_json, run_json, wait_json
 
 T = TypeVar("T")
 
@@ -266,15 +266,24 @@ async def list_events(request: Request) -> Response:
     return JSONResponse({"events": [event_record_json(r) for r in records]})
 
 
+async def get_event(request: Request) -> Response:
+    record = await tarry_app(request).engine.store.get_event(request.path_params["event_id"])
+    if record is None:
+        return error(404, "no such event")
+    return JSONResponse(event_record_json(record))
+
+
 async def event_runs(request: Request) -> Response:
     app = tarry_app(request)
     event_id = request.path_params["event_id"]
-    if await app.engine.store.get_event(event_id) is None:
+    record = await app.engine.store.get_event(event_id)
+    if record is None:
         return error(404, "no such event")
     started = await app.runs_for_event(event_id)
     resumed = await app.engine.store.runs_resumed_by_event(event_id)
-    return JSONResponse({"runs": [run_json(r, steps=False) for r in started],
-                         "resumed": [run_json(r, steps=False) for r in resumed]})  # fmt: skip
+    return JSONResponse({"event": event_record_json(record), "runs": [run_json(r, steps=False) for r in started],
+                         "resumed": [run_json(r, steps=False) for r in resumed],
+                         "skipped": record.skipped})  # fmt: skip
 
 
 async def list_waits(request: Request) -> Response:
@@ -286,18 +295,36 @@ async def list_waits(request: Request) -> Response:
     return JSONResponse({"waits": [wait_json(w) for w in waits]})
 
 
+def _page_of(request: Request) -> tuple[int, int | None]:
+    """``limit`` and ``cursor`` (the previous page's ``next_cursor``: an id, the page goes on below it)."""
+    limit = _limit(request)
+    cursor = request.query_params.get("cursor") or None
+    if cursor is not None and (not cursor.isdigit() or int(cursor) < 1 or len(cursor) > 18):
+        raise ValueError(f"invalid cursor {cursor!r}: pass the next_cursor of the previous page")
+    return limit, None if cursor is None else int(cursor)
+
+
 async def list_dead_letters(request: Request) -> Response:
     """``GET /api/v1/dead-letters``: rows set aside, newest first; ``cursor`` is the last page's ``next_cursor``."""
     try:
-        limit = _limit(request)
+        limit, before = _page_of(request)
     except ValueError as exc:
         return error(400, str(exc))
-    cursor = request.query_params.get("cursor") or None
-    if cursor is not None and (not cursor.isdigit() or int(cursor) < 1 or len(cursor) > 18):
-        return error(400, f"invalid cursor {cursor!r}: pass the next_cursor of the previous page")
-    letters = await tarry_app(request).dead_letters(limit=limit, before=None if cursor is None else int(cursor))
+    letters = await tarry_app(request).dead_letters(limit=limit, before=before)
     next_cursor = str(letters[-1].id) if len(letters) == limit else None
     return JSONResponse({"dead_letters": [dead_letter_json(d) for d in letters], "next_cursor": next_cursor})
+
+
+async def list_buffers(request: Request) -> Response:
+    """``GET /api/v1/buffers``: open debounce bursts and batches, newest first, paged as the dead letters are."""
+    try:
+        limit, before = _page_of(request)
+    except ValueError as exc:
+        return error(400, str(exc))
+    function_id = request.query_params.get("function_id") or None
+    buffers = await tarry_app(request).engine.open_buffers(function_id, limit, before)
+    next_cursor = str(buffers[-1].id) if len(buffers) == limit else None
+    return JSONResponse({"buffers": [buffer_json(b) for b in buffers], "next_cursor": next_cursor})
 
 
 # -- operations ---------------------------------------------------------------

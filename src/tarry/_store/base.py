@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from tarry._expressions import Budget
 from tarry._flow import Flow
-from tarry._model import DeadLetter, Event, EventRecord, Run
+from tarry._model import Buffer, DeadLetter, Event, EventRecord, Run
 
 #: failures of one row (an event's delivery, a timer, a claimed run's load) before it is set aside
 MAX_FAILURES = 3
@@ -45,6 +45,9 @@ class Hooks(Protocol):
 
     def flow(self, function_id: str) -> Flow:
         """The flow-control rules of a function (data: ``NO_FLOW`` for one without, or unknown here)."""
+
+    def widest(self, partition: str) -> int:
+        """The largest concurrency limit any function of this app holds ``partition`` to."""
 
     @property
     def gated(self) -> bool:
@@ -220,6 +223,14 @@ class Delivery(enum.IntEnum):
     SET_ASIDE = 2  #: its delivery failed ``MAX_FAILURES`` times: a dead letter, never delivered
 
 
+class Cancelled(enum.StrEnum):
+    """What ``Store.cancel`` did."""
+
+    CANCELLED = "cancelled"  #: the run ended cancelled at once
+    REQUESTED = "requested"  #: it is running: it ends cancelled at its next step boundary
+    ENDED = "ended"  #: it had already finished (or does not exist)
+
+
 class Control(enum.StrEnum):
     """What a run's executor must do after writing a step."""
 
@@ -324,6 +335,9 @@ class Store(Protocol):
 
     async def dead_letters(self, limit: int, before: int | None = None) -> list[DeadLetter]:
         """Rows set aside after failing ``MAX_FAILURES`` times, newest first (ids below ``before``)."""
+
+    async def list_buffers(self, function_id: str | None, limit: int, before: int | None = None) -> list[Buffer]:
+        """Open debounce bursts and batches (of one function, if given), newest first (ids below ``before``)."""
 
     async def heartbeat(self, owner: str, wall_now: int) -> None: ...
 

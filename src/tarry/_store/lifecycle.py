@@ -18,7 +18,7 @@ from typing import Any
 from tarry import _ids, _serde
 from tarry._flow import IDEMPOTENCY_MS, MAX_BATCH_BYTES, MAX_BURST, Flow, RunKeys
 from tarry._model import QueuedReason, RunStatus, SkipReason
-from tarry._store.base import TimerKind
+from tarry._store.base import Cancelled, TimerKind
 from tarry._store.rows import event_json, run_from_row
 from tarry._store.sql_waits import Conn, Row, WaitsMixin
 
@@ -44,6 +44,7 @@ class _Hold:
     partition: str
     reason: QueuedReason
     due: int | None = None
+    running: int = 0  # how many of the partition run now (for a concurrency limit)
 
 
 _BUSY = "busy"  # another transaction is deciding about this partition now: leave the run for the next turn
@@ -60,12 +61,12 @@ class LifecycleMixin(WaitsMixin):
         """Cancel a run: at once unless it is running (``requested``: at its next step boundary)."""
         row = self._x(c, "get_run_for_update", {"run_id": run_id}).fetchone()
         if row is None or RunStatus(row["status"]).finished:
-            return "ended"
+            return Cancelled.ENDED
         if row["status"] == RunStatus.RUNNING:
             self._x(c, "request_cancel", {"run_id": run_id, "why": why})
-            return "requested"
+            return Cancelled.REQUESTED
         self._finish(c, run_id, None, RunStatus.CANCELLED, None, cancelled(why), now)
-        return "cancelled"
+        return Cancelled.CANCELLED
 
     # -- admission ------------------------------------------------------------
 
@@ -243,8 +244,9 @@ class LifecycleMixin(WaitsMixin):
                 continue
             if not self._try_lock(c, partition):
                 return _BUSY
-            if self._x(c, "running_in", {"key": partition}).fetchone()["n"] >= flow.concurrency[i].limit:
-                return _Hold(partition, QueuedReason.CONCURRENCY)
+            running = self._x(c, "running_in", {"key": partition}).fetchone()["n"]
+            if running >= flow.concurrency[i].limit:
+                return _Hold(partition, QueuedReason.CONCURRENCY, running=running)
         if row["skey"] is not None and flow.singleton is not None and flow.singleton.mode == "cancel":
             if not self._try_lock(c, row["skey"]):
                 return _BUSY
@@ -268,6 +270,9 @@ class LifecycleMixin(WaitsMixin):
         self._pass_on(
             c, [k for k in (row["ckey1"], row["ckey2"], row["skey"]) if k is not None and k != hold.partition]
         )
+        if hold.reason == QueuedReason.CONCURRENCY and hold.running < self.hooks.widest(hold.partition):
+            # shared by functions with other limits (scope="app"): a run held behind this one may fit
+            self._x(c, "release_next_after", {"held": hold.partition, "id": row["id"]})
 
     def _start(self, c: Conn, row: Row, flow: Flow, owner: str, now: int) -> Row:
         started: Row = self._x(c, "start_run", {"id": row["id"], "owner": owner, "now": now}).fetchone()

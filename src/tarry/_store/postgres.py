@@ -193,6 +193,12 @@ class PostgresStore(SQLStore):
             c.execute(f"SELECT {function}(hashtextextended(k, 0)) FROM unnest(%(keys)s::text[]) "
                       "WITH ORDINALITY AS t(k, i) ORDER BY i", {"keys": keys})  # fmt: skip
 
+    def _try_lock(self, c: Conn, key: str) -> bool:
+        row = c.execute(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended(%(key)s, 0)) AS got", {"key": key}
+        ).fetchone()
+        return bool(row["got"])
+
     # -- lifecycle --------------------------------------------------------------
 
     async def open(self, hooks: Hooks) -> None:

@@ -6,7 +6,9 @@ from typing import Any
 
 from tarry import _serde
 from tarry._clock import to_datetime
+from tarry._flow import SEP
 from tarry._model import (
+    Buffer,
     DeadLetter,
     DeadLetterKind,
     Event,
@@ -80,3 +82,22 @@ def dead_letter_from_row(row: Any) -> DeadLetter:
     return DeadLetter(id=row["id"], kind=DeadLetterKind(row["kind"]), event_id=row["event_id"], run_id=row["run_id"],
                       step_id=row["step_id"], failures=row["failures"], error=_serde.loads(row["error"]),
                       first_failed_at=first, set_aside_at=aside)  # fmt: skip
+
+
+def buffer_from_row(row: Any) -> Buffer:
+    first, last, due = to_datetime(row["first_at"]), to_datetime(row["last_at"]), to_datetime(row["due_at"])
+    assert first is not None and last is not None and due is not None
+    return Buffer(id=row["id"], function_id=row["function_id"], kind=row["kind"],
+                  partition=_key_value(row["partition"], row["kind"][0] + SEP + row["function_id"]), size=row["size"],
+                  first_at=first, last_at=last, due_at=due)  # fmt: skip
+
+
+def _key_value(partition: str, prefix: str) -> Any:
+    """The key's value a partition's text was made from (``None``: the function has no key)."""
+    if not partition.startswith(prefix + SEP):
+        return None
+    text = partition[len(prefix) + 1 :]
+    try:
+        return _serde.loads(text)
+    except ValueError:  # a long value, kept as its hash
+        return text

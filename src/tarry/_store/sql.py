@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from tarry import _serde
 from tarry._errors import describe
-from tarry._model import DeadLetter, DeadLetterKind, Event, EventRecord, Run, RunStatus
+from tarry._model import Buffer, DeadLetter, DeadLetterKind, Event, EventRecord, Run, RunStatus
 from tarry._store.base import (
     MAX_FAILURES,
     ClaimedRun,
@@ -43,7 +43,7 @@ from tarry._store.base import (
     WaitWrite,
 )
 from tarry._store.lifecycle import LifecycleMixin
-from tarry._store.rows import dead_letter_from_row, event_from_row, event_record, run_from_row
+from tarry._store.rows import buffer_from_row, dead_letter_from_row, event_from_row, event_record, run_from_row
 from tarry._store.sql_waits import Conn
 
 T = TypeVar("T")
@@ -398,7 +398,10 @@ class SQLStore(LifecycleMixin):
 
     async def runs_for_event(self, event_id: str) -> list[Run]:
         return await self._read(
-            lambda c: [self._run(c, r) for r in self._x(c, "runs_for_event", {"event_id": event_id}).fetchall()]
+            lambda c: [
+                self._run(c, r, self._steps(c, r["id"]))  # few: a run's steps are what one looks for
+                for r in self._x(c, "runs_for_event", {"event_id": event_id}).fetchall()
+            ]
         )
 
     async def list_events(self, name: str | None, limit: int) -> list[EventRecord]:
@@ -443,6 +446,10 @@ class SQLStore(LifecycleMixin):
     async def dead_letters(self, limit: int, before: int | None = None) -> list[DeadLetter]:
         params = {"limit": limit, "before": before}
         return await self._read(lambda c: [dead_letter_from_row(r) for r in self._x(c, "list_dead_letters", params)])
+
+    async def list_buffers(self, function_id: str | None, limit: int, before: int | None = None) -> list[Buffer]:
+        params = {"function_id": function_id, "limit": limit, "before": before}
+        return await self._read(lambda c: [buffer_from_row(r) for r in self._x(c, "list_buffers", params)])
 
     # -- workers ----------------------------------------------------------
 

@@ -83,8 +83,8 @@ class WaitsMixin:
     def _look_back(self, c: Conn, run_id: str, wait: WaitWrite) -> Row | None:
         """The oldest stored event that the wait accepts and the run has not consumed."""
         trigger = self._x(c, "trigger_of_run", {"run_id": run_id}).fetchone()
-        if wait.lookback == "run":
-            after = trigger["seq"]
+        if wait.lookback == "run":  # after the trigger; after the last event of a batch or burst
+            after = trigger["last_seq"] if trigger["last_seq"] is not None else trigger["seq"]
         else:
             first = self._x(c, "first_seq_since", {"since": wait.since}).fetchone()["first"]
             if first is None:

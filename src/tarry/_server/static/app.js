@@ -9,6 +9,11 @@ const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<
 const json = (v) => v === undefined || v === null ? '<span class="muted">—</span>' : `<pre>${esc(JSON.stringify(v, null, 1))}</pre>`;
 const when = (iso) => iso ? new Date(iso).toLocaleString() : '<span class="muted">—</span>';
 const status = (s) => `<span class="status ${esc(s)}">${esc(s)}</span>`;
+const reasons = {concurrency: "held by its concurrency limit", throttle: "held by its throttle window"};
+const skips = {rate_limit: "rate limit reached", idempotency: "same idempotency value already ran", singleton: "a run of its partition is unfinished"};
+const queuedWhy = (r) => r.status === "queued" && r.queued_reason
+  ? ` <span class="reason" data-queued-reason="${esc(r.queued_reason)}" title="${esc(reasons[r.queued_reason] || "")}">${esc(r.queued_reason)}</span>` : "";
+const skipList = (list) => list.map((s) => `<span class="skip" data-skip="${esc(s.function_id)}" title="${esc(skips[s.reason] || "")}">${esc(s.function_id)}: ${esc(s.reason)}</span>`).join(" ");
 const duration = (a, b) => (a && b) ? `${Math.max(0, new Date(b) - new Date(a))} ms` : "";
 
 async function api(path, options = {}) {
@@ -48,7 +53,7 @@ const views = {
       <table id="runs"><thead><tr><th>Run</th><th>Function</th><th>Status</th><th>Event</th><th>Started</th><th>Ended</th></tr></thead><tbody>
       ${runs.map((r) => `<tr data-run-id="${esc(r.id)}" data-status="${esc(r.status)}">
         <td><a href="#/runs/${esc(r.id)}"><code>${esc(r.id)}</code></a></td><td>${esc(r.function_id)}</td>
-        <td>${status(r.status)}</td><td><code>${esc(r.event.name)}</code></td>
+        <td>${status(r.status)}${queuedWhy(r)}</td><td><code>${esc(r.event.name)}</code>${r.event_count > 1 ? ` <span class="muted">+${r.event_count - 1} more</span>` : ""}</td>
         <td>${when(r.created_at)}</td><td>${when(r.ended_at)}</td></tr>`).join("") || '<tr><td colspan=6 class="muted">No runs yet.</td></tr>'}
       </tbody></table>`;
   },
@@ -57,9 +62,14 @@ const views = {
     const [run, {waits}] = await Promise.all([api(`/api/v1/runs/${encodeURIComponent(id)}`),
                                               api(`/api/v1/waits?run_id=${encodeURIComponent(id)}`)]);
     const finished = ["completed", "failed", "cancelled"].includes(run.status);
-    return `<h1>Run <code>${esc(run.id)}</code> ${status(run.status)}</h1>
-      <dl><dt>Function</dt><dd>${esc(run.function_id)}</dd>
+    const why = run.status === "queued" && run.queued_reason
+      ? `<dt>Queued</dt><dd id="queued-reason" data-queued-reason="${esc(run.queued_reason)}">${esc(reasons[run.queued_reason] || run.queued_reason)} (<code>${esc(run.queued_reason)}</code>)</dd>` : "";
+    const gathered = run.events.length > 1
+      ? `<dt>Events</dt><dd id="run-events">${run.events.length} gathered (a batch or a debounce burst): ${run.events.map((e) => `<a href="#/events?id=${esc(e.id)}">${esc(e.id)}</a>`).join(", ")}</dd>` : "";
+    return `<h1>Run <code>${esc(run.id)}</code> ${status(run.status)}${queuedWhy(run)}</h1>
+      <dl><dt>Function</dt><dd>${esc(run.function_id)}</dd>${why}
           <dt>Event</dt><dd><code>${esc(run.event.name)}</code> <a href="#/events?id=${esc(run.event.id)}">${esc(run.event.id)}</a>${json(run.event.data)}</dd>
+${gathered}
           <dt>Started</dt><dd>${when(run.created_at)}</dd><dt>Ended</dt><dd>${when(run.ended_at)}</dd>
           <dt>Output</dt><dd>${json(run.output)}</dd><dt>Error</dt><dd>${json(run.error)}</dd></dl>
       ${finished ? "" : `<p><button class="danger" data-action="cancel" data-run-id="${esc(run.id)}">Cancel run</button></p>`}
@@ -82,16 +92,29 @@ const views = {
     const open = params.get("id");
     let detail = "";
     if (open) {
-      const {runs, resumed} = await api(`/api/v1/events/${encodeURIComponent(open)}/runs`);
+      const {event, runs, resumed} = await api(`/api/v1/events/${encodeURIComponent(open)}/runs`);
       const links = (list) => list.map((r) => `<a href="#/runs/${esc(r.id)}">${esc(r.function_id)} ${status(r.status)}</a>`).join(", ") || '<span class="muted">none</span>';
-      detail = `<div class="notice" id="event-detail">Event <code>${esc(open)}</code> started: ${links(runs)}; resumed: ${links(resumed)}</div>`;
+      const skipped = event.skipped.length ? `; skipped by: ${skipList(event.skipped)}` : "";
+      detail = `<div class="notice" id="event-detail">Event <code>${esc(open)}</code> started: ${links(runs)}; resumed: ${links(resumed)}${skipped}</div>`;
     }
     return `<h1>Events</h1>${detail}
-      <table id="events"><thead><tr><th>Event</th><th>Name</th><th>Key</th><th>Data</th><th>Received</th><th>Runs</th></tr></thead><tbody>
+      <table id="events"><thead><tr><th>Event</th><th>Name</th><th>Key</th><th>Data</th><th>Received</th><th>Runs</th><th>Skipped by</th></tr></thead><tbody>
       ${events.map((e) => `<tr data-event-id="${esc(e.id)}"><td><code>${esc(e.id)}</code></td><td><code>${esc(e.name)}</code></td>
         <td>${esc(e.key || "")}</td><td>${json(e.data)}</td><td>${when(e.received_at)}</td>
-        <td><a href="#/events?id=${esc(e.id)}">${e.runs_started} started, ${e.runs_resumed} resumed</a></td></tr>`).join("") || '<tr><td colspan=6 class="muted">No events yet.</td></tr>'}
+        <td><a href="#/events?id=${esc(e.id)}">${e.runs_started} started, ${e.runs_resumed} resumed</a></td>
+        <td>${skipList(e.skipped)}</td></tr>`).join("") || '<tr><td colspan=7 class="muted">No events yet.</td></tr>'}
       </tbody></table>`;
+  },
+
+  async buffers() {
+    const {buffers} = await api("/api/v1/buffers");
+    return `<h1>Gathering events</h1>
+      <p class="muted">Debounce bursts and batches still gathering: each becomes one run when it is due (or, for a batch, full).</p>
+      ${buffers.length ? `<table id="buffers"><thead><tr><th>Function</th><th>Kind</th><th>Key</th><th>Events</th><th>First event</th><th>Last event</th><th>Run made at</th></tr></thead><tbody>
+      ${buffers.map((b) => `<tr data-buffer-id="${esc(b.id)}" data-kind="${esc(b.kind)}"><td>${esc(b.function_id)}</td><td>${esc(b.kind)}</td>
+        <td>${b.partition === null ? '<span class="muted">—</span>' : `<code>${esc(JSON.stringify(b.partition))}</code>`}</td><td>${b.size}</td>
+        <td>${when(b.first_at)}</td><td>${when(b.last_at)}</td><td>${when(b.due_at)}</td></tr>`).join("")}
+      </tbody></table>` : '<p class="muted" id="no-buffers">No burst or batch is gathering events.</p>'}`;
   },
 
   async send() {

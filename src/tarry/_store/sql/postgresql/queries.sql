@@ -438,7 +438,9 @@ DELETE FROM buffer_events WHERE buffer_id = %(buffer_id)s;
 
 -- name: list_buffers
 SELECT id, function_id, kind, partition, first_at, last_at, due_at, size FROM buffers
-WHERE (%(function_id)s::text IS NULL OR function_id = %(function_id)s) ORDER BY id DESC LIMIT %(limit)s;
+WHERE (%(function_id)s::text IS NULL OR function_id = %(function_id)s)
+  AND (%(before)s::bigint IS NULL OR id < %(before)s)
+ORDER BY id DESC LIMIT %(limit)s;
 
 -- name: insert_run_event
 INSERT INTO run_events (run_id, pos, event_id) VALUES (%(run_id)s, %(pos)s, %(event_id)s);
@@ -453,4 +455,11 @@ SELECT seq, id, name, data, key, v, ts, exclude_function, only_function FROM eve
 -- name: ungate_runs
 -- This process has no limits left, so runs created with some start as others do.
 UPDATE runs SET gated = 0, held = NULL, queued_reason = NULL
-WHERE id IN (SELECT id FROM runs WHERE status = 'queued' AND gated = 1 LIMIT 1000);
+WHERE id IN (SELECT id FROM runs WHERE status = 'queued' AND held IS NULL AND gated = 1 LIMIT 1000)
+   OR id IN (SELECT id FROM runs WHERE status = 'queued' AND held IS NOT NULL LIMIT 1000);
+
+-- name: release_next_after
+-- The next run held behind a partition after the given one (which stays held).
+UPDATE runs SET held = NULL, queued_reason = NULL
+WHERE id = (SELECT r.id FROM runs r, runs me WHERE me.id = %(id)s AND r.status = 'queued' AND r.held = %(held)s
+            AND (r.place > me.place OR (r.place = me.place AND r.id > me.id)) ORDER BY r.place, r.id LIMIT 1);

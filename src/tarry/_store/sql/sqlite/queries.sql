@@ -94,7 +94,7 @@ SELECT min(due) AS due FROM (
 
 -- name: has_work
 SELECT EXISTS (SELECT 1 FROM runs WHERE status = 'running')
-    OR EXISTS (SELECT 1 FROM runs WHERE status = 'queued' AND held IS NULL)
+    OR EXISTS (SELECT 1 FROM runs INDEXED BY runs_ready WHERE status = 'queued' AND held IS NULL)
     OR EXISTS (SELECT 1 FROM timers WHERE due_at <= :now)
     OR EXISTS (SELECT 1 FROM events WHERE delivered = 0 AND ts <= :now) AS busy;
 
@@ -388,7 +388,8 @@ ON CONFLICT (function_id, reason) DO UPDATE SET n = skip_counts.n + 1;
 SELECT function_id, reason, n FROM skip_counts;
 
 -- name: count_held
-SELECT queued_reason, count(*) AS n FROM runs WHERE status = 'queued' AND held IS NOT NULL GROUP BY queued_reason;
+SELECT queued_reason, count(*) AS n FROM runs INDEXED BY runs_held WHERE status = 'queued' AND held IS NOT NULL
+GROUP BY queued_reason;
 
 -- name: buffer_for
 SELECT id, kind, first_at, last_at, due_at, size, bytes, next_pos FROM buffers
@@ -422,7 +423,8 @@ DELETE FROM buffer_events WHERE buffer_id = :buffer_id;
 
 -- name: list_buffers
 SELECT id, function_id, kind, partition, first_at, last_at, due_at, size FROM buffers
-WHERE (:function_id IS NULL OR function_id = :function_id) ORDER BY id DESC LIMIT :limit;
+WHERE (:function_id IS NULL OR function_id = :function_id) AND (:before IS NULL OR id < :before)
+ORDER BY id DESC LIMIT :limit;
 
 -- name: insert_run_event
 INSERT INTO run_events (run_id, pos, event_id) VALUES (:run_id, :pos, :event_id);
@@ -437,4 +439,11 @@ SELECT seq, id, name, data, key, v, ts, exclude_function, only_function FROM eve
 -- name: ungate_runs
 -- This process has no limits left, so runs created with some start as others do.
 UPDATE runs SET gated = 0, held = NULL, queued_reason = NULL
-WHERE id IN (SELECT id FROM runs WHERE status = 'queued' AND gated = 1 LIMIT 1000);
+WHERE id IN (SELECT id FROM runs WHERE status = 'queued' AND held IS NULL AND gated = 1 LIMIT 1000)
+   OR id IN (SELECT id FROM runs INDEXED BY runs_held WHERE status = 'queued' AND held IS NOT NULL LIMIT 1000);
+
+-- name: release_next_after
+-- The next run held behind a partition after the given one (which stays held).
+UPDATE runs SET held = NULL, queued_reason = NULL
+WHERE id = (SELECT r.id FROM runs r, runs me WHERE me.id = :id AND r.status = 'queued' AND r.held = :held
+            AND (r.place > me.place OR (r.place = me.place AND r.id > me.id)) ORDER BY r.place, r.id LIMIT 1);
