@@ -7,6 +7,7 @@ python -m benchmarks match --sizes 1000,100000    # match cost as waits grow
 python -m benchmarks match --scanned              # one 450 KiB event against 100 scanned waits
 python -m benchmarks workers --counts 1,2,4       # PostgreSQL with several worker processes
 python -m benchmarks http --requests 500          # keep-alive latency and /metrics cost on a real tarry dev
+python -m benchmarks flow --store postgresql      # runs/s under concurrency and throttle; a claim's cost as runs queue
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from benchmarks import engine, http, match, report, workers
+from benchmarks import engine, flow, http, match, report, workers
 from benchmarks.common import Backend, PostgresBackend, SQLiteBackend, machine
 
 RESULTS = Path(__file__).parent / "results"
@@ -39,6 +40,7 @@ def main() -> None:
     r.add_argument("--repeat", type=int, default=3, help="runs of ingest/park/resume/latency; medians reported")
     r.add_argument("--postgres", default=POSTGRES, help="a database of the server to create the benchmark's in "
                    "('' to skip PostgreSQL)")  # fmt: skip
+    r.add_argument("--flow-runs", type=int, default=10_000, help="N of the flow workload (0: skip it)")
     r.add_argument("--no-dbos", dest="dbos", action="store_false", help="skip the DBOS peer")
     r.add_argument("--dbos-runs", type=int, default=0, help="N of DBOS's park and resume (default: --runs)")
     commands.add_parser("render", help="write docs/benchmarks.md and .png again from results/report.json")
@@ -61,6 +63,13 @@ def main() -> None:
     h.add_argument("--requests", type=int, default=500, help="of GET /healthz and of POST /e/{key}, each")
     h.add_argument("--runs", type=int, default=20_000, help="waiting runs in the store when /metrics is scraped")
     h.add_argument("--scrapes", type=int, default=50)
+    f = commands.add_parser("flow", help="runs/s under a concurrency limit and a throttle; a claim's cost, runs queued")
+    f.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
+    f.add_argument("--runs", type=int, default=10_000)
+    f.add_argument("--keys", type=int, default=1000, help="concurrency keys the runs are spread over")
+    f.add_argument("--claim-sizes", default="10000,100000", help="runs queued behind full partitions")
+    f.add_argument("--samples", type=int, default=200, help="claims timed per size")
+    f.add_argument("--postgres", default=POSTGRES)
     args = parser.parse_args()
 
     if args.workload == "report":
@@ -81,6 +90,10 @@ def main() -> None:
         if args.workload == "engine":
             print(f"engine hot paths, {args.store}, {args.runs} runs:")
             result = {"workload": f"engine-{args.store}", **engine.run(backend, args.runs)}
+        elif args.workload == "flow":
+            print(f"flow control, {args.store}, {args.runs} runs over {args.keys} keys:")
+            sizes = tuple(int(s) for s in args.claim_sizes.split(","))
+            result = {"workload": f"flow-{args.store}", **flow.run(backend, args.runs, args.keys, sizes, args.samples)}
         elif args.scanned:
             print(f"one large event against the scanned bucket, {args.store}:")
             rows = [match.scanned(backend, reads=reads) for reads in match.SCANNED_IF]
@@ -95,6 +108,8 @@ def main() -> None:
     out = RESULTS / f"{result['workload']}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written to {out}")
+    if args.workload == "flow":
+        flow.render()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import engine, match
+from benchmarks import engine, flow, match
 from benchmarks.common import Backend, PostgresBackend, SQLiteBackend, machine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +55,9 @@ def run(options: Any) -> dict[str, Any]:
             key = "match_if_exp" if if_exp else "match"
             print(f"Tarry on {backend.name}: match cost, {'if_exp' if if_exp else 'match='} waits", flush=True)
             figures[key] = match.run(backend, [int(s) for s in sizes.split(",")], options.samples, if_exp)
+        if options.flow_runs:
+            print(f"Tarry on {backend.name}: flow control", flush=True)
+            flow.save(backend.name, flow.run(backend, options.flow_runs), report["machine"])
         if options.dbos:
             from benchmarks import peer_dbos
 
@@ -248,3 +251,4 @@ def render(report: dict[str, Any] | None = None) -> None:
     _, _, tail = rest.partition("<!-- /figures -->")
     DOC.write_text(f"{head}<!-- figures -->\n{generated}\n<!-- /figures -->{tail}")
     print(f"written {DOC} and {PLOT}")
+    flow.render(doc=DOC)
