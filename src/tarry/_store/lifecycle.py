@@ -256,10 +256,10 @@ class LifecycleMixin(WaitsMixin):
         if row["started_at"] is None and row["tkey"] is not None and throttle is not None:
             if not self._try_lock(c, row["tkey"]):
                 return _BUSY
-            window = {"key": row["tkey"], "since": now - throttle.period_ms, "limit": throttle.limit}
-            starts = [r["started_at"] for r in self._x(c, "throttle_window", window)]
-            if len(starts) >= throttle.limit:
-                return _Hold(row["tkey"], QueuedReason.THROTTLE, starts[throttle.limit - 1] + throttle.period_ms)
+            window = {"key": row["tkey"], "since": now - throttle.period_ms, "skip": throttle.limit - 1}
+            full = self._x(c, "throttle_window", window).fetchone()
+            if full is not None:
+                return _Hold(row["tkey"], QueuedReason.THROTTLE, full["started_at"] + throttle.period_ms)
         return None
 
     def _hold(self, c: Conn, row: Row, hold: _Hold) -> None:

@@ -370,8 +370,9 @@ SELECT count(*) AS n FROM runs
 WHERE skey = %(key)s AND status IN ('queued', 'running', 'sleeping', 'waiting') AND status = 'running' AND id != %(id)s;
 
 -- name: throttle_window
+-- The limit-th newest first start in the window, if there is one (the window is full until it leaves).
 SELECT started_at FROM runs WHERE tkey = %(key)s AND started_at IS NOT NULL AND started_at > %(since)s
-ORDER BY started_at DESC LIMIT %(limit)s;
+ORDER BY started_at DESC LIMIT 1 OFFSET %(skip)s;
 
 -- name: unfinished_in
 SELECT id FROM runs WHERE skey = %(key)s AND status IN ('queued', 'running', 'sleeping', 'waiting') ORDER BY id;
