@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 import tarry
 from tests.conftest import LIMIT
-from tests.scenarios.gates import Gate, all_queued, eventually, one_run
+from tests.scenarios.gates import Gate, all_queued, one_run
 
 
 def gated(app: tarry.Tarry, gate: Gate, *, trigger: str = "job/run", function_id: str = "job", **flow: Any) -> None:
@@ -105,4 +104,35 @@ async def test_a_number_key_that_is_infinite_is_not_the_string_inf(app: tarry.Ta
     assert sorted(seen) == ["number", "text"], "the number inf and the string 'inf' are two idempotency values"
 
 
-_unused = (asyncio, eventually)
+async def test_a_singleton_replacement_starts_only_once_the_run_it_replaced_has_ended_after_a_restart(
+    make_app: Callable[..., tarry.Tarry],
+) -> None:
+    """``mode="cancel"``: the new run starts only once the old one has ended, also when the old one was
+    handed back (its process stopped while it ran) and the new one goes ahead of it by priority."""
+    flow: dict[str, Any] = {"singleton": tarry.Singleton(mode="cancel"), "priority": tarry.Priority(run="event.data.p")}
+    gate = Gate()
+    before = make_app()
+    gated(before, gate, **flow)
+    async with before:
+        [first] = await before.send(tarry.Event("job/run", {"name": "old", "p": 0}))
+        await gate.reached(1)
+        old = await one_run(before, first)
+        [second] = await before.send(tarry.Event("job/run", {"name": "new", "p": 600}))
+        await all_queued(before, [second])
+        new = await one_run(before, second)
+        still = await before.get_run(old.id)
+        assert still is not None and still.status == "running", "cancelled at its next step boundary"
+    # the process stopped while the old run was executing: it is handed back, its cancel still pending
+    gate = Gate()
+    after = make_app()
+    gated(after, gate, **flow)
+    async with after:
+        await gate.reached(1)
+        assert gate.entered == ["new"], gate.entered
+        at_start = await after.get_run(old.id)
+        assert at_start is not None
+        gate.open()
+        done = await after.wait_for_run(new.id, timeout=LIMIT)
+        ended = await after.wait_for_run(old.id, timeout=LIMIT)
+    assert done.status == "completed" and ended.status == "cancelled"
+    assert at_start.status == "cancelled", f"the replacement runs while the run it replaced is {at_start.status}"
