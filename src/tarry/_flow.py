@@ -275,9 +275,7 @@ def _partition_text(value: Any) -> str:
     """Equal values one text: a string, a number (1 and 1.0 alike), a bool; anything else ``""``."""
     if _expressions.is_missing(value) or value is None or not isinstance(value, str | int | float | bool):
         value = ""
-    if isinstance(value, float) and not math.isfinite(value):
-        value = str(value)
-    text = _expressions.canonical(value)
+    text = _expressions.canonical(value)  # a number that is not finite: Infinity, -Infinity, NaN (no quotes)
     return text if len(text) <= 200 else "#" + hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -81,3 +81,36 @@ async def test_runs_queued_by_concurrency_start_in_creation_order_after_a_restar
 
 async def _started(started: list[str], run_id: str) -> bool:
     return run_id in started
+
+
+async def test_runs_held_by_a_limit_the_code_has_dropped_start_after_a_restart(
+    make_app: Callable[..., tarry.Tarry],
+) -> None:
+    first = make_app()
+    gate = asyncio.Event()
+
+    @first.function(trigger="flow/job", id="job", concurrency=tarry.Concurrency(limit=1))
+    async def limited(ctx: tarry.Context) -> str:
+        await ctx.step.run("work", gate.wait)
+        return "done"
+
+    async with first:
+        ids = await first.send([tarry.Event("flow/job", {"n": n}) for n in range(3)])
+
+        async def one_runs_two_held() -> bool:
+            runs = [r for i in ids for r in await first.runs_for_event(i)]
+            return sorted((r.status, r.queued_reason) for r in runs) == [
+                ("queued", "concurrency"), ("queued", "concurrency"), ("running", None)]  # fmt: skip
+
+        await until(one_runs_two_held, "one run executing and two held by the limit")
+        runs = [r for i in ids for r in await first.runs_for_event(i)]
+
+    second = make_app()  # the same function, its limit dropped from the code
+
+    @second.function(trigger="flow/job", id="job")
+    async def unlimited(ctx: tarry.Context) -> str:
+        return "done"
+
+    async with second:
+        done = [await second.wait_for_run(r.id, timeout=LIMIT) for r in runs]
+    assert [r.status for r in done] == ["completed"] * 3

@@ -68,6 +68,9 @@ class Engine:
     def gated(self) -> bool:
         return self.registry.gated
 
+    def knows(self, function_id: str) -> bool:
+        return function_id in self.registry.functions
+
     def widest(self, partition: str) -> int:
         return max((spec.flow.limit_of(partition) or 0 for spec in self.registry.functions.values()), default=0)
 

@@ -46,6 +46,9 @@ class Hooks(Protocol):
     def flow(self, function_id: str) -> Flow:
         """The flow-control rules of a function (data: ``NO_FLOW`` for one without, or unknown here)."""
 
+    def knows(self, function_id: str) -> bool:
+        """Whether ``function_id`` is a function of this app."""
+
     def widest(self, partition: str) -> int:
         """The largest concurrency limit any function of this app holds ``partition`` to."""
 

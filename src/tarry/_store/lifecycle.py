@@ -28,6 +28,8 @@ FINISH_STEP = "#finish"
 THROTTLE_STEP = "#throttle"
 #: ready runs a claim looks at in one transaction before it leaves the rest to the next turn
 MAX_LOOKS = 1000
+#: gated runs each heartbeat looks at for limits dropped from the code (``_ungate``)
+UNGATE_SAMPLE = 100
 UNFINISHED = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SLEEPING, RunStatus.WAITING)
 _NO_KEYS = RunKeys()
 
@@ -224,6 +226,9 @@ class LifecycleMixin(WaitsMixin):
             busy = False
             for row in rows:
                 looked += 1
+                if row["cancel_requested"]:  # cancelled while it ran, then handed back: it ends now
+                    self._finish(c, row["id"], None, RunStatus.CANCELLED, None, None, now)
+                    continue
                 flow = self.hooks.flow(row["function_id"])
                 verdict = self._gate(c, row, flow, now)
                 if verdict is None:
@@ -250,7 +255,7 @@ class LifecycleMixin(WaitsMixin):
         if row["skey"] is not None and flow.singleton is not None and flow.singleton.mode == "cancel":
             if not self._try_lock(c, row["skey"]):
                 return _BUSY
-            if self._x(c, "running_singleton", {"key": row["skey"], "id": row["id"]}).fetchone()["n"]:
+            if self._x(c, "unfinished_others", {"key": row["skey"], "id": row["id"]}).fetchone()["n"]:
                 return _Hold(row["skey"], QueuedReason.CONCURRENCY)  # the run it replaces has not ended yet
         throttle = flow.throttle
         if row["started_at"] is None and row["tkey"] is not None and throttle is not None:
@@ -297,6 +302,14 @@ class LifecycleMixin(WaitsMixin):
     def _left_running(self, c: Conn, rows: Iterable[Row]) -> None:
         """Runs stopped executing (parked, requeued, backed off, ended): their slots go to the next held."""
         self._pass_on(c, [k for r in rows for k in (r["ckey1"], r["ckey2"], r["skey"])])
+
+    def _ungate(self, c: Conn) -> None:
+        """Runs made under limits this code has dropped (their function is registered here, with none) start
+        as the others do; runs of functions this process does not know are left to the processes that do."""
+        for row in self._x(c, "gated_sample", {"limit": UNGATE_SAMPLE}).fetchall():
+            fid = row["function_id"]
+            if self.hooks.knows(fid) and not self.hooks.flow(fid).gated:
+                self._x(c, "ungate_run", {"run_id": row["id"]})
 
     # -- timers of the lifecycle ----------------------------------------------
 

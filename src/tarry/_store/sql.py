@@ -253,6 +253,7 @@ class SQLStore(LifecycleMixin):
                                       "error": _serde.dumps({"name": DEAD_LETTER, "message": message})})  # fmt: skip
             self._x(c, "delete_timers_of_run", run)
             self._x(c, "delete_waits_of_run", run)
+            self._left_running(c, self._x(c, "run_keys", run).fetchall())
 
         return [run for run in self._each(c, rows, one, failed) if run is not None], again
 
@@ -462,8 +463,7 @@ class SQLStore(LifecycleMixin):
             rows = self._x(c, "recover_runs", {"alive_since": alive_since, "now": now}).fetchall()
             self._left_running(c, rows)
             recovered = len(rows)
-            if not self.hooks.gated:  # runs made under limits this code has dropped start as the others do
-                self._x(c, "ungate_runs")
+            self._ungate(c)
             # fold the counters here too (every heartbeat), so that a store nobody scrapes does not
             # keep a delta row per change on PostgreSQL; on SQLite this reads a few rows
             self._x(c, "lock_counts")

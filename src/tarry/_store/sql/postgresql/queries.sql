@@ -340,7 +340,7 @@ SELECT open, scanned FROM summed;
 
 -- name: gated_candidates
 -- Ready runs whose start needs a look at their limits, in their place's order.
-SELECT id, function_id, ckey1, ckey2, tkey, skey, started_at FROM runs
+SELECT id, function_id, ckey1, ckey2, tkey, skey, started_at, cancel_requested FROM runs
 WHERE status = 'queued' AND held IS NULL AND gated = 1 ORDER BY place, id LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
@@ -365,9 +365,9 @@ WHERE id = (SELECT id FROM runs WHERE status = 'queued' AND held = %(held)s ORDE
 SELECT (SELECT count(*) FROM runs WHERE status = 'running' AND ckey1 = %(key)s)
      + (SELECT count(*) FROM runs WHERE status = 'running' AND ckey2 = %(key)s) AS n;
 
--- name: running_singleton
+-- name: unfinished_others
 SELECT count(*) AS n FROM runs
-WHERE skey = %(key)s AND status IN ('queued', 'running', 'sleeping', 'waiting') AND status = 'running' AND id != %(id)s;
+WHERE skey = %(key)s AND status IN ('queued', 'running', 'sleeping', 'waiting') AND id != %(id)s;
 
 -- name: throttle_window
 -- The limit-th newest first start in the window, if there is one (the window is full until it leaves).
@@ -453,14 +453,22 @@ WHERE x.run_id = %(run_id)s ORDER BY x.pos;
 -- name: event_row_by_id
 SELECT seq, id, name, data, key, v, ts, exclude_function, only_function FROM events WHERE id = %(id)s;
 
--- name: ungate_runs
--- This process has no limits left, so runs created with some start as others do.
-UPDATE runs SET gated = 0, held = NULL, queued_reason = NULL
-WHERE id IN (SELECT id FROM runs WHERE status = 'queued' AND held IS NULL AND gated = 1 LIMIT 1000)
-   OR id IN (SELECT id FROM runs WHERE status = 'queued' AND held IS NOT NULL LIMIT 1000);
+-- name: gated_sample
+-- The first gated runs, ready and held (a heartbeat looks whether their function still has limits).
+SELECT id, function_id FROM (SELECT id, function_id FROM runs WHERE status = 'queued' AND held IS NULL AND gated = 1
+                             ORDER BY place, id LIMIT %(limit)s) ready
+UNION ALL
+SELECT id, function_id FROM (SELECT id, function_id FROM runs WHERE status = 'queued' AND held IS NOT NULL
+                             LIMIT %(limit)s) held;
+
+-- name: ungate_run
+UPDATE runs SET gated = 0, held = NULL, queued_reason = NULL WHERE id = %(run_id)s AND status = 'queued';
 
 -- name: release_next_after
 -- The next run held behind a partition after the given one (which stays held).
 UPDATE runs SET held = NULL, queued_reason = NULL
 WHERE id = (SELECT r.id FROM runs r, runs me WHERE me.id = %(id)s AND r.status = 'queued' AND r.held = %(held)s
             AND (r.place > me.place OR (r.place = me.place AND r.id > me.id)) ORDER BY r.place, r.id LIMIT 1);
+
+-- name: run_keys
+SELECT ckey1, ckey2, skey FROM runs WHERE id = %(run_id)s;
