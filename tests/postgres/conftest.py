@@ -42,10 +42,15 @@ def workers(pg_url: str) -> Iterator[Callable[..., subprocess.Popen[str]]]:
         return process
 
     yield start
-    for process in started:
+    stop_workers(started)
+
+
+def stop_workers(processes: list[subprocess.Popen[str]]) -> None:
+    """SIGTERM each worker still running, then wait for it (killing one that does not stop in 10 s)."""
+    for process in processes:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-    for process in started:
+    for process in processes:
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:

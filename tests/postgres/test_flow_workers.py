@@ -8,7 +8,6 @@ the measurement would see a broken limit).
 from __future__ import annotations
 
 import asyncio
-import signal
 import subprocess
 import time
 from collections import Counter, defaultdict
@@ -19,7 +18,7 @@ import pytest
 
 import tarry
 from tests.postgres import flow_app
-from tests.postgres.conftest import spawn_worker
+from tests.postgres.conftest import spawn_worker, stop_workers
 
 APP = "tests/postgres/flow_app.py:app"
 KEYS = 30
@@ -41,14 +40,7 @@ def flow_url(pg_url: str) -> str:
 def three_workers(flow_url: str) -> Iterator[list[subprocess.Popen[str]]]:
     started = [spawn_worker(APP, flow_url) for _ in range(3)]
     yield started
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in started:
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    stop_workers(started)
 
 
 def most_at_once(spans: list[tuple[float, float]]) -> int:

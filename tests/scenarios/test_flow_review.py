@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 import tarry
 from tests.conftest import LIMIT
 from tests.scenarios.gates import Gate, all_queued, one_run
+from tests.scenarios.test_poison import corrupt
 
 
 def gated(app: tarry.Tarry, gate: Gate, *, trigger: str = "job/run", function_id: str = "job", **flow: Any) -> None:
@@ -17,18 +17,6 @@ def gated(app: tarry.Tarry, gate: Gate, *, trigger: str = "job/run", function_id
     @app.function(trigger=trigger, id=function_id, retries=0, **flow)
     async def job(ctx: tarry.Context) -> str:
         return str(await ctx.step.run("work", gate.hold, ctx.event.data.get("name", ctx.run_id)))
-
-
-def corrupt(url: str, event_id: str) -> None:
-    """Damage one stored event so that it cannot be parsed (as a faulty disk or a hand edit could)."""
-    if url.startswith("sqlite"):
-        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-            conn.execute("UPDATE events SET data = '{not json' WHERE id = ?", (event_id,))
-        return
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("UPDATE events SET data = '{not json' WHERE id = %s", (event_id,))
 
 
 async def test_a_run_set_aside_at_claim_frees_its_concurrency_slot(
