@@ -131,27 +131,10 @@ async def test_scope_function_with_the_same_key_text_shares_nothing(app: tarry.T
 
 async def test_scope_app_compares_the_key_text_exactly(app: tarry.Tarry) -> None:
     gate = Gate()
-    gated(
-        app,
-        gate,
-        trigger="a/run",
-        function_id="double",
-        concurrency=tarry.Concurrency(limit=1, key='"openai"', scope="app"),
-    )
-    gated(
-        app,
-        gate,
-        trigger="b/run",
-        function_id="single",
-        concurrency=tarry.Concurrency(limit=1, key="'openai'", scope="app"),
-    )
-    gated(
-        app,
-        gate,
-        trigger="c/run",
-        function_id="same",
-        concurrency=tarry.Concurrency(limit=1, key='"openai"', scope="app"),
-    )
+    for trigger, function_id, key in (("a/run", "double", '"openai"'), ("b/run", "single", "'openai'"),
+                                      ("c/run", "same", '"openai"')):  # fmt: skip
+        gated(app, gate, trigger=trigger, function_id=function_id,
+              concurrency=tarry.Concurrency(limit=1, key=key, scope="app"))  # fmt: skip
     async with app:
         await app.send(named("a/run", "a") + named("b/run", "b"))
         await gate.reached(2)  # one value, but two texts: two partitions

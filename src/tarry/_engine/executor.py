@@ -23,6 +23,7 @@ from tarry._errors import StoreError, describe
 from tarry._model import RunStatus
 from tarry._store.base import ClaimedRun, Control
 from tarry._store.base import Park as Parked
+from tarry._store.lifecycle import cancelled
 
 log = logging.getLogger("tarry.worker")
 
@@ -97,7 +98,7 @@ async def _execute(engine: Engine, claimed: ClaimedRun, owner: str, threads: Exe
                 claimed = replace(claimed, steps=fresh)
                 continue
             if result == Parked.CANCEL:
-                await _finish(engine, claimed.id, owner, RunStatus.CANCELLED, None, _cancelled())
+                await _finish(engine, claimed.id, owner, RunStatus.CANCELLED, None, cancelled(None))
             engine.wake()
             return
         if outcome == Control.LOST:
@@ -105,7 +106,7 @@ async def _execute(engine: Engine, claimed: ClaimedRun, owner: str, threads: Exe
         if outcome == STORE_FAILED:
             await _back_off(engine, claimed.id, owner)
         elif outcome == Control.CANCEL:
-            await _finish(engine, claimed.id, owner, RunStatus.CANCELLED, None, _cancelled())
+            await _finish(engine, claimed.id, owner, RunStatus.CANCELLED, None, cancelled(None))
         elif outcome == RunStatus.FAILED:
             await _finish(engine, claimed.id, owner, RunStatus.FAILED, None, value)
         else:
@@ -164,10 +165,6 @@ async def _drive(x: Execution, threads: Executor) -> tuple[str, Any]:
     if x.stop_reason is not None:
         return x.stop_reason, None
     return RunStatus.COMPLETED, value
-
-
-def _cancelled() -> dict[str, str]:
-    return {"name": "Cancelled", "message": "the run was cancelled"}
 
 
 async def _finish(engine: Engine, run_id: str, owner: str, status: str, output: str | None,

@@ -75,19 +75,21 @@ class LifecycleMixin(WaitsMixin):
     def _start_functions(self, c: Conn, row: Row, now: int, started: list[str] | None) -> None:
         """Admit a delivered event (a row of ``events``) to each function it triggers."""
         invoked = row["only_function"] is not None  # step.invoke: a run of its own, whatever admission says
+        event: dict[str, Any] | None = None  # the event as JSON: parsed once, for every function it starts
         for function_id in self.hooks.route(row["name"], row["exclude_function"], row["only_function"]):
             flow = self.hooks.flow(function_id)
+            event = event or event_json(row)
             if flow.admits and not invoked:
-                run_id = self._admit(c, row, function_id, flow, now)
+                run_id = self._admit(c, row, event, function_id, flow, now)
             else:
-                run_id = self._create_run(c, function_id, row, flow, now)
+                run_id = self._create_run(c, function_id, row, event, flow, now)
             if run_id is not None and started is not None:
                 started.append(run_id)
 
-    def _admit(self, c: Conn, row: Row, function_id: str, flow: Flow, now: int) -> str | None:
+    def _admit(self, c: Conn, row: Row, event: dict[str, Any], function_id: str, flow: Flow,
+               now: int) -> str | None:  # fmt: skip
         """Idempotency, rate limit, singleton, then debounce or batch, in that order; an event turned away by
         one is not counted by the later ones. The run created, if one was."""
-        event = event_json(row)
         idempotency = flow.idempotency_key(event)
         if idempotency is not None:
             self._lock(c, [f"i\x1f{function_id}\x1f{idempotency}"])
@@ -118,18 +120,18 @@ class LifecycleMixin(WaitsMixin):
             self._x(c, "rate_insert", {"partition": rate, "now": now})
         if flow.debounce or flow.batch:
             return self._gather(c, row, event, function_id, flow, now)
-        return self._create_run(c, function_id, row, flow, now)
+        return self._create_run(c, function_id, row, event, flow, now)
 
     def _skip(self, c: Conn, row: Row, function_id: str, reason: SkipReason, now: int) -> None:
         skip = {"event_id": row["id"], "function_id": function_id, "reason": reason.value, "now": now}
         if self._x(c, "insert_skip", skip).rowcount:
             self._x(c, "count_skip", skip)
 
-    def _create_run(self, c: Conn, function_id: str, row: Row, flow: Flow, now: int,
+    def _create_run(self, c: Conn, function_id: str, row: Row, trigger: dict[str, Any], flow: Flow, now: int,
                     events: list[str] | None = None, last_seq: int | None = None) -> str:  # fmt: skip
-        """A new queued run of ``row``'s event (and, for a batch or burst, of ``events``, in order)."""
+        """A new queued run of ``row``'s event, ``trigger`` being it as JSON (and, for a batch or burst, of
+        ``events``, in order)."""
         run_id = _ids.new_id(now)
-        trigger = event_json(row)
         keys = flow.run_keys(trigger) if flow.keyed else _NO_KEYS
         slots = (*keys.concurrency, None, None)
         self._x(c, "insert_run", {"id": run_id, "function_id": function_id, "event_id": row["id"], "now": now,
@@ -201,7 +203,7 @@ class LifecycleMixin(WaitsMixin):
         last = self._x(c, "event_row_by_id", {"id": ids[-1]}).fetchone()
         trigger = first if buffer["kind"] == "batch" else last  # ctx.event: a batch's first, a burst's last
         flow = self.hooks.flow(buffer["function_id"])
-        return self._create_run(c, buffer["function_id"], trigger, flow, now, ids, last["seq"])
+        return self._create_run(c, buffer["function_id"], trigger, event_json(trigger), flow, now, ids, last["seq"])
 
     # -- claiming -------------------------------------------------------------
 

@@ -62,7 +62,7 @@ RETURNING ckey1, ckey2, skey;
 UPDATE runs SET resume_requested = 0 WHERE id = %(run_id)s;
 
 -- name: requeue_run
-UPDATE runs SET status = 'queued', owner = NULL, queued_at = %(now)s, resume_requested = 0
+UPDATE runs SET status = 'queued', owner = NULL, resume_requested = 0
 WHERE id = %(run_id)s AND owner = %(owner)s
 RETURNING ckey1, ckey2, skey;
 
@@ -87,7 +87,6 @@ WHERE run_id = %(run_id)s AND id = %(step_id)s AND status = 'sleeping';
 -- name: wake_run
 UPDATE runs SET
     status = CASE WHEN status IN ('sleeping', 'waiting') THEN 'queued' ELSE status END,
-    queued_at = CASE WHEN status IN ('sleeping', 'waiting') THEN %(now)s ELSE queued_at END,
     resume_requested = CASE WHEN status = 'running' THEN 1 ELSE resume_requested END
 WHERE id = %(run_id)s;
 
@@ -137,12 +136,12 @@ ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at;
 DELETE FROM workers WHERE id = %(id)s;
 
 -- name: release_runs
-UPDATE runs SET status = 'queued', owner = NULL, queued_at = %(now)s, resume_requested = 0
+UPDATE runs SET status = 'queued', owner = NULL, resume_requested = 0
 WHERE status = 'running' AND owner = %(owner)s
 RETURNING ckey1, ckey2, skey;
 
 -- name: recover_runs
-UPDATE runs SET status = 'queued', owner = NULL, queued_at = %(now)s, resume_requested = 0
+UPDATE runs SET status = 'queued', owner = NULL, resume_requested = 0
 WHERE status = 'running'
   AND (owner IS NULL OR owner NOT IN (SELECT id FROM workers WHERE heartbeat_at >= %(alive_since)s))
 RETURNING ckey1, ckey2, skey;

@@ -58,7 +58,7 @@ RETURNING ckey1, ckey2, skey;
 UPDATE runs SET resume_requested = 0 WHERE id = :run_id;
 
 -- name: requeue_run
-UPDATE runs SET status = 'queued', owner = NULL, queued_at = :now, resume_requested = 0
+UPDATE runs SET status = 'queued', owner = NULL, resume_requested = 0
 WHERE id = :run_id AND owner = :owner
 RETURNING ckey1, ckey2, skey;
 
@@ -82,7 +82,6 @@ WHERE run_id = :run_id AND id = :step_id AND status = 'sleeping';
 -- name: wake_run
 UPDATE runs SET
     status = CASE WHEN status IN ('sleeping', 'waiting') THEN 'queued' ELSE status END,
-    queued_at = CASE WHEN status IN ('sleeping', 'waiting') THEN :now ELSE queued_at END,
     resume_requested = CASE WHEN status = 'running' THEN 1 ELSE resume_requested END
 WHERE id = :run_id;
 
@@ -133,12 +132,12 @@ ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at;
 DELETE FROM workers WHERE id = :id;
 
 -- name: release_runs
-UPDATE runs SET status = 'queued', owner = NULL, queued_at = :now, resume_requested = 0
+UPDATE runs SET status = 'queued', owner = NULL, resume_requested = 0
 WHERE status = 'running' AND owner = :owner
 RETURNING ckey1, ckey2, skey;
 
 -- name: recover_runs
-UPDATE runs SET status = 'queued', owner = NULL, queued_at = :now, resume_requested = 0
+UPDATE runs SET status = 'queued', owner = NULL, resume_requested = 0
 WHERE status = 'running'
   AND (owner IS NULL OR owner NOT IN (SELECT id FROM workers WHERE heartbeat_at >= :alive_since))
 RETURNING ckey1, ckey2, skey;

@@ -3,7 +3,7 @@
 -- bursts and batches. Timers lose their reference to runs: a burst's or a batch's timer has no run.
 
 ALTER TABLE runs ADD COLUMN place INTEGER NOT NULL DEFAULT 0;     -- created_at - priority: the queue's order
-UPDATE runs SET place = created_at;
+UPDATE runs SET place = created_at;                             -- queued_at is no longer read
 ALTER TABLE runs ADD COLUMN gated INTEGER NOT NULL DEFAULT 0;     -- 1: starting it needs a look at its limits
 ALTER TABLE runs ADD COLUMN ckey1 TEXT;                           -- its concurrency partitions
 ALTER TABLE runs ADD COLUMN ckey2 TEXT;
