@@ -27,14 +27,14 @@ class CancelOn:
 
 
 @dataclass(frozen=True)
-class Trigger:
+class Triggers:
     """The event names a function starts on: exact names and ``prefix*`` patterns."""
 
     names: tuple[str, ...]
     prefixes: tuple[str, ...]
 
     @classmethod
-    def parse(cls, trigger: object) -> Trigger:
+    def parse(cls, trigger: object) -> Triggers:
         items = [trigger] if isinstance(trigger, str) else trigger
         if not isinstance(items, list | tuple) or not items:
             raise ValueError(
@@ -62,7 +62,7 @@ class FunctionSpec:
 
     id: str
     fn: Callable[..., Any]
-    trigger: Trigger
+    trigger: Triggers
     retries: int
     cancel_on: tuple[CancelOn, ...]
     flow: Flow = NO_FLOW
@@ -85,7 +85,7 @@ def make_spec(fn: Callable[..., Any], trigger: object, id: str | None, retries: 
     for item in cancels:
         if not isinstance(item, CancelOn):
             raise ValueError(f"invalid cancel_on item {item!r} for function {function_id!r}: use tarry.CancelOn(...)")
-    parsed = Trigger.parse(trigger)
+    parsed = Triggers.parse(trigger)
     compiled = compile_flow(function_id, cancel_on=bool(cancels), **(flow or {})) if flow else NO_FLOW
     return FunctionSpec(function_id, fn, parsed, retries, cancels, compiled)
 
