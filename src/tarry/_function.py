@@ -90,21 +90,8 @@ class Triggers:
                 routes.append(Route(_check_name(item)))
         return cls(tuple(routes))
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        """The exact names of the unfiltered routes."""
-        return tuple(r.name for r in self.routes if r.filter is None and r.prefix is None)
-
-    @property
-    def prefixes(self) -> tuple[str, ...]:
-        """The prefixes of the unfiltered ``prefix*`` routes."""
-        return tuple(r.prefix for r in self.routes if r.filter is None and r.prefix is not None)
-
-    def matches(self, name: str) -> bool:
-        """Whether some route takes events named ``name`` (before any filter)."""
-        return any(name == r.name if r.prefix is None else name.startswith(r.prefix) for r in self.routes)
-
     def describe(self) -> list[dict[str, str]]:
+        """Each trigger as ``/api/v1/functions`` shows it, in the order written."""
         return [r.describe() for r in self.routes]
 
 

@@ -239,3 +239,44 @@ def test_a_filter_needs_its_if_exp_by_keyword() -> None:
         tarry.Trigger("app/x", "event.data.n == 1")  # type: ignore[misc]
     with pytest.raises(TypeError):
         tarry.Trigger("app/x")  # type: ignore[call-arg]
+
+
+def test_each_trigger_is_described_as_the_functions_api_shows_it(app: tarry.Tarry) -> None:
+    async def on_failure(ctx: tarry.Context) -> None: ...
+
+    echo(app, "mixed", ["app/x", "app/*", tarry.Trigger("shop/order", if_exp="event.data.total > 100")],
+         on_failure=on_failure)  # fmt: skip
+    specs = app._registry.functions
+    assert specs["mixed"].trigger.describe() == [
+        {"event": "app/x"},
+        {"event": "app/*"},
+        {"event": "shop/order", "if_exp": "event.data.total > 100"},
+    ]
+    assert specs["mixed"].on_failure == "mixed-failure"
+    assert specs["mixed-failure"].trigger.describe() == [
+        {"event": "tarry/function.failed", "if_exp": 'event.data.function_id == "mixed"'}
+    ]
+
+
+async def test_a_failure_handlers_filter_as_shown_selects_the_events_it_runs_for(app: tarry.Tarry) -> None:
+    """The handler's filter is a Python test; the CEL it is shown as takes the same events."""
+
+    async def on_failure(ctx: tarry.Context) -> str:
+        return str(ctx.event.data["run_id"])
+
+    @app.function(trigger="app/x", id='odd "id"', on_failure=on_failure)
+    async def handled(ctx: tarry.Context) -> None:
+        raise RuntimeError("boom")
+
+    @app.function(trigger="app/x")
+    async def other(ctx: tarry.Context) -> None:
+        raise RuntimeError("boom")
+
+    [shown] = app._registry.functions['odd "id"-failure'].trigger.describe()
+    echo(app, "as-shown", tarry.Trigger(shown["event"], if_exp=shown["if_exp"]))
+    async with app:
+        await app.send(tarry.Event("app/x"))
+        await app.idle(timeout=LIMIT)
+        [by_handler] = await app.list_runs(function_id='odd "id"-failure')
+        [by_filter] = await app.list_runs(function_id="as-shown")
+        assert by_filter.event.id == by_handler.event.id
