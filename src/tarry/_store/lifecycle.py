@@ -1,12 +1,12 @@
 """The run lifecycle, shared by every SQL dialect: admission, claiming, and each change of a run's status.
 
 *Admission* decides, as an event is delivered, whether it starts a run of a function (its trigger
-filter, idempotency, rate limit, singleton, then debounce or batch). *Claiming* decides which queued run starts next
-(concurrency, throttle, priority, the worker's free slots). Every other transition — park, requeue,
-back-off, finish, cancel — is one function here, and each hands what the run leaves (a slot, a window)
-to the run held next behind it. The rules are data (``Flow``, compiled at decoration); the counts,
-windows and buffers they read live in the store and change in the transaction that admits or claims.
-See docs/design/runs.md.
+filter, idempotency, rate limit, singleton, then debounce or batch). *Claiming* decides which queued
+run starts next (concurrency, throttle, priority, the worker's free slots). Every other transition —
+park, requeue, back-off, finish, cancel — is one function here, and each hands what the run leaves (a
+slot, a window) to the run held next behind it. The rules are data (``Flow`` and trigger filters,
+compiled at decoration); the counts, windows and buffers they read live in the store and change in the
+transaction that admits or claims. See docs/design/runs.md.
 """
 
 from __future__ import annotations
