@@ -7,6 +7,7 @@ many. Nothing here raises for any exception or text.
 
 from __future__ import annotations
 
+import re
 import traceback
 
 #: the most a traceback or a message may take, as UTF-8
@@ -14,6 +15,8 @@ MAX_BYTES = 16_384
 #: the most one run of lines that are not frames may take in a cut traceback (an exception's message)
 MAX_BLOCK = 4_096
 CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+FRAME, TEXT = 0, -1  # the kinds of a traceback's chunks; a kind > 0 is the count of frames a cut left out
+_GAP = re.compile(r"  \[\.\.\. (\d+) frames? left out \.\.\.\]\n?")
 
 
 def format_exception(exc: BaseException, cause: str | None = None) -> str:
@@ -33,8 +36,8 @@ def cut(text: str, limit: int = MAX_BYTES) -> str:
     left out, then, if still too long, only its end kept."""
     if _size(text) <= limit:
         return text
-    chunks = [(frame, chunk if frame else _head(chunk, MAX_BLOCK)) for frame, chunk in _chunks(text)]
-    frames = sum(1 for frame, _ in chunks if frame)
+    chunks = [(kind, _head(chunk, MAX_BLOCK) if kind == TEXT else chunk) for kind, chunk in _chunks(text)]
+    frames = sum(1 for kind, _ in chunks if kind == FRAME)
     low, high = 0, frames  # the fewest outermost frames to leave out; fits(frames) or nothing does
     while low < high:
         middle = (low + high) // 2
@@ -80,34 +83,46 @@ def _tail(text: str, limit: int) -> str:
     return f"[... {len(data) - len(kept.encode())} bytes left out ...]\n{kept}"
 
 
-def _chunks(text: str) -> list[tuple[bool, str]]:
-    """The text as frames (a ``File`` line and the lines under it) and runs of other lines, in order."""
-    chunks: list[tuple[bool, str]] = []
+def _chunks(text: str) -> list[tuple[int, str]]:
+    """The text as frames (a ``File`` line and the lines under it: ``FRAME``), runs of other lines
+    (``TEXT``), and the lines of an earlier cut (``n`` > 0 frames left out), in order."""
+    chunks: list[tuple[int, str]] = []
     for line in text.splitlines(keepends=True):
-        if line.startswith('  File "'):
-            chunks.append((True, line))
-        elif chunks and chunks[-1][0] and (line.startswith("    ") or line.startswith("  [Previous line")):
-            chunks[-1] = (True, chunks[-1][1] + line)
-        elif chunks and not chunks[-1][0]:
-            chunks[-1] = (False, chunks[-1][1] + line)
+        gap = _GAP.fullmatch(line)
+        if gap:
+            chunks.append((int(gap[1]), ""))
+        elif line.startswith('  File "'):
+            chunks.append((FRAME, line))
+        elif chunks and chunks[-1][0] == FRAME and (line.startswith("    ") or line.startswith("  [Previous line")):
+            chunks[-1] = (FRAME, chunks[-1][1] + line)
+        elif chunks and chunks[-1][0] == TEXT:
+            chunks[-1] = (TEXT, chunks[-1][1] + line)
         else:
-            chunks.append((False, line))
+            chunks.append((TEXT, line))
     return chunks
 
 
-def _join(chunks: list[tuple[bool, str]], leave_out: int) -> str:
-    """The chunks with their first ``leave_out`` frames left out, each run of them said in one line."""
+def _join(chunks: list[tuple[int, str]], leave_out: int) -> str:
+    """The chunks with their first ``leave_out`` frames left out, each run of them (with the frames an
+    earlier cut left out next to it) said in one line."""
     parts: list[str] = []
     run = 0
-    for frame, chunk in chunks:
-        if frame and leave_out > 0:
+    for kind, chunk in chunks:
+        if kind == FRAME and leave_out > 0:
             leave_out -= 1
             run += 1
             continue
+        if kind > 0:
+            run += kind
+            continue
         if run:
-            parts.append(f"  [... {run} frame{'s' if run > 1 else ''} left out ...]\n")
+            parts.append(_gap(run))
             run = 0
         parts.append(chunk)
     if run:
-        parts.append(f"  [... {run} frame{'s' if run > 1 else ''} left out ...]\n")
+        parts.append(_gap(run))
     return "".join(parts)
+
+
+def _gap(frames: int) -> str:
+    return f"  [... {frames} frame{'s' if frames > 1 else ''} left out ...]\n"
