@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import textwrap
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +20,7 @@ from tests.conftest import LIMIT, start_run
 
 MAX_TRACEBACK = 16_384
 MAX_RESULT = 4 * 1024 * 1024
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guide.md"
 
 
 def innermost(message: str) -> None:
@@ -468,3 +472,30 @@ async def test_logger_records_of_gathered_steps_each_carry_their_own_step(app: t
     assert sorted(lines) == sorted([(f"{s} {n}", run.id, "fan", s) for s in "ab" for n in range(3)]
                                    + [("c 0", run.id, "fan", "c")])  # fmt: skip
     assert [line[0] for line in lines[:2]] != ["a 0", "a 1"], "they ran interleaved"
+
+
+# -- the guide -----------------------------------------------------------------------
+
+
+async def test_the_guides_debugging_sample_runs(
+    app: tarry.Tarry, clock: VirtualClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    section = re.search(r"^### Debugging a failed run\n(.*?)(?=^##)", GUIDE.read_text(), re.S | re.M)
+    assert section, "docs/guide.md has no subsection 'Debugging a failed run'"
+    [code] = re.findall(r"^```python\n(.*?)^```", section.group(1), re.S | re.M)
+
+    @app.function(trigger="guide/charge", retries=1)
+    async def charge(ctx: tarry.Context) -> None:
+        await ctx.step.run("charge", innermost, "card declined")
+
+    async with app:
+        run = await start_run(app, tarry.Event("guide/charge"))
+        await clock.advance("1h")
+        await app.wait_for_run(run.id, timeout=LIMIT)
+        namespace: dict[str, Any] = {"app": app, "run_id": run.id}
+        exec(compile("async def sample():\n" + textwrap.indent(code, "    "), str(GUIDE), "exec"), namespace)
+        await namespace["sample"]()
+    printed = capsys.readouterr().out
+    assert "StepError step 'charge' failed: ValueError: card declined" in printed
+    assert "charge 1 ValueError card declined" in printed and "charge 2 ValueError card declined" in printed
+    assert ", in innermost\n" in printed

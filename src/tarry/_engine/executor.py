@@ -53,7 +53,7 @@ async def execute(engine: Engine, claimed: ClaimedRun, owner: str, threads: Exec
         error = describe(exc)
         error["message"] = f"Tarry could not execute the run: {error['message']}"
         try:
-            await _finish(engine, claimed.id, owner, RunStatus.FAILED, None, error)
+            await _end(engine, claimed, owner, RunStatus.FAILED, None, error)
         except StoreError:
             log.warning("run %s: the store failed; retrying the run in %s s", claimed.id, BACKOFF_S, exc_info=True)
             await _back_off(engine, claimed.id, owner)
