@@ -471,3 +471,20 @@ WHERE id = (SELECT r.id FROM runs r, runs me WHERE me.id = %(id)s AND r.status =
 
 -- name: run_keys
 SELECT ckey1, ckey2, skey FROM runs WHERE id = %(run_id)s;
+
+-- name: schedules_all
+SELECT id, function_id, cron, timezone FROM schedules ORDER BY id;
+
+-- name: schedule_by_id
+SELECT id, function_id, cron, timezone FROM schedules WHERE id = %(id)s;
+
+-- name: insert_schedule
+INSERT INTO schedules (function_id, cron, timezone, created_at) VALUES (%(function_id)s, %(cron)s, %(timezone)s, %(now)s)
+RETURNING id;
+
+-- name: delete_schedule
+DELETE FROM schedules WHERE id = %(id)s;
+
+-- name: insert_timer_if_absent
+INSERT INTO timers (run_id, step_id, kind, due_at) VALUES (%(run_id)s, %(step_id)s, %(kind)s, %(due_at)s)
+ON CONFLICT (run_id, step_id) DO NOTHING;

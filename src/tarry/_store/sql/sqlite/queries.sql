@@ -455,3 +455,20 @@ WHERE id = (SELECT r.id FROM runs r, runs me WHERE me.id = :id AND r.status = 'q
 
 -- name: run_keys
 SELECT ckey1, ckey2, skey FROM runs WHERE id = :run_id;
+
+-- name: schedules_all
+SELECT id, function_id, cron, timezone FROM schedules ORDER BY id;
+
+-- name: schedule_by_id
+SELECT id, function_id, cron, timezone FROM schedules WHERE id = :id;
+
+-- name: insert_schedule
+INSERT INTO schedules (function_id, cron, timezone, created_at) VALUES (:function_id, :cron, :timezone, :now)
+RETURNING id;
+
+-- name: delete_schedule
+DELETE FROM schedules WHERE id = :id;
+
+-- name: insert_timer_if_absent
+INSERT INTO timers (run_id, step_id, kind, due_at) VALUES (:run_id, :step_id, :kind, :due_at)
+ON CONFLICT (run_id, step_id) DO NOTHING;
