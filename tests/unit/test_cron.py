@@ -81,6 +81,10 @@ def test_a_cron_is_a_frozen_value_with_a_readable_repr() -> None:
         # a day field starting with * is unrestricted, as in Vixie cron: then both must match
         ("0 0 */2 * FRI", [utc(2026, 1, 9), utc(2026, 1, 23), utc(2026, 2, 13)]),
         ("0 0 * 1 MON", [utc(2026, 1, 5), utc(2026, 1, 12), utc(2026, 1, 19)]),
+        # the library's extensions: the last day of the month, its last Friday, its first Monday
+        ("0 0 L * *", [utc(2026, 1, 31), utc(2026, 2, 28), utc(2026, 3, 31)]),
+        ("0 0 * * 5L", [utc(2026, 1, 30), utc(2026, 2, 27), utc(2026, 3, 27)]),
+        ("0 0 * * MON#1", [utc(2026, 1, 5), utc(2026, 2, 2), utc(2026, 3, 2)]),
     ],
 )
 def test_fields_names_ranges_steps_and_lists(expression: str, expected: list[datetime]) -> None:
