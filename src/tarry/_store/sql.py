@@ -34,6 +34,7 @@ from tarry._store.base import (
     Hooks,
     NewEvent,
     Park,
+    RunQuery,
     Sent,
     StepRow,
     StepWrite,
@@ -393,9 +394,32 @@ class SQLStore(LifecycleMixin):
         events = self._events_of_run(c, row["id"]) if row["last_seq"] is not None else None
         return run_from_row(row, steps, events)
 
-    async def list_runs(self, function_id: str | None, status: str | None, limit: int) -> list[Run]:
-        params = {"function_id": function_id, "status": status, "limit": limit}
-        return await self._read(lambda c: [self._run(c, r) for r in self._x(c, "list_runs", params).fetchall()])
+    async def query_runs(self, query: RunQuery, limit: int) -> tuple[list[Run], tuple[int, str] | None]:
+        """One page of a list of runs: the query run is the one whose index drives it (the event's runs,
+        a function's, one status's, or all by creation), in the query's order. One row more than the
+        page tells whether another page follows."""
+        order = "oldest" if query.oldest_first else "newest"
+        one_status = query.statuses is not None and len(query.statuses) == 1
+        if query.event_id is not None:
+            name = "query_runs_of_event"
+        elif query.function_id is not None:
+            name = f"query_runs_of_function_{order}"
+        elif one_status:
+            name = f"query_runs_by_status_{order}"
+        else:
+            name = f"query_runs_{order}"
+        params = {**query.bounds(), "function_id": query.function_id, "event_id": query.event_id,
+                  "status": query.statuses[0] if one_status and query.statuses else None,
+                  "statuses": None if query.statuses is None else _serde.dumps(list(query.statuses)),
+                  "oldest": query.oldest_first, "limit": limit + 1}  # fmt: skip
+
+        def read(c: Conn) -> tuple[list[Run], tuple[int, str] | None]:
+            rows = self._x(c, name, params).fetchall()
+            page = [self._run(c, r) for r in rows[:limit]]
+            more = len(rows) > limit and limit > 0
+            return page, ((rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if more else None)
+
+        return await self._read(read)
 
     async def runs_for_event(self, event_id: str) -> list[Run]:
         return await self._read(
