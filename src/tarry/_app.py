@@ -113,6 +113,10 @@ class Tarry:
         """The ids of the registered functions."""
         return list(self._registry.functions)
 
+    def _describe_functions(self) -> list[dict[str, Any]]:
+        """Every registered function as JSON, by id: what ``/api/v1/functions`` and ``tarry functions`` show."""
+        return [spec.describe() for _, spec in sorted(self._registry.functions.items())]
+
     # -- lifecycle ----------------------------------------------------------
 
     async def start(self, worker: bool = True) -> None:

@@ -204,6 +204,7 @@ class WaitRow:
     due_at: int | None
     handle_step: str | None
     redirect_url: str | None
+    seq: int = 0  # its position in the list of waits
 
 
 @dataclass(frozen=True)
@@ -362,16 +363,19 @@ class Store(Protocol):
 
     async def runs_for_event(self, event_id: str) -> list[Run]: ...
 
-    async def list_events(self, name: str | None, limit: int) -> list[EventRecord]:
-        """Events, newest first (by arrival)."""
+    async def list_events(self, name: str | None, limit: int, before: int | None = None) -> list[EventRecord]:
+        """Events (of one name, if given), newest first by arrival; ``before``: only those whose ``seq``
+        is below it (the next page)."""
 
     async def get_event(self, event_id: str) -> EventRecord | None: ...
 
-    async def runs_resumed_by_event(self, event_id: str) -> list[Run]:
-        """The runs whose waits this event resolved."""
+    async def runs_resumed_by_event(self, event_id: str, limit: int | None = None,
+                                    before: str | None = None) -> list[Run]:  # fmt: skip
+        """The runs whose waits this event resolved, newest first (ids below ``before``)."""
 
-    async def list_waits(self, run_id: str | None, limit: int) -> list[WaitRow]:
-        """Open waits (not cancel_on listeners), newest first."""
+    async def list_waits(self, run_id: str | None, limit: int, before: int | None = None) -> list[WaitRow]:
+        """Open waits (not cancel_on listeners; of one run, if given), newest first; ``before``: only
+        those whose ``seq`` is below it (the next page)."""
 
     async def counts(self) -> Counts: ...
 

@@ -25,6 +25,7 @@ from tarry import _serde
 from tarry._errors import describe
 from tarry._model import Buffer, DeadLetter, DeadLetterKind, Event, EventRecord, Run, RunStatus
 from tarry._store.base import (
+    FAR,
     MAX_FAILURES,
     ClaimedRun,
     Control,
@@ -429,8 +430,8 @@ class SQLStore(LifecycleMixin):
             ]
         )
 
-    async def list_events(self, name: str | None, limit: int) -> list[EventRecord]:
-        params = {"name": name, "before": None, "limit": limit}
+    async def list_events(self, name: str | None, limit: int, before: int | None = None) -> list[EventRecord]:
+        params = {"name": name, "before": before, "limit": limit}
         return await self._read(lambda c: [event_record(r) for r in self._x(c, "list_events", params)])
 
     async def get_event(self, event_id: str) -> EventRecord | None:
@@ -440,17 +441,22 @@ class SQLStore(LifecycleMixin):
 
         return await self._read(read)
 
-    async def runs_resumed_by_event(self, event_id: str) -> list[Run]:
+    async def runs_resumed_by_event(self, event_id: str, limit: int | None = None,
+                                    before: str | None = None) -> list[Run]:  # fmt: skip
+        params = {"event_id": event_id, "before": before, "limit": FAR if limit is None else limit}
         return await self._read(
-            lambda c: [self._run(c, r) for r in self._x(c, "runs_resumed_by_event", {"event_id": event_id}).fetchall()]
+            lambda c: [self._run(c, r) for r in self._x(c, "runs_resumed_by_event", params).fetchall()]
         )
 
-    async def list_waits(self, run_id: str | None, limit: int) -> list[WaitRow]:
+    async def list_waits(self, run_id: str | None, limit: int, before: int | None = None) -> list[WaitRow]:
+        params = {"run_id": run_id, "before": FAR if before is None else before, "limit": limit}
+
         def read(c: Conn) -> list[WaitRow]:
-            rows = self._x(c, "list_waits", {"run_id": run_id, "limit": limit}).fetchall()
+            rows = self._x(c, "list_waits" if run_id is None else "list_waits_of_run", params).fetchall()
             return [WaitRow(r["run_id"], r["function_id"], r["step_id"], r["kind"],
                             [n for n in r["names"].split("\x1f") if n], r["shape"], r["match_key"], r["if_exp"],
-                            r["created_at"], r["due_at"], r["handle_step"], r["redirect_url"]) for r in rows]  # fmt: skip
+                            r["created_at"], r["due_at"], r["handle_step"], r["redirect_url"], r["seq"])
+                    for r in rows]  # fmt: skip
 
         return await self._read(read)
 
