@@ -121,7 +121,7 @@ async def test_every_row_once_across_the_pages(client: Client, path: str, key: s
 @pytest.mark.parametrize(("path", "key", "ident"), LISTS, ids=[k for _, k, _ in LISTS])
 async def test_bad_limits_and_cursors_are_refused(client: Client, path: str, key: str, ident: str) -> None:
     _, http = client
-    for limit in ("0", "1001", "x", "-1", "1.5", "", "１"):
+    for limit in ("0", "1001", "x", "-1", "1.5", "", "\uff11"):  # the last: a full-width 1
         response = await http.get(path, params={"limit": limit})
         assert response.status_code == 400 and "invalid limit" in response.json()["error"], (limit, response.text)
     issued = (await http.get(path, params={"limit": "1"})).json()["next_cursor"]
@@ -139,7 +139,7 @@ async def test_bad_limits_and_cursors_are_refused(client: Client, path: str, key
 
 
 async def test_a_cursor_of_another_app_is_refused(client: Client) -> None:
-    app, http = client
+    _, http = client
     issued = (await http.get("/api/v1/runs", params={"limit": "1"})).json()["next_cursor"]
     stranger = tarry.Tarry("stranger", database_url="sqlite:///:memory:")
     stranger._signing_key = "another-signing-key"
@@ -153,7 +153,7 @@ async def test_a_cursor_of_another_app_is_refused(client: Client) -> None:
 async def test_the_runs_an_event_started_and_resumed_are_paged_by_one_cursor(client: Client) -> None:
     app, http = client
     fan = await send(http, "p/fan")
-    for n in range(4):  # four more waiting runs, all resumed by one event below
+    for _ in range(4):  # four more waiting runs, all resumed by one event below
         await send(http, "p/wait", k="shared")
     await app.idle(timeout=LIMIT)
     go = await send(http, "p/go", k="shared")
@@ -179,7 +179,7 @@ async def test_the_runs_an_event_started_and_resumed_are_paged_by_one_cursor(cli
 
 
 async def test_the_waits_of_one_run_are_paged_too(client: Client) -> None:
-    app, http = client
+    _, http = client
     waits = (await http.get("/api/v1/waits")).json()["waits"]
     run_id = waits[0]["run_id"]
     mine = (await http.get("/api/v1/waits", params={"run_id": run_id, "limit": "1"})).json()
@@ -203,7 +203,7 @@ async def runs(http: httpx.AsyncClient, **params: str) -> list[dict[str, Any]]:
 
 
 async def test_the_runs_filters_alone_and_combined(client: Client) -> None:
-    app, http = client
+    _, http = client
     everything = await runs(http)
     done = [r for r in everything if r["function_id"] == "done"]
     assert [r["output"] for r in done] == [3, 2, 1, 0]
