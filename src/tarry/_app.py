@@ -54,7 +54,13 @@ class Tarry:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"invalid concurrency {concurrency!r}: an int >= 1")
         self.id = app_id
-        self.database_url = database_url or os.environ.get("TARRY_DATABASE_URL") or DEFAULT_DATABASE_URL
+        # the one rule: database_url= in code, else TARRY_DATABASE_URL, else the default (a command's
+        # --database-url then overrides it, saying so: _cli.with_database_url)
+        from_env = os.environ.get("TARRY_DATABASE_URL")
+        self.database_url = database_url or from_env or DEFAULT_DATABASE_URL
+        self._database_from = (
+            "the app's database_url=" if database_url else "TARRY_DATABASE_URL" if from_env else "the default"
+        )
         check_url(self.database_url)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.base_url = (base_url or os.environ.get("TARRY_BASE_URL") or "").rstrip("/") or None
