@@ -10,9 +10,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 import tarry
+from tarry._server import create_app
 from tarry.testing import VirtualClock
 from tests.conftest import LIMIT
 
@@ -313,6 +315,19 @@ async def test_an_app_with_no_functions_leaves_the_schedules_alone(
     async with again:  # the schedule was kept: its latest missed tick runs
         await again.idle(timeout=LIMIT)
         assert await ticks_of(again) == [utc(2026, 1, 5, 11), utc(2026, 1, 5, 13)]
+
+
+async def test_the_functions_api_shows_each_schedule(app: tarry.Tarry) -> None:
+    scheduled(app, ["report/requested", tarry.Cron("0 9 * * MON", timezone="Europe/Berlin"), tarry.Cron("@hourly")])
+    async with app:
+        transport = httpx.ASGITransport(app=create_app(app, manage=False))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            [function] = (await http.get("/api/v1/functions")).json()["functions"]
+    assert function["triggers"] == [
+        {"event": "report/requested"},
+        {"cron": "0 9 * * MON", "timezone": "Europe/Berlin"},
+        {"cron": "@hourly", "timezone": "UTC"},
+    ]
 
 
 # -- bad input ---------------------------------------------------------------------------------
