@@ -10,7 +10,7 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
@@ -82,7 +82,7 @@ class Tarry:
 
     def function(
         self,
-        trigger: str | Cron | list[str | Cron],
+        trigger: str | Cron | Sequence[str | Cron],
         *,
         id: str | None = None,  # noqa: A002 - the contract's name
         retries: int = 4,
