@@ -8,10 +8,20 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
-from tarry._flow import NO_FLOW, Filter, Flow, compile_filter, compile_flow, failed_run_filter
+from tarry._cron import Cron
+from tarry._flow import (
+    NO_FLOW,
+    Filter,
+    Flow,
+    compile_filter,
+    compile_flow,
+    failed_run_filter,
+    option_json,
+    options_json,
+)
 
 MAX_RETRIES = 100
 FAILED_EVENT = "tarry/function.failed"
@@ -68,31 +78,46 @@ class Route:
 
 @dataclass(frozen=True)
 class Triggers:
-    """What a function starts on, in the order written: event names and ``prefix*`` patterns, each
-    maybe filtered."""
+    """What a function starts on, in the order written: event names and ``prefix*`` patterns, each maybe
+    filtered (a ``Route``), and schedules (the same ``Cron`` twice is one schedule)."""
 
-    routes: tuple[Route, ...]
+    items: tuple[Route | Cron, ...]
 
     @classmethod
     def parse(cls, trigger: object) -> Triggers:
-        items = [trigger] if isinstance(trigger, str | Trigger) else trigger
+        single = isinstance(trigger, str | Trigger | Cron)
+        items = [trigger] if single else trigger
         if not isinstance(items, list | tuple) or not items:
             raise ValueError(
                 f"invalid trigger {trigger!r}: use an event name, a list of names, a name ending in '*', "
-                "or tarry.Trigger(name, if_exp=...)"
+                "tarry.Trigger(name, if_exp=...) or tarry.Cron(...)"
             )
-        routes: list[Route] = []
+        parsed: list[Route | Cron] = []
         for i, item in enumerate(items):
-            if isinstance(item, Trigger):
-                where = "trigger.if_exp" if isinstance(trigger, Trigger) else f"trigger[{i}].if_exp"
-                routes.append(Route(item.name, compile_filter(item.if_exp, where)))
+            if isinstance(item, Cron):
+                if item not in parsed:
+                    parsed.append(item)
+            elif isinstance(item, Trigger):
+                where = "trigger.if_exp" if single else f"trigger[{i}].if_exp"
+                parsed.append(Route(item.name, compile_filter(item.if_exp, where)))
             else:
-                routes.append(Route(_check_name(item)))
-        return cls(tuple(routes))
+                parsed.append(Route(_check_name(item)))
+        return cls(tuple(parsed))
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        """The event names and prefixes, each maybe filtered."""
+        return tuple(item for item in self.items if isinstance(item, Route))
+
+    @property
+    def crons(self) -> tuple[Cron, ...]:
+        return tuple(item for item in self.items if isinstance(item, Cron))
 
     def describe(self) -> list[dict[str, str]]:
-        """Each trigger as ``/api/v1/functions`` shows it, in the order written."""
-        return [r.describe() for r in self.routes]
+        """Each trigger as ``/api/v1/functions`` shows it, in the order written: ``{"event": name}`` (also
+        ``"prefix*"``), with ``"if_exp"`` for a filter; ``{"cron": ..., "timezone": ...}``."""
+        return [item.describe() if isinstance(item, Route) else {"cron": item.expression, "timezone": item.timezone}
+                for item in self.items]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -108,10 +133,21 @@ class FunctionSpec:
     flow: Flow = NO_FLOW
     on_failure: str | None = None
     handles: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # the flow-control options as given (those set)
 
     @property
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.fn)
+
+    def describe(self) -> dict[str, Any]:
+        """The function as JSON (``GET /api/v1/functions``, ``tarry functions``): its id, its triggers, its
+        retries, and the options that are set, each as its constructor's arguments."""
+        options = options_json(self.options)
+        if self.cancel_on:
+            options["cancel_on"] = [option_json(item) for item in self.cancel_on]
+        if self.on_failure is not None:
+            options["on_failure"] = self.on_failure
+        return {"id": self.id, "triggers": self.trigger.describe(), "retries": self.retries, "options": options}
 
 
 def make_spec(fn: Callable[..., Any], trigger: object, id: str | None, retries: int,  # noqa: A002
@@ -131,9 +167,12 @@ def make_spec(fn: Callable[..., Any], trigger: object, id: str | None, retries: 
     if on_failure is not None and not callable(on_failure):
         raise ValueError(f"invalid on_failure {on_failure!r} for function {function_id!r}: a function (sync or async)")
     parsed = Triggers.parse(trigger)
-    compiled = compile_flow(function_id, cancel_on=bool(cancels), **(flow or {})) if flow else NO_FLOW
+    scheduled = bool(parsed.crons)
+    compiled = compile_flow(function_id, cancel_on=bool(cancels), scheduled=scheduled, **flow) if flow else NO_FLOW
     handler = failure_id(function_id) if on_failure is not None else None
-    return FunctionSpec(function_id, fn, parsed, retries, cancels, compiled, on_failure=handler)
+    return FunctionSpec(
+        function_id, fn, parsed, retries, cancels, compiled, on_failure=handler, options=dict(flow or {})
+    )
 
 
 def failure_id(function_id: str) -> str:

@@ -21,7 +21,7 @@ from tarry._errors import ExpressionError, InvalidEventError
 from tarry._flow import NO_FLOW, Filter, Flow
 from tarry._function import Registry
 from tarry._model import Buffer, Event, Run, RunStatus, Wait
-from tarry._store.base import NewEvent, Store, WaitRow, WaitWrite
+from tarry._store.base import NewEvent, ScheduleWrite, Store, WaitRow, WaitWrite
 
 if TYPE_CHECKING:
     from tarry._engine.worker import Worker
@@ -92,6 +92,11 @@ class Engine:
                     log.exception("function %s: cancel_on [%d] cannot listen for this run", function_id, i)
         return waits
 
+    def schedules(self) -> list[ScheduleWrite]:
+        """The schedules of this code: one per function and Cron trigger."""
+        return [ScheduleWrite(spec.id, cron.expression, cron.timezone)
+                for spec in self.registry.functions.values() for cron in spec.trigger.crons]  # fmt: skip
+
     def dedup_since(self) -> int:
         return self.clock.now_ms() - DEDUP_WINDOW_MS
 
@@ -154,9 +159,10 @@ class Engine:
         return [NewEvent(_ids.new_id(now), name, body, None, None, None, now, now, exclude_function=run.function_id)
                 for name in names]  # fmt: skip
 
-    async def open_waits(self, run_id: str | None = None, limit: int = 100) -> list[Wait]:
-        """The open waits, newest first, with each resume handle's URL derived again."""
-        return [self._wait(row) for row in await self.store.list_waits(run_id, limit)]
+    async def open_waits(self, run_id: str | None = None, limit: int = 100, before: int | None = None) -> list[Wait]:
+        """The open waits, newest first, with each resume handle's URL derived again (``before``: only those
+        whose ``seq`` is below it, the next page)."""
+        return [self._wait(row) for row in await self.store.list_waits(run_id, limit, before)]
 
     async def open_buffers(self, function_id: str | None = None, limit: int = 100,
                            before: int | None = None) -> list[Buffer]:  # fmt: skip
@@ -177,4 +183,4 @@ class Engine:
         assert since is not None
         names = [] if row.kind == "resume" else row.names
         return Wait(row.run_id, row.function_id, row.step_id, row.kind, names, match, row.if_exp, since,
-                    to_datetime(row.due_at), url, row.redirect_url)  # fmt: skip
+                    to_datetime(row.due_at), url, row.redirect_url, seq=row.seq)  # fmt: skip
