@@ -114,10 +114,12 @@ class Triggers:
         return tuple(item for item in self.items if isinstance(item, Cron))
 
     def describe(self) -> list[dict[str, str]]:
-        """Each trigger as ``/api/v1/functions`` shows it, in the order written: ``{"event": name}`` (also
-        ``"prefix*"``), with ``"if_exp"`` for a filter; ``{"cron": ..., "timezone": ...}``."""
-        return [item.describe() if isinstance(item, Route) else {"cron": item.expression, "timezone": item.timezone}
-                for item in self.items]  # fmt: skip
+        """Each trigger as ``/api/v1/functions`` shows it: ``{"event": name}`` (also ``"prefix*"``), with
+        ``"if_exp"`` for a filter, then ``{"cron": ..., "timezone": ...}``; exact names first, then
+        prefixes, then schedules, each in the order written."""
+        routes = sorted(self.routes, key=lambda route: route.prefix is not None)  # stable: the order written
+        return [*(route.describe() for route in routes),
+                *({"cron": cron.expression, "timezone": cron.timezone} for cron in self.crons)]  # fmt: skip
 
 
 @dataclass(frozen=True)

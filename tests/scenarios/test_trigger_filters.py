@@ -15,6 +15,7 @@ import pytest
 
 import tarry
 from tarry._server import create_app
+from tarry.testing import VirtualClock
 from tests.conftest import LIMIT, start_run
 
 
@@ -196,6 +197,39 @@ async def test_filters_of_one_event_share_a_budget(app: tarry.Tarry, caplog: pyt
         assert len(await started(app, tarry.Event("big/event", {"blob": "x", "flag": True}))) == 50
 
 
+async def test_a_filter_in_a_list_with_a_schedule(app: tarry.Tarry, clock: VirtualClock) -> None:
+    seen: list[str] = []
+
+    @app.function(trigger=[tarry.Cron("@hourly"), tarry.Trigger("report/requested", if_exp="event.data.now")])
+    async def report(ctx: tarry.Context) -> None:
+        seen.append(ctx.event.name)
+
+    async with app:
+        assert await started(app, tarry.Event("report/requested", {"now": False})) == []
+        assert await started(app, tarry.Event("report/requested", {"now": True})) == ["report"]
+        await clock.advance("2h")
+        assert seen == ["report/requested", "tarry/scheduled.timer", "tarry/scheduled.timer"]
+
+
+async def test_the_functions_api_shows_filters_and_failure_handlers(app: tarry.Tarry) -> None:
+    async def on_failure(ctx: tarry.Context) -> None: ...
+
+    echo(app, "mixed", ["app/x", tarry.Trigger("shop/*", if_exp="event.data.vip"), tarry.Cron("0 9 * * MON")],
+         retries=2, on_failure=on_failure)  # fmt: skip
+    async with served(app) as client:
+        body = (await client.get("/api/v1/functions")).json()
+    by_id = {f["id"]: f for f in body["functions"]}
+    assert by_id["mixed"] == {
+        "id": "mixed", "retries": 2, "options": {"on_failure": "mixed-failure"},
+        "triggers": [{"event": "app/x"}, {"event": "shop/*", "if_exp": "event.data.vip"},
+                     {"cron": "0 9 * * MON", "timezone": "UTC"}],
+    }  # fmt: skip
+    assert by_id["mixed-failure"] == {
+        "id": "mixed-failure", "retries": 2, "options": {},
+        "triggers": [{"event": "tarry/function.failed", "if_exp": 'event.data.function_id == "mixed"'}],
+    }  # fmt: skip
+
+
 # -- bad input at decoration ------------------------------------------------------------
 
 
@@ -244,13 +278,14 @@ def test_a_filter_needs_its_if_exp_by_keyword() -> None:
 def test_each_trigger_is_described_as_the_functions_api_shows_it(app: tarry.Tarry) -> None:
     async def on_failure(ctx: tarry.Context) -> None: ...
 
-    echo(app, "mixed", ["app/x", "app/*", tarry.Trigger("shop/order", if_exp="event.data.total > 100")],
-         on_failure=on_failure)  # fmt: skip
+    echo(app, "mixed", ["app/*", "app/x", tarry.Trigger("shop/*", if_exp="event.data.vip"),
+                        tarry.Trigger("shop/order", if_exp="event.data.total > 100")], on_failure=on_failure)  # fmt: skip
     specs = app._registry.functions
-    assert specs["mixed"].trigger.describe() == [
+    assert specs["mixed"].trigger.describe() == [  # names, then prefixes, each in the order written
         {"event": "app/x"},
-        {"event": "app/*"},
         {"event": "shop/order", "if_exp": "event.data.total > 100"},
+        {"event": "app/*"},
+        {"event": "shop/*", "if_exp": "event.data.vip"},
     ]
     assert specs["mixed"].on_failure == "mixed-failure"
     assert specs["mixed-failure"].trigger.describe() == [
