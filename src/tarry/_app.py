@@ -281,7 +281,7 @@ class Tarry:
             await engine.progress.wait(min(remaining, 0.25))
 
     async def runs_for_event(self, event_id: str) -> list[Run]:
-        """The runs that event started."""
+        """The runs that event started, and the reruns of them (with ``rerun_of`` set), oldest first."""
         return await self.engine.store.runs_for_event(event_id)
 
     async def list_runs(
@@ -306,6 +306,25 @@ class Tarry:
             engine.cancelling.add(run_id)
         engine.wake()
         return outcome != Cancelled.ENDED
+
+    async def rerun(self, run_id: str, *, from_step: str | None = None) -> str:
+        """Start a new run of a finished run's function with the same trigger event (and ``ctx.events``);
+        returns its id. Its ``rerun_of`` is ``run_id``.
+
+        ``from_step`` (a ``StepRecord.id`` of that run): the finished steps recorded before it keep their
+        records (they return their result, or raise their ``StepError``, without running) and the events
+        they consumed; a ``resume_url`` always runs anew. Admission (idempotency, rate limit, singleton,
+        debounce, batch) is skipped; concurrency, throttle, priority, timeouts and cancel_on apply.
+        ``ValueError`` naming what is wrong, and nothing is written, for an unknown or unfinished run, a
+        function no longer registered, or an unknown step."""
+        if not isinstance(run_id, str) or not run_id:
+            raise ValueError(f"invalid run_id {run_id!r}: a run's id (a non-empty string)")
+        if from_step is not None and (not isinstance(from_step, str) or not from_step):
+            raise ValueError(f"invalid from_step {from_step!r}: a step id of the run (StepRecord.id) or None")
+        engine = self.engine
+        new_id = await engine.store.rerun(run_id, from_step, engine.clock.now_ms())
+        engine.wake()
+        return new_id
 
     async def dead_letters(self, *, limit: int = 100, before: int | None = None) -> list[DeadLetter]:
         """Rows the engine set aside after they failed again and again (events, timers, runs), newest
@@ -375,5 +394,6 @@ class Tarry:
     runs_for_event_sync = sync_twin(runs_for_event)
     list_runs_sync = sync_twin(list_runs)
     cancel_run_sync = sync_twin(cancel_run)
+    rerun_sync = sync_twin(rerun)
     idle_sync = sync_twin(idle)
     dead_letters_sync = sync_twin(dead_letters)

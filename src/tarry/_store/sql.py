@@ -333,6 +333,9 @@ class SQLStore(LifecycleMixin):
     async def cancel(self, run_id: str, now: int, why: str | None = None) -> str:
         return await self._write(self._cancel, run_id, now, why)
 
+    async def rerun(self, run_id: str, from_step: str | None, now: int) -> str:
+        return await self._write(self._rerun, run_id, from_step, now)
+
     # -- timers -----------------------------------------------------------
 
     def _fire_timers(self, c: Conn, now: int, limit: int) -> int:
