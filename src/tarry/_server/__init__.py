@@ -127,6 +127,7 @@ def create_app(
             Route("/api/v1/runs", secured(routes.list_runs), methods=["GET"]),
             Route("/api/v1/runs/{run_id}", secured(routes.get_run), methods=["GET"]),
             Route("/api/v1/runs/{run_id}/cancel", secured(routes.cancel_run), methods=["POST"]),
+            Route("/api/v1/runs/{run_id}/rerun", secured(routes.rerun_run), methods=["POST"]),
             Route("/api/v1/events", secured(routes.list_events), methods=["GET"]),
             Route("/api/v1/events", secured(routes.post_events), methods=["POST"]),
             Route("/api/v1/events/{event_id}", secured(routes.get_event), methods=["GET"]),

@@ -25,6 +25,7 @@ _RUN = {"type": "object", "properties": {
     "created_at": {"type": "string"}, "ended_at": {"type": ["string", "null"]},
     "queued_reason": {"type": ["string", "null"], "enum": ["concurrency", "throttle", None]},
     "event_count": {"type": "integer"},
+    "rerun_of": {"type": ["string", "null"], "description": "The finished run this one reruns"},
     "events": {"type": "array", "items": {"type": "object"}, "description": "A batch's or burst's (not in lists)"},
     "steps": {"type": "array", "items": {"type": "object"}, "description": "Not in lists"},
 }}  # fmt: skip
@@ -168,6 +169,28 @@ def document(secured: bool) -> dict[str, Any]:
                     "responses": {
                         "200": _json({"type": "object", "properties": {"cancelled": {"type": "boolean"}}}),
                         **_errors(403, 404, *unauthorized),
+                    },
+                }
+            },
+            "/api/v1/runs/{run_id}/rerun": {
+                "post": {
+                    "summary": "Rerun a finished run (from_step: keep the steps recorded before that one)",
+                    "security": auth,
+                    "parameters": [path_param("run_id")],
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"from_step": {"type": ["string", "null"]}},
+                                    "additionalProperties": False,
+                                }
+                            }
+                        }
+                    },
+                    "responses": {
+                        "200": _json({"type": "object", "properties": {"run_id": {"type": "string"}}}),
+                        **_errors(400, 403, 404, 408, 413, 415, *unauthorized),
                     },
                 }
             },

@@ -257,6 +257,39 @@ async def cancel_run(request: Request) -> Response:
     return JSONResponse({"cancelled": await app.cancel_run(run_id)})
 
 
+def fields_of(body: bytes, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """A body that is empty or a JSON object of the ``allowed`` fields only (``ValueError`` naming any other)."""
+    if not body.strip():
+        return {}
+    fields = parse(body)
+    if not isinstance(fields, dict):
+        raise ValueError(f"the body must be a JSON object (with {', '.join(allowed)}), or empty")
+    unknown = sorted(set(fields) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(map(repr, unknown))}: this route takes {', '.join(allowed)}")
+    return fields
+
+
+async def rerun_run(request: Request) -> Response:
+    """``POST /api/v1/runs/{id}/rerun``: ``{"from_step": ...}`` or no body; answers the new run's id."""
+    app = tarry_app(request)
+    run_id = request.path_params["run_id"]
+    try:
+        body = await read_body(request)
+        fields = await off_loop(body, lambda b: fields_of(b, ("from_step",)))
+    except BodyRefused as exc:
+        return error(exc.status, str(exc))
+    except ValueError as exc:
+        return error(400, str(exc))
+    if await app.get_run(run_id) is None:
+        return error(404, "no such run")
+    try:
+        new_id = await app.rerun(run_id, from_step=fields.get("from_step"))
+    except ValueError as exc:
+        return error(400, str(exc))
+    return JSONResponse({"run_id": new_id})
+
+
 async def list_events(request: Request) -> Response:
     try:
         limit = _limit(request)
