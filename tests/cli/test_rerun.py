@@ -98,7 +98,10 @@ def test_each_bad_input_is_one_line_and_starts_nothing(tmp_path: Path) -> None:
     for args, message in [
         (("nope", "--app", spec), "Error: no run with id 'nope'"),
         ((waiting, "--app", spec), f"Error: run {waiting} is waiting: only a finished run"),
-        ((failed, "--from-step", "pack", "--app", spec), f"Error: invalid from_step 'pack': run {failed} has no such step"),
+        (
+            (failed, "--from-step", "pack", "--app", spec),
+            f"Error: invalid from_step 'pack': run {failed} has no such step",
+        ),
         ((failed, "--database-url", url), f"Error: tarry rerun needs --app APP: run {failed} is a run of 'fulfil'"),
         ((failed, "--app", other), f"Error: run {failed} is a run of 'fulfil', which is not a function of this app"),
     ]:

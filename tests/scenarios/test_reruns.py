@@ -437,7 +437,7 @@ async def test_a_rerun_obeys_concurrency(app: tarry.Tarry) -> None:
     held_in(app, gate, concurrency=tarry.Concurrency(limit=1))
     async with app:
         done = await finished(app, gate, "done")
-        [busy] = await app.send(tarry.Event("job/go", {"name": "busy"}))
+        await app.send(tarry.Event("job/go", {"name": "busy"}))
         await gate.reached(2)
         again = await app.rerun(done.id)
 

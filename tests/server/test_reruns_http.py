@@ -93,9 +93,7 @@ async def count(app: tarry.Tarry) -> int:
         (["ship"], 400, "must be a JSON object"),
     ],
 )
-async def test_a_bad_rerun_body_is_400_and_starts_nothing(
-    served: Client, body: Any, status: int, problem: str
-) -> None:
+async def test_a_bad_rerun_body_is_400_and_starts_nothing(served: Client, body: Any, status: int, problem: str) -> None:
     app, client, auth = served
     run = await failed_run(app)
     before = await count(app)
