@@ -24,6 +24,7 @@ import click
 
 from tarry import __version__, _serde
 from tarry._app import DEFAULT_DATABASE_URL, Tarry
+from tarry._engine import runlog
 from tarry._errors import TarryError
 from tarry._model import Run, RunStatus
 from tarry._store import check_url, redact_url
@@ -213,10 +214,13 @@ def _serve(app: Tarry, host: str, port: int, **server: Any) -> None:
 @click.option("--port", envvar="TARRY_PORT", show_envvar=True, default=8288, show_default=True, type=PORT)
 @DATABASE_URL
 def dev(app_spec: str, port: int, database_url: str | None) -> None:
-    """Server, worker and dashboard in one process, on 127.0.0.1 (open: no keys)."""
+    """Server, worker and dashboard in one process, on 127.0.0.1 (open: no keys).
+
+    Prints a line to stderr as each run starts, a step retries or fails, and a run ends."""
     app = with_database_url(load_app(app_spec), database_url)
     if app.base_url is None:
         app.base_url = f"http://127.0.0.1:{port}"
+    runlog.print_to(sys.stderr)
     _serve(app, "127.0.0.1", port, mode="dev", allowed_hosts=["127.0.0.1", "localhost"])
 
 

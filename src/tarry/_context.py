@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from tarry._model import Event
-from tarry._step import Step, current_attempt
+from tarry._step import Step, current_attempt, current_step
 
 if TYPE_CHECKING:
     from tarry._engine.execution import Execution
@@ -17,7 +17,9 @@ class Context:
 
     ``ctx.logger`` is a ``logging.Logger`` under the ``tarry`` logger; it stays
     quiet while the run replays steps it already recorded, so each line is
-    logged once per run rather than once per resume.
+    logged once per run rather than once per resume. Its records carry
+    ``run_id``, ``function_id`` and ``step_id`` (the recorded id of the step
+    whose body logs, else ``None``).
     """
 
     def __init__(self, execution: Execution) -> None:
@@ -32,12 +34,20 @@ class Context:
 
     @property
     def logger(self) -> logging.Logger:
-        """A logger (``tarry.function.<id>``) that is silent while recorded steps are replayed."""
+        """A logger (``tarry.function.<id>``) that is silent while recorded steps are replayed; its
+        records carry ``run_id``, ``function_id`` and ``step_id``."""
         if self._logger is None:  # made on first use: most executions never log
-            execution = self._x
+            execution, run_id, function_id = self._x, self.run_id, self.function_id
+
+            def stamp(record: logging.LogRecord) -> bool:
+                if execution.replaying:
+                    return False
+                record.run_id, record.function_id, record.step_id = run_id, function_id, current_step.get()
+                return True
+
             self._logger = logging.Logger(f"tarry.function.{self.function_id}")
             self._logger.parent = logging.getLogger("tarry")
-            self._logger.addFilter(lambda record: not execution.replaying)
+            self._logger.addFilter(stamp)
         return self._logger
 
     @property

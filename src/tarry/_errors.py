@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from tarry import _tracebacks
+
 
 class TarryError(Exception):
     """The base of every error Tarry raises on purpose."""
@@ -38,15 +40,17 @@ class ExpressionError(TarryError, ValueError):
 class StepError(TarryError):
     """A step failed after its last attempt.
 
-    ``name`` and ``message`` describe the original error. The function may
-    catch it; uncaught, the run fails.
+    ``name`` and ``message`` describe the original error, ``traceback`` its
+    traceback when the step's code raised it (else ``None``). The function
+    may catch it; uncaught, the run fails.
     """
 
-    def __init__(self, step_id: str, name: str, message: str) -> None:
+    def __init__(self, step_id: str, name: str, message: str, *, traceback: str | None = None) -> None:
         super().__init__(f"step {step_id!r} failed: {name}: {message}")
         self.step_id = step_id
         self.name = name
         self.message = message
+        self.traceback = traceback
 
 
 class NonRetriableError(TarryError):
@@ -73,15 +77,21 @@ class StoreError(TarryError):
     """The database cannot be opened or used; ``__cause__`` holds the driver's error."""
 
 
-def describe(exc: BaseException, limit: int | None = None) -> dict[str, str]:
+def describe(exc: BaseException, limit: int | None = None, *, traceback: bool = False) -> dict[str, str]:
     """The stored form of an exception, ``{"name", "message"}``, whatever the exception.
 
     Its ``str()`` may raise or hold lone surrogates; neither may stop it from being stored (and a
-    run from failing once, or a row from being set aside). ``limit`` bounds the message's length.
+    run from failing once, or a row from being set aside). ``limit`` bounds the message's length in
+    characters; it is at most 16 KiB in any case. With ``traceback``, an exception that was raised
+    (user code's) also gets its ``"traceback"``; a ``StepError``'s starts with the step's own.
     """
     try:
         message = str(exc)
     except Exception as bad:  # a __str__ that raises
         message = f"(its message could not be read: {type(bad).__name__})"
-    message = message[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
-    return {"name": type(exc).__name__, "message": message}
+    message = _tracebacks.head(message[:limit].encode("utf-8", "backslashreplace").decode("utf-8"))
+    error = {"name": type(exc).__name__, "message": message}
+    if traceback and exc.__traceback__ is not None:
+        cause = exc.traceback if isinstance(exc, StepError) else None
+        error["traceback"] = _tracebacks.format_exception(exc, cause)
+    return error

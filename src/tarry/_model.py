@@ -184,7 +184,13 @@ class StepStatus(enum.StrEnum):
 
 @dataclass(frozen=True)
 class StepRecord:
-    """One step of a run as recorded: ``id`` has ``:n`` appended for its n-th repeat."""
+    """One step of a run as recorded: ``id`` has ``:n`` appended for its n-th repeat.
+
+    ``error`` is the latest failure of a failed or retrying step (``None`` once it succeeded);
+    ``errors`` every failed attempt's error, oldest first (``{"name", "message", "traceback"}``,
+    ``traceback`` when the step's code raised); ``wake_at`` when a sleep ends (or ended) or, for a step
+    in a retry's backoff, when its next attempt is due.
+    """
 
     id: str
     kind: str
@@ -194,6 +200,8 @@ class StepRecord:
     error: dict[str, str] | None
     started_at: datetime | None
     ended_at: datetime | None
+    errors: list[dict[str, str]] = field(default_factory=list)
+    wake_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ JSON = Any
 
 #: nesting levels ``check_json`` walks; ``json`` itself gives up near Python's recursion limit
 MAX_DEPTH = 500
+#: the most a step's result, a wait's result or a function's return value may take, as compact UTF-8 JSON
+MAX_RESULT_BYTES = 4 * 1024 * 1024
 
 
 def dumps(value: JSON, path: str = "$") -> str:
@@ -23,6 +25,11 @@ def dumps(value: JSON, path: str = "$") -> str:
     ``json`` does the walk in C; the slower walk of ``check_json`` runs only when ``json`` refuses
     the value or reads back something else (a key it turned into a string, a tuple made a list).
     """
+    return dumps_sized(value, path)[0]
+
+
+def dumps_sized(value: JSON, path: str = "$") -> tuple[str, int]:
+    """``dumps``, and the size of the JSON in UTF-8 bytes (measured by the check that it is valid Unicode)."""
     try:
         try:
             text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_not_json)
@@ -38,11 +45,19 @@ def dumps(value: JSON, path: str = "$") -> str:
             check_json(value, path)
     except RecursionError:  # valid JSON, but deeper than the encoder (or the comparison) can go
         raise ValueError(_too_deep(path)) from None
+    if text.isascii():
+        return text, len(text)
     try:
-        text.encode("utf-8")
+        return text, len(text.encode("utf-8"))
     except UnicodeEncodeError:
         raise ValueError("a string is not valid Unicode (it holds a lone surrogate)") from None
-    return text
+
+
+def too_big(what: str, size: int) -> str | None:
+    """Why a result of ``size`` bytes cannot be kept (``what`` names it: "step 'x' returned"), or None."""
+    if size <= MAX_RESULT_BYTES:
+        return None
+    return f"{what} {size:,} bytes of JSON, over the limit of {MAX_RESULT_BYTES:,} bytes (4 MiB)"
 
 
 def parse(body: bytes | str) -> JSON:

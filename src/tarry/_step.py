@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from tarry import _clock, _serde
 from tarry._durations import Duration, to_ms
-from tarry._engine import signing, waits
+from tarry._engine import runlog, signing, waits
 from tarry._engine.execution import STORE_FAILED, Intent, Park, Stop
 from tarry._engine.retry import retry_delay_ms
 from tarry._errors import NonRetriableError, StepError, StoreError, WaitTimeoutError, describe
@@ -36,6 +36,8 @@ T = TypeVar("T")
 
 #: the attempt of the step whose body is running (0 for the first), read by ``ctx.attempt``
 current_attempt: contextvars.ContextVar[int] = contextvars.ContextVar("tarry_attempt", default=0)
+#: the recorded id of the step whose body is running (None outside a step body), on ``ctx.logger``'s records
+current_step: contextvars.ContextVar[str | None] = contextvars.ContextVar("tarry_step", default=None)
 
 
 class Step:
@@ -53,8 +55,7 @@ class Step:
         if row is not None and row.status == StepStatus.COMPLETED:
             return _serde.loads(row.output)
         if row is not None and row.status == StepStatus.FAILED:
-            error = _serde.loads(row.error)
-            raise StepError(sid, error["name"], error["message"])
+            raise _step_error(sid, _serde.loads(row.error))
         if x.engine.cancel_requested(x.run_id):
             x.stop(Control.CANCEL)
         if row is not None and row.wake_at is not None and row.wake_at > x.now():
@@ -64,7 +65,7 @@ class Step:
         began = time.perf_counter()
         x.begin()
         try:
-            token = current_attempt.set(attempts)
+            token, step_token = current_attempt.set(attempts), current_step.set(sid)
             try:
                 value = await _call(x, fn, args, kwargs)
             except BaseException as exc:  # a step's failure, retried or raised as StepError
@@ -73,11 +74,15 @@ class Step:
                 return await self._failed(sid, attempts + 1, started, exc)
             finally:
                 current_attempt.reset(token)
+                current_step.reset(step_token)
             try:
-                output = _serde.dumps(value)
+                output, size = _serde.dumps_sized(value)
             except (TypeError, ValueError) as exc:
                 problem = type(exc)(f"step {sid!r} returned a value that cannot be stored as JSON: {exc}")
                 return await self._failed(sid, attempts + 1, started, problem, retry=False)
+            too_big = _serde.too_big(f"step {sid!r} returned", size)
+            if too_big is not None:  # the body ran: a retry would repeat it, for the same result
+                return await self._failed(sid, attempts + 1, started, ValueError(too_big), retry=False)
             await self._write(StepWrite(sid, "run", StepStatus.COMPLETED, attempts + 1, output, None,
                                         started, x.now()))  # fmt: skip
             x.engine.metrics.step_duration.labels("run").observe(time.perf_counter() - began)
@@ -86,23 +91,29 @@ class Step:
             x.end()
 
     async def _failed(self, sid: str, attempts: int, started: int, exc: BaseException, retry: bool = True) -> Any:
+        """Record a failed attempt: a retry after its backoff, or the step's failure (``StepError``).
+
+        An exception the step's code raised keeps its traceback; one the engine made (a result it
+        cannot keep) has none."""
         x = self._x
-        error = describe(exc)
+        error = describe(exc, traceback=True)
         if retry and not isinstance(exc, NonRetriableError) and attempts <= x.spec.retries:
             now = x.now()
             due = now + retry_delay_ms(exc, attempts, now)
             await self._write(
-                StepWrite(sid, "run", StepStatus.RETRYING, attempts, None, _serde.dumps(error), started, x.now(), due),
+                StepWrite(sid, "run", StepStatus.RETRYING, attempts, None, _serde.dumps(error), started, now, due),
                 TimerWrite(sid, "retry", due),
             )
+            runlog.retrying(x.run_id, x.spec.id, sid, attempts, x.spec.retries + 1, now - started, due - now, error)
             x.end()  # parked, not working: let the executor unwind the run
             try:
                 await x.park(Intent(RunStatus.SLEEPING))
             finally:
                 x.begin()
-        await self._write(StepWrite(sid, "run", StepStatus.FAILED, attempts, None, _serde.dumps(error),
-                                    started, x.now()))  # fmt: skip
-        raise StepError(sid, error["name"], error["message"]) from None
+        now = x.now()
+        await self._write(StepWrite(sid, "run", StepStatus.FAILED, attempts, None, _serde.dumps(error), started, now))
+        runlog.step_failed(x.run_id, x.spec.id, sid, attempts, now - started, error)
+        raise _step_error(sid, error) from None
 
     async def _write(self, step: StepWrite, timer: TimerWrite | None = None, events: list[Any] | None = None,
                      handle: HandleWrite | None = None) -> Any:  # fmt: skip
@@ -149,7 +160,7 @@ class Step:
             if due <= now:
                 x.begin()
                 try:
-                    await self._write(StepWrite(sid, "sleep", StepStatus.COMPLETED, 0, None, None, now, now))
+                    await self._write(StepWrite(sid, "sleep", StepStatus.COMPLETED, 0, None, None, now, now, due))
                 finally:
                     x.end()
                 return
@@ -223,8 +234,7 @@ class Step:
         if done["name"] == "tarry/function.cancelled":
             raise StepError(sid, "Cancelled", f"the run of {child!r} was cancelled")
         if "error" in done["data"]:
-            error = done["data"]["error"]
-            raise StepError(sid, error["name"], error["message"])
+            raise _step_error(sid, done["data"]["error"])
         return done["data"].get("output")
 
     async def resume_url(
@@ -277,6 +287,9 @@ class Step:
         if row is not None and row.status == StepStatus.COMPLETED:
             return _serde.loads(row.output)
         if row is not None and row.status == StepStatus.FAILED:
+            error = _serde.loads(row.error)
+            if error is not None and error.get("name") != WaitTimeoutError.__name__:
+                raise _step_error(sid, error)  # its result was over the limit
             raise WaitTimeoutError(f"{kind} {sid!r} timed out")
         if row is None:
             wait = build(sid)
@@ -332,6 +345,11 @@ async def _call(x: Execution, fn: Callable[..., Any], args: tuple[Any, ...], kwa
     return value
 
 
+def _step_error(step_id: str, error: dict[str, str]) -> StepError:
+    """The ``StepError`` of a failed step's recorded error: the same on every replay."""
+    return StepError(step_id, error["name"], error["message"], traceback=error.get("traceback"))
+
+
 def _received(output: dict[str, Any]) -> Event:
     return Event._received(output["name"], output["data"], output["id"], output["ts"], output.get("key"),
                            output.get("v"))  # fmt: skip
@@ -350,4 +368,4 @@ def _aware(when: datetime | str) -> datetime:
     return when
 
 
-__all__ = ["Park", "Step", "Stop", "current_attempt"]
+__all__ = ["Park", "Step", "Stop", "current_attempt", "current_step"]

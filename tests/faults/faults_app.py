@@ -117,3 +117,17 @@ async def keyed(ctx: tarry.Context) -> Any:
     got = await ctx.step.wait_for_event("w", key=f"race-{ctx.event.data['n']}", timeout="1h")
     await ctx.step.run("after", effect, ctx.run_id, "after")
     return None if got is None else got.data["sender"]
+
+
+@app.function(trigger="fault/flaky", retries=3)
+async def flaky(ctx: tarry.Context) -> str:
+    """Its first two attempts fail (each error recorded), the third succeeds; a kill point in the body."""
+
+    def call() -> str:
+        effect(ctx.run_id, "call")
+        maybe_kill("body", ctx.run_id, "call")
+        if ctx.attempt < 2:
+            raise tarry.RetryAfterError(f"attempt {ctx.attempt} failed", "100ms")
+        return "ok"
+
+    return await ctx.step.run("call", call)

@@ -172,7 +172,8 @@ async def test_system_events_report_each_ending(app: tarry.Tarry, clock: Virtual
     assert finished_ok["output"] == "fine"
     assert finished_ok["event"] == {"name": "job/start", "data": {"n": 1}, "id": ok, "ts": ok_run.event.ts}
     failed = next(s for s in seen if s["name"] == "tarry/function.failed")
-    assert failed["error"] == {"name": "RuntimeError", "message": "broke"}
+    assert failed["error"]["name"] == "RuntimeError" and failed["error"]["message"] == "broke"
+    assert failed["error"]["traceback"].endswith("RuntimeError: broke\n"), "the event carries the run's error"
     assert all(s["function_id"] == "job" for s in seen), "audit never triggers on its own runs"
 
 

@@ -102,7 +102,8 @@ async def test_system_exit_in_a_plain_def_function_fails_the_run_not_the_worker(
 
     async with app:
         run = await start_run(app, tarry.Event("exit"))
-        assert run.status == "failed" and run.error == {"name": "SystemExit", "message": "3"}
+        assert run.status == "failed" and run.error["name"] == "SystemExit" and run.error["message"] == "3"
+        assert ", in leaver\n" in run.error["traceback"], "a plain def function's error has its traceback too"
         assert (await start_run(app, tarry.Event("after"))).output == "still running"
 
 

@@ -192,12 +192,16 @@ async def test_a_kept_failed_step_raises_its_step_error_again_without_running(ap
 
     async with app:
         run = await start_run(app, tarry.Event("shop/order.paid", {}))
-        assert (await app.wait_for_run(run.id, timeout=LIMIT)).status == "failed"
+        original = await app.wait_for_run(run.id, timeout=LIMIT)
+        assert original.status == "failed"
         lookup.broken = ship.broken = False
         done = await app.wait_for_run(await app.rerun(run.id, from_step="ship"), timeout=LIMIT)
     assert done.output == ["lookup failed: NonRetriableError: still broken", "shipped"]
     assert lookup.calls == 1, "the failed step was not run again: its StepError was raised from the record"
     assert [(s.id, s.status) for s in done.steps] == [("lookup", "failed"), ("ship", "completed")]
+    [kept] = [s for s in done.steps if s.id == "lookup"]
+    assert kept.errors == [s for s in original.steps if s.id == "lookup"][0].errors, "with every attempt's error"
+    assert [e["message"] for e in kept.errors] == ["still broken"]
 
 
 async def test_repeated_step_ids_are_kept_by_their_recorded_ids(app: tarry.Tarry) -> None:

@@ -211,7 +211,9 @@ async def test_an_error_outside_a_step_fails_the_run_without_retries(app: tarry.
     async with app:
         run = await start_run(app, tarry.Event("oops"))
     assert calls == [1]
-    assert run.status == "failed" and run.error == {"name": "KeyError", "message": "'missing'"}
+    assert run.status == "failed" and run.error["name"] == "KeyError" and run.error["message"] == "'missing'"
+    assert set(run.error) == {"name", "message", "traceback"}
+    assert ", in oops\n" in run.error["traceback"] and run.error["traceback"].endswith("KeyError: 'missing'\n")
 
 
 async def test_a_bad_duration_is_a_value_error_the_function_may_catch(app: tarry.Tarry) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from tarry import _serde
 from tarry._context import Context
+from tarry._engine import runlog
 from tarry._engine.engine import Engine
 from tarry._engine.execution import STORE_FAILED, Execution, Park, Stop
 from tarry._errors import StoreError, describe
@@ -52,7 +53,7 @@ async def execute(engine: Engine, claimed: ClaimedRun, owner: str, threads: Exec
         error = describe(exc)
         error["message"] = f"Tarry could not execute the run: {error['message']}"
         try:
-            await _finish(engine, claimed.id, owner, RunStatus.FAILED, None, error)
+            await _end(engine, claimed, owner, RunStatus.FAILED, None, error)
         except StoreError:
             log.warning("run %s: the store failed; retrying the run in %s s", claimed.id, BACKOFF_S, exc_info=True)
             await _back_off(engine, claimed.id, owner)
@@ -78,8 +79,10 @@ async def _execute(engine: Engine, claimed: ClaimedRun, owner: str, threads: Exe
     if spec is None:
         error = {"name": "FunctionNotFound",
                  "message": f"no function {claimed.function_id!r} is registered in this app"}  # fmt: skip
-        await _finish(engine, claimed.id, owner, RunStatus.FAILED, None, error)
+        await _end(engine, claimed, owner, RunStatus.FAILED, None, error)
         return
+    if not claimed.steps:  # its first execution (or one that recorded nothing before it was handed back)
+        runlog.started(claimed.id, claimed.function_id, claimed.event.name)
     while True:
         execution = Execution(engine, claimed, spec, owner)
         outcome, value = await _drive(execution, threads)
@@ -98,27 +101,40 @@ async def _execute(engine: Engine, claimed: ClaimedRun, owner: str, threads: Exe
                 claimed = replace(claimed, steps=fresh)
                 continue
             if result == Parked.CANCEL:
-                await _finish(engine, claimed.id, owner, RunStatus.CANCELLED, None, cancelled(None))
+                await _end(engine, claimed, owner, RunStatus.CANCELLED, None, cancelled(None))
             engine.wake()
             return
         if outcome == Control.LOST:
             return
         if outcome == STORE_FAILED:
             await _back_off(engine, claimed.id, owner)
-        elif outcome == Control.CANCEL:
-            await _finish(engine, claimed.id, owner, RunStatus.CANCELLED, None, cancelled(None))
-        elif outcome == RunStatus.FAILED:
-            await _finish(engine, claimed.id, owner, RunStatus.FAILED, None, value)
-        else:
-            try:
-                output = _serde.dumps(value)
-            except (TypeError, ValueError) as exc:  # the user's value: the run fails once, never retried
-                error = {"name": type(exc).__name__,
-                         "message": f"function {spec.id!r} returned a value that cannot be stored as JSON: {exc}"}  # fmt: skip
-                await _finish(engine, claimed.id, owner, RunStatus.FAILED, None, error)
-            else:
-                await _finish(engine, claimed.id, owner, RunStatus.COMPLETED, output, None)
+            return
+        await _end(engine, claimed, owner, *_outcome(spec.id, outcome, value))
         return
+
+
+async def _end(engine: Engine, claimed: ClaimedRun, owner: str, status: RunStatus, output: str | None,
+               error: dict[str, str] | None) -> None:  # fmt: skip
+    """Finish the run, and say so in the ``tarry.runs`` log."""
+    await _finish(engine, claimed.id, owner, status, output, error)
+    runlog.ended(claimed.id, claimed.function_id, status, engine.clock.now_ms() - claimed.created_at, error)
+
+
+def _outcome(function_id: str, outcome: str, value: Any) -> tuple[RunStatus, str | None, dict[str, str] | None]:
+    """How a run that did not park ends: its status, output (JSON) and error."""
+    if outcome == Control.CANCEL:
+        return RunStatus.CANCELLED, None, cancelled(None)
+    if outcome == RunStatus.FAILED:
+        return RunStatus.FAILED, None, value
+    try:
+        output, size = _serde.dumps_sized(value)
+    except (TypeError, ValueError) as exc:  # the user's value: the run fails once, never retried
+        message = f"function {function_id!r} returned a value that cannot be stored as JSON: {exc}"
+        return RunStatus.FAILED, None, {"name": type(exc).__name__, "message": message}
+    too_big = _serde.too_big(f"function {function_id!r} returned", size)
+    if too_big is not None:
+        return RunStatus.FAILED, None, {"name": "ValueError", "message": too_big}
+    return RunStatus.COMPLETED, output, None
 
 
 async def _drive(x: Execution, threads: Executor) -> tuple[str, Any]:
@@ -157,7 +173,7 @@ async def _drive(x: Execution, threads: Executor) -> tuple[str, Any]:
         if x.stop_reason is not None:
             return x.stop_reason, None
         log.debug("run %s of %s failed", x.run_id, x.spec.id, exc_info=True)
-        return RunStatus.FAILED, describe(exc)
+        return RunStatus.FAILED, describe(exc, traceback=True)
     finally:
         if x.park_future.done():
             x.park_future.exception()  # retrieved: no "never retrieved" warning

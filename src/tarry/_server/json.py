@@ -21,7 +21,8 @@ def event_json(event: Event) -> dict[str, Any]:
 def step_json(step: StepRecord) -> dict[str, Any]:
     return {
         "id": step.id, "kind": step.kind, "status": step.status.value, "attempts": step.attempts,
-        "output": step.output, "error": step.error, "started_at": iso(step.started_at), "ended_at": iso(step.ended_at),
+        "output": step.output, "error": step.error, "errors": step.errors, "started_at": iso(step.started_at),
+        "ended_at": iso(step.ended_at), "wake_at": iso(step.wake_at),
     }  # fmt: skip
 
 

@@ -19,15 +19,27 @@ _EVENT_IN = {
     },
     "required": ["name"],
 }
+_FAILURE = {"type": "object", "properties": {
+    "name": {"type": "string"}, "message": {"type": "string", "description": "At most 16 KiB"},
+    "traceback": {"type": "string", "description": "When user code raised: as Python prints it, at most 16 KiB, "
+                                                   "the innermost frames kept"},
+}, "required": ["name", "message"]}  # fmt: skip
+_STEP = {"type": "object", "properties": {
+    "id": {"type": "string"}, "kind": {"type": "string"}, "status": {"type": "string"},
+    "attempts": {"type": "integer"}, "output": {}, "error": {"oneOf": [_FAILURE, {"type": "null"}]},
+    "errors": {"type": "array", "items": _FAILURE, "description": "Every failed attempt's error, oldest first"},
+    "started_at": {"type": ["string", "null"]}, "ended_at": {"type": ["string", "null"]},
+    "wake_at": {"type": ["string", "null"], "description": "When a sleep or a retry's backoff ends"},
+}}  # fmt: skip
 _RUN = {"type": "object", "properties": {
     "id": {"type": "string"}, "function_id": {"type": "string"}, "status": {"type": "string"},
-    "output": {}, "error": {"type": ["object", "null"]}, "event": {"type": "object"},
+    "output": {}, "error": {"oneOf": [_FAILURE, {"type": "null"}]}, "event": {"type": "object"},
     "created_at": {"type": "string"}, "ended_at": {"type": ["string", "null"]},
     "queued_reason": {"type": ["string", "null"], "enum": ["concurrency", "throttle", None]},
     "event_count": {"type": "integer"},
     "rerun_of": {"type": ["string", "null"], "description": "The finished run this one reruns"},
     "events": {"type": "array", "items": {"type": "object"}, "description": "A batch's or burst's (not in lists)"},
-    "steps": {"type": "array", "items": {"type": "object"}, "description": "Not in lists"},
+    "steps": {"type": "array", "items": _STEP, "description": "Not in lists"},
 }}  # fmt: skip
 
 _SKIP = {"type": "object", "properties": {

@@ -189,7 +189,9 @@ class LifecycleMixin(WaitsMixin):
                                   rerun_of=run_id)  # fmt: skip
         for step in kept:
             self._x(c, "upsert_step", {**vars(step), "run_id": new_id})
-            self._x(c, "copy_consumed", {"run_id": new_id, "from_run": run_id, "step_id": step.id})
+            copied = {"run_id": new_id, "from_run": run_id, "step_id": step.id}
+            self._x(c, "copy_step_errors", copied)
+            self._x(c, "copy_consumed", copied)
         return new_id
 
     # -- debounce and batch ---------------------------------------------------

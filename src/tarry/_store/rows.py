@@ -35,7 +35,8 @@ def event_json(row: Any) -> dict[str, Any]:
             "key": row["key"], "v": row["v"]}  # fmt: skip
 
 
-def step_from_row(row: StepRow) -> StepRecord:
+def step_from_row(row: StepRow, errors: list[str] | None = None) -> StepRecord:
+    """A step as read; ``errors``: the JSON of each failed attempt's error, oldest first."""
     return StepRecord(
         id=row.id,
         kind=row.kind,
@@ -45,10 +46,14 @@ def step_from_row(row: StepRow) -> StepRecord:
         error=_serde.loads(row.error),
         started_at=to_datetime(row.started_at),
         ended_at=to_datetime(row.ended_at),
+        errors=[_serde.loads(e) for e in errors or []],
+        wake_at=to_datetime(row.wake_at),
     )
 
 
-def run_from_row(row: Any, steps: list[StepRow] | None = None, events: list[Event] | None = None) -> Run:
+def run_from_row(row: Any, steps: list[StepRow] | None = None, events: list[Event] | None = None,
+                 errors: dict[str, list[str]] | None = None) -> Run:  # fmt: skip
+    """A run as read, with its steps (and their errors, by step id) and a batch's or burst's events."""
     created = to_datetime(row["created_at"])
     assert created is not None
     reason = row["queued_reason"] if row["status"] == RunStatus.QUEUED else None
@@ -61,7 +66,7 @@ def run_from_row(row: Any, steps: list[StepRow] | None = None, events: list[Even
         event=event_from_row(row, "e_"),
         created_at=created,
         ended_at=to_datetime(row["ended_at"]),
-        steps=[step_from_row(s) for s in steps or []],
+        steps=[step_from_row(s, (errors or {}).get(s.id)) for s in steps or []],
         events=events or [],
         queued_reason=QueuedReason(reason) if reason else None,
         rerun_of=row["rerun_of"],

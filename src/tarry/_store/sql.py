@@ -277,10 +277,7 @@ class SQLStore(LifecycleMixin):
         if control is None or control["owner"] != owner:
             return Control.LOST, []
         ids = self._send(c, events, now, True, dedup_since) if events else []
-        params = {"run_id": run_id, **step.__dict__}
-        if events:
-            params["output"] = _serde.dumps(ids)
-        self._x(c, "upsert_step", params)
+        self._upsert_step(c, run_id, step, _serde.dumps(ids) if events else step.output)
         if timer is not None:
             self._x(c, "insert_timer", {"run_id": run_id, **timer.__dict__})
         else:  # a retried step that ended: its backoff timer, if any, has no more purpose
@@ -288,6 +285,13 @@ class SQLStore(LifecycleMixin):
         if handle is not None:
             self._x(c, "insert_handle", {"run_id": run_id, **handle.__dict__})
         return (Control.CANCEL if control["cancel_requested"] else Control.CONTINUE), ids
+
+    def _upsert_step(self, c: Conn, run_id: str, step: StepWrite, output: str | None) -> None:
+        """Write a step's record; a failed attempt's error is also kept with the step's others."""
+        self._x(c, "upsert_step", {"run_id": run_id, **step.__dict__, "output": output})
+        if step.error is not None:
+            self._x(c, "insert_step_error", {"run_id": run_id, "step_id": step.id, "attempt": step.attempts,
+                                             "error": step.error})  # fmt: skip
 
     async def park(self, run_id: str, owner: str, status: str, steps: list[StepWrite], timers: list[TimerWrite],
                    waits: list[WaitWrite], events: list[NewEvent], now: int) -> tuple[str, dict[str, StepRow]]:  # fmt: skip
@@ -302,7 +306,7 @@ class SQLStore(LifecycleMixin):
         if control["cancel_requested"]:
             return Park.CANCEL, {}
         for step in steps:
-            self._x(c, "upsert_step", {"run_id": run_id, **step.__dict__})
+            self._upsert_step(c, run_id, step, step.output)
         for timer in timers:
             self._x(c, "insert_timer", {"run_id": run_id, **timer.__dict__})
         self._send(c, events, now, True, None)
@@ -393,14 +397,19 @@ class SQLStore(LifecycleMixin):
     async def get_run(self, run_id: str) -> Run | None:
         def read(c: Conn) -> Run | None:
             row = self._x(c, "get_run", {"run_id": run_id}).fetchone()
-            return None if row is None else self._run(c, row, self._steps(c, run_id))
+            return None if row is None else self._run(c, row, steps=True)
 
         return await self._read(read)
 
-    def _run(self, c: Conn, row: Any, steps: list[StepRow] | None = None) -> Run:
-        """A run as read, with the events of its batch or burst."""
+    def _run(self, c: Conn, row: Any, steps: bool = False) -> Run:
+        """A run as read, with the events of its batch or burst, and with ``steps`` its steps and their errors."""
         events = self._events_of_run(c, row["id"]) if row["last_seq"] is not None else None
-        return run_from_row(row, steps, events)
+        if not steps:
+            return run_from_row(row, None, events)
+        errors: dict[str, list[str]] = {}
+        for r in self._x(c, "step_errors_of_run", {"run_id": row["id"]}):
+            errors.setdefault(r["step_id"], []).append(r["error"])
+        return run_from_row(row, self._steps(c, row["id"]), events, errors)
 
     async def list_runs(self, function_id: str | None, status: str | None, limit: int) -> list[Run]:
         params = {"function_id": function_id, "status": status, "limit": limit}
@@ -409,7 +418,7 @@ class SQLStore(LifecycleMixin):
     async def runs_for_event(self, event_id: str) -> list[Run]:
         return await self._read(
             lambda c: [
-                self._run(c, r, self._steps(c, r["id"]))  # few: a run's steps are what one looks for
+                self._run(c, r, steps=True)  # few: a run's steps are what one looks for
                 for r in self._x(c, "runs_for_event", {"event_id": event_id}).fetchall()
             ]
         )

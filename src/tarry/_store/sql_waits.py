@@ -69,7 +69,7 @@ class WaitsMixin:
         if wait.kind == "resume":
             handle = self._x(c, "handle_by_hash", {"token_hash": wait.match_key}).fetchone()
             if handle is not None and handle["used_at"] is not None:
-                self._complete(c, run_id, wait.step_id, _resume_output(handle, handle["early"]), now)
+                self._resumed(c, run_id, wait.step_id, handle, handle["early"], now)
                 return True
         elif wait.lookback != "none":
             found = self._look_back(c, run_id, wait)
@@ -191,15 +191,29 @@ class WaitsMixin:
         self._x(c, "complete_step", {"run_id": run_id, "step_id": step_id, "output": output, "now": now})
         self._x(c, "wake_run", {"run_id": run_id, "now": now})
 
+    def _fail(self, c: Conn, run_id: str, step_id: str, error: dict[str, str], now: int) -> None:
+        """A wait's step fails (the function gets its error): its one error, kept as a failed attempt's."""
+        text = _serde.dumps(error)
+        self._x(c, "fail_step", {"run_id": run_id, "step_id": step_id, "error": text, "now": now})
+        self._x(c, "insert_step_error", {"run_id": run_id, "step_id": step_id, "attempt": 0, "error": text})
+        self._x(c, "wake_run", {"run_id": run_id, "now": now})
+
+    def _resumed(self, c: Conn, run_id: str, step_id: str, handle: Row, data: str | None, now: int) -> None:
+        """A resume wait's result: the handle's payload and the caller's data, unless that is over the limit."""
+        output, size = _resume_output(handle, data)
+        too_big = _serde.too_big(f"step {step_id!r} was resumed with", size)
+        if too_big is None:
+            self._complete(c, run_id, step_id, output, now)
+        else:
+            self._fail(c, run_id, step_id, {"name": "ValueError", "message": too_big}, now)
+
     def _wait_timed_out(self, c: Conn, run_id: str, step_id: str, kind: str, now: int) -> None:
         if self._x(c, "claim_wait", {"run_id": run_id, "step_id": step_id}).rowcount == 0:
             return  # resolved first by an event
         if kind == "wait-continue":
             self._complete(c, run_id, step_id, "null", now)
         elif kind == "wait-fail":
-            self._x(c, "fail_step", {"run_id": run_id, "step_id": step_id, "error": _serde.dumps(TIMED_OUT),
-                                       "now": now})  # fmt: skip
-            self._x(c, "wake_run", {"run_id": run_id, "now": now})
+            self._fail(c, run_id, step_id, TIMED_OUT, now)
         elif kind == "wait-cancel":
             self._cancel(c, run_id, now, f"the wait {step_id!r} timed out (on_timeout='cancel')")
         # "cancel-expire": a cancel_on stops listening; nothing else changes
@@ -214,7 +228,7 @@ class WaitsMixin:
         self._x(c, "use_handle", {"token_hash": token_hash, "now": now, "early": data})
         for wait in self._x(c, "waits_for_key", {"event_name": RESUME, "shape": "token", "match_key": token_hash}):
             if self._claim_wait(c, wait["run_id"], wait["step_id"]):
-                self._complete(c, wait["run_id"], wait["step_id"], _resume_output(handle, data), now)
+                self._resumed(c, wait["run_id"], wait["step_id"], handle, data, now)
         return True
 
 
@@ -226,10 +240,11 @@ def key_lock(name: str, shape: str, match_key: str) -> str:
     return f"k:{name}\x1f{shape}\x1f{match_key}"
 
 
-def _resume_output(handle: Row, data: str | None) -> str:
+def _resume_output(handle: Row, data: str | None) -> tuple[str, int]:
+    """A resume's result as JSON, and its size in bytes."""
     result = dict(_serde.loads(handle["payload"]) or {})
     result["event"] = _serde.loads(data)
-    return _serde.dumps(result)
+    return _serde.dumps_sized(result)
 
 
 def _paged(store: WaitsMixin, c: Conn, query: str, params: dict[str, Any], after: int) -> Any:

@@ -49,6 +49,13 @@ ON CONFLICT (run_id, id) DO UPDATE SET
     error = excluded.error, started_at = coalesce(steps.started_at, excluded.started_at),
     ended_at = excluded.ended_at, wake_at = excluded.wake_at;
 
+-- name: insert_step_error
+INSERT INTO step_errors (run_id, step_id, attempt, error) VALUES (%(run_id)s, %(step_id)s, %(attempt)s, %(error)s)
+ON CONFLICT (run_id, step_id, attempt) DO NOTHING;
+
+-- name: step_errors_of_run
+SELECT step_id, error FROM step_errors WHERE run_id = %(run_id)s ORDER BY step_id, attempt;
+
 -- name: insert_timer
 INSERT INTO timers (run_id, step_id, kind, due_at) VALUES (%(run_id)s, %(step_id)s, %(kind)s, %(due_at)s)
 ON CONFLICT (run_id, step_id) DO UPDATE SET kind = excluded.kind, due_at = excluded.due_at;
@@ -478,3 +485,9 @@ SELECT ckey1, ckey2, skey FROM runs WHERE id = %(run_id)s;
 INSERT INTO consumed (run_id, event_seq, step_id)
 SELECT %(run_id)s, event_seq, step_id FROM consumed WHERE run_id = %(from_run)s AND step_id = %(step_id)s
 ON CONFLICT DO NOTHING;
+
+-- name: copy_step_errors
+-- A kept step of a rerun keeps every failed attempt's error.
+INSERT INTO step_errors (run_id, step_id, attempt, error)
+SELECT %(run_id)s, step_id, attempt, error FROM step_errors WHERE run_id = %(from_run)s AND step_id = %(step_id)s
+ON CONFLICT (run_id, step_id, attempt) DO NOTHING;
