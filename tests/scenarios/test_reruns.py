@@ -200,7 +200,7 @@ async def test_a_kept_failed_step_raises_its_step_error_again_without_running(ap
     assert lookup.calls == 1, "the failed step was not run again: its StepError was raised from the record"
     assert [(s.id, s.status) for s in done.steps] == [("lookup", "failed"), ("ship", "completed")]
     [kept] = [s for s in done.steps if s.id == "lookup"]
-    assert kept.errors == [s for s in original.steps if s.id == "lookup"][0].errors, "with every attempt's error"
+    assert kept.errors == next(s for s in original.steps if s.id == "lookup").errors, "with every attempt's error"
     assert [e["message"] for e in kept.errors] == ["still broken"]
 
 
