@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, TypeVar
 
 from tarry import _serde
@@ -20,11 +21,12 @@ from tarry._engine.engine import Engine
 from tarry._engine.signing import load_signing_key
 from tarry._engine.waits import check_cancel_on, token_hash
 from tarry._engine.worker import Worker
+from tarry._filters import check_limit, run_query
 from tarry._flow import Batch, Concurrency, Debounce, Priority, RateLimit, Singleton, Throttle, Timeouts
 from tarry._function import CancelOn, Registry, make_spec
 from tarry._model import DeadLetter, Event, Run, RunStatus
 from tarry._store import check_url, open_store, redact_url
-from tarry._store.base import Cancelled, NewEvent, Sent
+from tarry._store.base import Cancelled, NewEvent, RunQuery, Sent
 from tarry._twins import sync_twin
 
 T = TypeVar("T")
@@ -52,7 +54,13 @@ class Tarry:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"invalid concurrency {concurrency!r}: an int >= 1")
         self.id = app_id
-        self.database_url = database_url or os.environ.get("TARRY_DATABASE_URL") or DEFAULT_DATABASE_URL
+        # the one rule: database_url= in code, else TARRY_DATABASE_URL, else the default (a command's
+        # --database-url then overrides it, saying so: _cli.with_database_url)
+        from_env = os.environ.get("TARRY_DATABASE_URL")
+        self.database_url = database_url or from_env or DEFAULT_DATABASE_URL
+        self._database_from = (
+            "the app's database_url=" if database_url else "TARRY_DATABASE_URL" if from_env else "the default"
+        )
         check_url(self.database_url)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.base_url = (base_url or os.environ.get("TARRY_BASE_URL") or "").rstrip("/") or None
@@ -110,6 +118,10 @@ class Tarry:
     def functions(self) -> list[str]:
         """The ids of the registered functions."""
         return list(self._registry.functions)
+
+    def _describe_functions(self) -> list[dict[str, Any]]:
+        """Every registered function as JSON, by id: what ``/api/v1/functions`` and ``tarry functions`` show."""
+        return [spec.describe() for _, spec in sorted(self._registry.functions.items())]
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -285,18 +297,26 @@ class Tarry:
         return await self.engine.store.runs_for_event(event_id)
 
     async def list_runs(
-        self, *, function_id: str | None = None, status: str | RunStatus | None = None, limit: int = 100
+        self,
+        *,
+        function_id: str | None = None,
+        status: str | RunStatus | list[str | RunStatus] | None = None,
+        limit: int = 100,
+        event_id: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> list[Run]:
-        """Runs, newest first, optionally of one function and one status."""
-        if status is not None:
-            try:
-                status = RunStatus(status).value
-            except ValueError:
-                choices = ", ".join(s.value for s in RunStatus)
-                raise ValueError(f"invalid status {status!r}: one of {choices}") from None
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
-            raise ValueError(f"invalid limit {limit!r}: an int from 1 to 10000")
-        return await self.engine.store.list_runs(function_id, status, limit)
+        """Runs, newest first, matching every filter given: of one function, of one status (or any of a
+        list), started by one event, created at or after ``created_after`` and before ``created_before``
+        (aware datetimes). Bad filters raise ``ValueError`` naming the field."""
+        query = run_query(function_id=function_id, status=status, event_id=event_id, created_after=created_after,
+                          created_before=created_before)  # fmt: skip
+        runs, _ = await self._query_runs(query, check_limit(limit))
+        return runs
+
+    async def _query_runs(self, query: RunQuery, limit: int) -> tuple[list[Run], tuple[int, str] | None]:
+        """One page of runs and the position after it (None at the end): what every list of runs reads."""
+        return await self.engine.store.query_runs(query, limit)
 
     async def cancel_run(self, run_id: str) -> bool:
         """Cancel a run (a running one at its next step); False when it had already finished."""
@@ -329,8 +349,7 @@ class Tarry:
     async def dead_letters(self, *, limit: int = 100, before: int | None = None) -> list[DeadLetter]:
         """Rows the engine set aside after they failed again and again (events, timers, runs), newest
         first; ``before``: only those with a smaller ``id`` (the next page)."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
-            raise ValueError(f"invalid limit {limit!r}: an int from 1 to 10000")
+        check_limit(limit)
         if before is not None and (isinstance(before, bool) or not isinstance(before, int) or before < 1):
             raise ValueError(f"invalid before {before!r}: a dead letter's id (an int >= 1) or None")
         return await self.engine.store.dead_letters(limit, before)

@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -102,11 +103,16 @@ def _module_name(path: Path) -> str:
 
 def with_database_url(app: Tarry, database_url: str | None) -> Tarry:
     """The one rule: ``--database-url`` overrides the app's own (its ``database_url=``, else
-    ``TARRY_DATABASE_URL``, else the SQLite default, as the app chose it); then name it on stderr."""
+    ``TARRY_DATABASE_URL``, else the SQLite default, as the app chose it); then name it on stderr, in one
+    line, saying what the flag overrode."""
+    line = f"database: {redact_url(app.database_url)}"
     if database_url:
         check_url(database_url)
+        overridden = app.database_url
         app.database_url = database_url
-    click.echo(f"database: {redact_url(app.database_url)}", err=True)
+        instead = "" if overridden == database_url else f", not {app._database_from} {redact_url(overridden)}"
+        line = f"database: {redact_url(database_url)} (from --database-url{instead})"
+    click.echo(line, err=True)
     return app
 
 
@@ -368,16 +374,35 @@ def _json_or_text(response: Any) -> Any:
         return response.text.strip()[:200]
 
 
+def iso_time(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """An option's ISO 8601 time with its offset, as the JSON API takes it."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time with its offset, such as 2024-05-01T09:00:00Z")
+    return moment
+
+
 @cli.command()
-@click.option("--status", type=click.Choice([s.value for s in RunStatus]), default=None)
+@click.option("--status", multiple=True, type=click.Choice([s.value for s in RunStatus]),
+              help="Only runs of this status (repeat it for several).")  # fmt: skip
 @click.option("--function", "function_id", default=None, help="Only runs of this function id.")
+@click.option("--event-id", default=None, help="Only the runs this event started.")
+@click.option("--created-after", metavar="TIME", callback=iso_time, help="Only runs created at or after this time.")
+@click.option("--created-before", metavar="TIME", callback=iso_time, help="Only runs created before this time.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 @store_options
-def runs(status: str | None, function_id: str | None, limit: int, app_spec: str | None,
-         database_url: str | None) -> None:  # fmt: skip
-    """List runs, newest first."""
+def runs(status: tuple[str, ...], function_id: str | None, event_id: str | None, created_after: datetime | None,
+         created_before: datetime | None, limit: int, app_spec: str | None, database_url: str | None) -> None:  # fmt: skip
+    """List runs, newest first (times are ISO 8601 with an offset, e.g. 2024-05-01T09:00:00Z)."""
     app = store_app(app_spec, database_url)
-    found = with_existing_store(app, lambda a: a.list_runs(function_id=function_id, status=status, limit=limit))
+    found = with_existing_store(app, lambda a: a.list_runs(
+        function_id=function_id, status=list(status) or None, event_id=event_id, created_after=created_after,
+        created_before=created_before, limit=limit))  # fmt: skip
     if not found:
         click.echo("no runs")
     for run in found:
@@ -441,6 +466,33 @@ def rerun(run_id: str, from_step: str | None, app_spec: str | None, database_url
             raise UserError(str(exc)) from None
 
     click.echo(with_existing_store(store_app(app_spec, database_url), call))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print them as GET /api/v1/functions answers.")
+@store_options
+def functions(as_json: bool, app_spec: str | None, database_url: str | None) -> None:
+    """List the app's functions: their triggers, retries and options (needs --app)."""
+    if not app_spec:
+        raise UserError("tarry functions needs --app APP: a function's triggers and options are defined in "
+                        "the app's code, not in its database")  # fmt: skip
+    app = store_app(app_spec, database_url)
+
+    async def call(app: Tarry) -> list[dict[str, Any]]:
+        return app._describe_functions()
+
+    described = with_existing_store(app, call)
+    if as_json:
+        click.echo(json.dumps({"functions": described}, indent=2))
+        return
+    if not described:
+        click.echo("no functions")
+    for function in described:
+        triggers = ", ".join(t.get("event") or t.get("cron") or json.dumps(t) for t in function["triggers"])
+        options = ", ".join(function["options"])
+        click.echo(
+            f"{function['id']:<24}  {triggers}  retries={function['retries']}" + (f"  {options}" if options else "")
+        )
 
 
 @cli.command()

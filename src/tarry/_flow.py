@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
+from datetime import timedelta
 from typing import Any
 
 from tarry import _expressions
@@ -168,6 +169,42 @@ class Timeouts:
     def __post_init__(self) -> None:
         object.__setattr__(self, "start_ms", _period("Timeouts.start", self.start, required=False))
         object.__setattr__(self, "finish_ms", _period("Timeouts.finish", self.finish, required=False))
+
+
+# -- the options as JSON ----------------------------------------------------------
+
+#: the options of ``@app.function`` that are flow control, in the order they are described
+OPTIONS = ("concurrency", "throttle", "rate_limit", "debounce", "batch", "priority", "idempotency", "singleton",
+           "timeouts")  # fmt: skip
+
+
+def duration_json(value: Any) -> Any:
+    """A duration as it was written: a text as is, a number of seconds, a ``timedelta`` as seconds."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return value
+
+
+def option_json(option: Any) -> Any:
+    """One option as JSON: its constructor's arguments (durations as written), or a text as is."""
+    if isinstance(option, list | tuple):
+        return [option_json(item) for item in option]
+    if not is_dataclass(option):
+        return option
+    return {f.name: duration_json(getattr(option, f.name)) for f in fields(option) if f.init}
+
+
+def options_json(options: dict[str, Any]) -> dict[str, Any]:
+    """The flow-control options that are set, as JSON (``concurrency`` always a list)."""
+    described: dict[str, Any] = {}
+    for name in OPTIONS:
+        value = options.get(name)
+        if value is None:
+            continue
+        if name == "concurrency" and not isinstance(value, list | tuple):
+            value = [value]
+        described[name] = option_json(value)
+    return described
 
 
 # -- the compiled rules ---------------------------------------------------------

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from tarry._flow import NO_FLOW, Flow, compile_flow
+from tarry._flow import NO_FLOW, Flow, compile_flow, option_json, options_json
 
 MAX_RETRIES = 100
 
@@ -55,6 +55,10 @@ class Triggers:
     def matches(self, name: str) -> bool:
         return name in self.names or any(name.startswith(p) for p in self.prefixes)
 
+    def describe(self) -> list[dict[str, Any]]:
+        """Each trigger as JSON: ``{"event": name}``, ``{"event": "prefix*"}``."""
+        return [{"event": name} for name in self.names] + [{"event": prefix + "*"} for prefix in self.prefixes]
+
 
 @dataclass(frozen=True)
 class FunctionSpec:
@@ -66,10 +70,19 @@ class FunctionSpec:
     retries: int
     cancel_on: tuple[CancelOn, ...]
     flow: Flow = NO_FLOW
+    options: dict[str, Any] = field(default_factory=dict)  # the flow-control options as given (those set)
 
     @property
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.fn)
+
+    def describe(self) -> dict[str, Any]:
+        """The function as JSON (``GET /api/v1/functions``, ``tarry functions``): its id, its triggers, its
+        retries, and the options that are set, each as its constructor's arguments."""
+        options = options_json(self.options)
+        if self.cancel_on:
+            options["cancel_on"] = [option_json(item) for item in self.cancel_on]
+        return {"id": self.id, "triggers": self.trigger.describe(), "retries": self.retries, "options": options}
 
 
 def make_spec(fn: Callable[..., Any], trigger: object, id: str | None, retries: int,  # noqa: A002
@@ -87,7 +100,7 @@ def make_spec(fn: Callable[..., Any], trigger: object, id: str | None, retries: 
             raise ValueError(f"invalid cancel_on item {item!r} for function {function_id!r}: use tarry.CancelOn(...)")
     parsed = Triggers.parse(trigger)
     compiled = compile_flow(function_id, cancel_on=bool(cancels), **(flow or {})) if flow else NO_FLOW
-    return FunctionSpec(function_id, fn, parsed, retries, cancels, compiled)
+    return FunctionSpec(function_id, fn, parsed, retries, cancels, compiled, dict(flow or {}))
 
 
 class Registry:

@@ -254,6 +254,7 @@ class EventRecord:
     resumed: int
     #: the functions that started no run for it, and why: ``{"function_id", "reason"}`` (a ``SkipReason``)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    seq: int = 0  #: its arrival order (the position of a page of events)
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,7 @@ class Wait:
     until: datetime | None
     resume_url: str | None = None
     redirect_url: str | None = None
+    seq: int = field(default=0, kw_only=True)  #: its position in the list of open waits
 
 
 class DeadLetterKind(enum.StrEnum):

@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tarry._app import DEFAULT_DATABASE_URL
 from tarry._store.queries import load_migrations
 from tests.cli.commands import error_lines, free_port, run, seed_waiting_run, start, stop
 
@@ -139,7 +140,8 @@ def test_database_url_overrides_the_apps(tmp_path: Path) -> None:
     spec = f"{app_file(tmp_path, sqlite_url(tmp_path / 'mine.db'))}:app"
     listed = run("runs", "--app", spec, "--database-url", url)
     assert listed.returncode == 0 and run_id in listed.stdout
-    assert listed.stderr.splitlines()[0] == f"database: {url}"
+    mine = sqlite_url(tmp_path / "mine.db")
+    assert listed.stderr.splitlines()[0] == f"database: {url} (from --database-url, not the app's database_url= {mine})"
     assert not (tmp_path / "mine.db").exists()
 
 
@@ -159,7 +161,10 @@ def test_the_apps_database_url_beats_the_environment_in_dev_and_worker(tmp_path:
     assert (tmp_path / "mine.db").exists() and not (tmp_path / "env.db").exists()
     overridden = sqlite_url(tmp_path / "flag.db")
     migrated = run("migrate", "--app", spec, "--database-url", overridden, env=env)
-    assert migrated.returncode == 0 and migrated.stderr.strip() == f"database: {overridden}"
+    assert migrated.returncode == 0
+    assert (
+        migrated.stderr.strip() == f"database: {overridden} (from --database-url, not the app's database_url= {mine})"
+    )
     assert (tmp_path / "flag.db").exists() and not (tmp_path / "env.db").exists()
 
 
@@ -177,7 +182,10 @@ def test_every_command_names_its_database_on_stderr(tmp_path: Path, command: tup
     if command[0] != "migrate":
         assert run("migrate", "--database-url", url).returncode == 0
     result = run(*command, "--database-url", url)
-    assert result.stderr.splitlines()[0] == f"database: {url}"
+    assert (
+        result.stderr.splitlines()[0]
+        == f"database: {url} (from --database-url, not the default {DEFAULT_DATABASE_URL})"
+    )
     assert all(url not in line for line in result.stdout.splitlines() if command[0] != "migrate")
 
 

@@ -224,7 +224,10 @@ def test_an_unreachable_database_is_one_clear_error() -> None:
     )  # fmt: skip
     assert result.returncode == 1 and "cannot connect to PostgreSQL" in result.stderr
     named, *errors = result.stderr.strip().splitlines()  # the line naming the database, then the error
-    assert named == "database: postgresql://root@127.0.0.1:1/nowhere"
+    assert (
+        named
+        == "database: postgresql://root@127.0.0.1:1/nowhere (from --database-url, not the default sqlite:///.tarry/tarry.db)"
+    )
     assert len(errors) == 1 and "Traceback" not in result.stderr
 
 

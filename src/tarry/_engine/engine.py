@@ -154,9 +154,10 @@ class Engine:
         return [NewEvent(_ids.new_id(now), name, body, None, None, None, now, now, exclude_function=run.function_id)
                 for name in names]  # fmt: skip
 
-    async def open_waits(self, run_id: str | None = None, limit: int = 100) -> list[Wait]:
-        """The open waits, newest first, with each resume handle's URL derived again."""
-        return [self._wait(row) for row in await self.store.list_waits(run_id, limit)]
+    async def open_waits(self, run_id: str | None = None, limit: int = 100, before: int | None = None) -> list[Wait]:
+        """The open waits, newest first, with each resume handle's URL derived again (``before``: only those
+        whose ``seq`` is below it, the next page)."""
+        return [self._wait(row) for row in await self.store.list_waits(run_id, limit, before)]
 
     async def open_buffers(self, function_id: str | None = None, limit: int = 100,
                            before: int | None = None) -> list[Buffer]:  # fmt: skip
@@ -177,4 +178,4 @@ class Engine:
         assert since is not None
         names = [] if row.kind == "resume" else row.names
         return Wait(row.run_id, row.function_id, row.step_id, row.kind, names, match, row.if_exp, since,
-                    to_datetime(row.due_at), url, row.redirect_url)  # fmt: skip
+                    to_datetime(row.due_at), url, row.redirect_url, seq=row.seq)  # fmt: skip

@@ -135,6 +135,7 @@ def create_app(
             Route("/api/v1/waits", secured(routes.list_waits), methods=["GET"]),
             Route("/api/v1/dead-letters", secured(routes.list_dead_letters), methods=["GET"]),
             Route("/api/v1/buffers", secured(routes.list_buffers), methods=["GET"]),
+            Route("/api/v1/functions", secured(routes.list_functions), methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),
             Route("/metrics", bearer(routes.metrics, config.metrics_key, metrics_setting), methods=["GET"]),
             Route("/healthz", routes.healthz, methods=["GET"]),

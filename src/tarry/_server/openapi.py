@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tarry._server.paging import MAX_LIMIT
 from tarry._server.routes import MAX_BODY, MAX_EVENTS
 
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
@@ -67,6 +68,23 @@ _DEAD_LETTER = {"type": "object", "properties": {
 }}  # fmt: skip
 
 
+_WAIT = {"type": "object", "properties": {
+    "run_id": {"type": "string"}, "function_id": {"type": "string"}, "step_id": {"type": "string"},
+    "kind": {"type": "string"}, "events": {"type": "array", "items": {"type": "string"}}, "match": {"type": "object"},
+    "if_exp": {"type": ["string", "null"]}, "since": {"type": "string"}, "until": {"type": ["string", "null"]},
+    "resume_url": {"type": ["string", "null"]},
+}}  # fmt: skip
+
+_FUNCTION = {"type": "object", "properties": {
+    "id": {"type": "string"},
+    "triggers": {"type": "array", "items": {"type": "object", "description": 'e.g. {"event": "app/x"}'}},
+    "retries": {"type": "integer"},
+    "options": {"type": "object", "description": "The flow-control options that are set, and cancel_on, as given"},
+}}  # fmt: skip
+
+_TIME = {"type": "string", "format": "date-time", "description": "ISO 8601 with its offset (Z or +hh:mm)"}
+
+
 def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -79,7 +97,31 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 
 def _limit() -> dict[str, Any]:
-    return {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}
+    return {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}}
+
+
+def _query(name: str, schema: dict[str, Any] | None = None, description: str | None = None) -> dict[str, Any]:
+    parameter = {"name": name, "in": "query", "schema": schema or {"type": "string"}}
+    return parameter if description is None else {**parameter, "description": description}
+
+
+def _paged(key: str, item: dict[str, Any], **more: Any) -> dict[str, Any]:
+    """A page of a list: its items under ``key``, and ``next_cursor`` (null at the end)."""
+    return {"type": "object", "required": [key, "next_cursor"],
+            "properties": {key: {"type": "array", "items": item}, **more, "next_cursor": {"type": ["string", "null"]}}}  # fmt: skip
+
+
+def _list(summary: str, auth: list[dict[str, list[str]]], unauthorized: tuple[int, ...], key: str,
+          item: dict[str, Any], *parameters: dict[str, Any], **more: Any) -> dict[str, Any]:  # fmt: skip
+    """A ``GET`` of a list, paged by ``limit`` and ``cursor``."""
+    cursor = _query("cursor", description="The next_cursor of the previous page, as it was given")
+    return {"get": {"summary": summary, "security": auth, "parameters": [*parameters, _limit(), cursor],
+                    "responses": {"200": _json(_paged(key, item, **more)), **_errors(400, *unauthorized)}}}  # fmt: skip
+
+
+def _with_404(operation: dict[str, Any]) -> dict[str, Any]:
+    operation["get"]["responses"].update(_errors(404))
+    return operation
 
 
 def path_param(name: str) -> dict[str, Any]:
@@ -150,21 +192,19 @@ def document(secured: bool) -> dict[str, Any]:
                     },
                 }
             },
-            "/api/v1/runs": {
-                "get": {
-                    "summary": "Runs, newest first",
-                    "security": auth,
-                    "parameters": [
-                        {"name": "status", "in": "query", "schema": {"type": "string"}},
-                        {"name": "function_id", "in": "query", "schema": {"type": "string"}},
-                        _limit(),
-                    ],
-                    "responses": {
-                        "200": _json({"type": "object", "properties": {"runs": {"type": "array", "items": _RUN}}}),
-                        **_errors(400, *unauthorized),
-                    },
-                }
-            },
+            "/api/v1/runs": _list(
+                "Runs, newest first; every filter given must hold",
+                auth,
+                unauthorized,
+                "runs",
+                _RUN,
+                _query("function", description="A function id"),
+                _query("function_id", description="The same as function"),
+                _query("status", description="A status, or several separated by commas"),
+                _query("event_id", description="Runs this event started (and their reruns)"),
+                _query("created_after", _TIME, "Created at or after this time"),
+                _query("created_before", _TIME, "Created before this time"),
+            ),
             "/api/v1/runs/{run_id}": {
                 "get": {
                     "summary": "A run with its steps",
@@ -207,15 +247,7 @@ def document(secured: bool) -> dict[str, Any]:
                 }
             },
             "/api/v1/events": {
-                "get": {
-                    "summary": "Events, newest first",
-                    "security": auth,
-                    "parameters": [{"name": "name", "in": "query", "schema": {"type": "string"}}, _limit()],
-                    "responses": {
-                        "200": _json({"type": "object", "properties": {"events": {"type": "array", "items": _EVENT}}}),
-                        **_errors(400, *unauthorized),
-                    },
-                },
+                **_list("Events, newest first", auth, unauthorized, "events", _EVENT, _query("name")),
                 "post": {
                     "summary": "Send events with the API's credentials",
                     "security": auth,
@@ -231,77 +263,39 @@ def document(secured: bool) -> dict[str, Any]:
                     "responses": {"200": _json(_EVENT), **_errors(404, *unauthorized)},
                 }
             },
-            "/api/v1/events/{event_id}/runs": {
-                "get": {
-                    "summary": "The runs an event started, and those it resumed",
-                    "security": auth,
-                    "parameters": [path_param("event_id")],
-                    "responses": {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "properties": {
-                                    "event": _EVENT,
-                                    "runs": {"type": "array", "items": _RUN},
-                                    "resumed": {"type": "array", "items": _RUN},
-                                    "skipped": {"type": "array", "items": _SKIP},
-                                },
-                            }
-                        ),
-                        **_errors(404, *unauthorized),
-                    },
-                }
-            },
-            "/api/v1/waits": {
-                "get": {
-                    "summary": "Open waits, newest first",
-                    "security": auth,
-                    "parameters": [{"name": "run_id", "in": "query", "schema": {"type": "string"}}, _limit()],
-                    "responses": {"200": _json({"type": "object"}), **_errors(400, *unauthorized)},
-                }
-            },
-            "/api/v1/dead-letters": {
-                "get": {
-                    "summary": "Rows set aside after failing again and again (events, timers, runs), newest first",
-                    "security": auth,
-                    "parameters": [_limit(), {"name": "cursor", "in": "query", "schema": {"type": "string"}}],
-                    "responses": {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "properties": {
-                                    "dead_letters": {"type": "array", "items": _DEAD_LETTER},
-                                    "next_cursor": {"type": ["string", "null"]},
-                                },
-                            }
-                        ),
-                        **_errors(400, *unauthorized),
-                    },
-                }
-            },
-            "/api/v1/buffers": {
-                "get": {
-                    "summary": "Open debounce bursts and batches (events gathered, no run yet), newest first",
-                    "security": auth,
-                    "parameters": [
-                        {"name": "function_id", "in": "query", "schema": {"type": "string"}},
-                        _limit(),
-                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-                    ],
-                    "responses": {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "properties": {
-                                    "buffers": {"type": "array", "items": _BUFFER},
-                                    "next_cursor": {"type": ["string", "null"]},
-                                },
-                            }
-                        ),
-                        **_errors(400, *unauthorized),
-                    },
-                }
-            },
+            "/api/v1/events/{event_id}/runs": _with_404(
+                _list(
+                    "The runs an event started (with their reruns) and those it resumed, newest first; one cursor "
+                    "pages both lists",
+                    auth,
+                    unauthorized,
+                    "runs",
+                    _RUN,
+                    path_param("event_id"),
+                    event=_EVENT,
+                    resumed={"type": "array", "items": _RUN},
+                    skipped={"type": "array", "items": _SKIP},
+                )
+            ),
+            "/api/v1/waits": _list("Open waits, newest first", auth, unauthorized, "waits", _WAIT, _query("run_id")),
+            "/api/v1/dead-letters": _list(
+                "Rows set aside after failing again and again (events, timers, runs), newest first",
+                auth,
+                unauthorized,
+                "dead_letters",
+                _DEAD_LETTER,
+            ),
+            "/api/v1/buffers": _list(
+                "Open debounce bursts and batches (events gathered, no run yet), newest first",
+                auth,
+                unauthorized,
+                "buffers",
+                _BUFFER,
+                _query("function_id"),
+            ),
+            "/api/v1/functions": _list(
+                "The app's functions by id: triggers, retries and options", auth, unauthorized, "functions", _FUNCTION
+            ),
             "/metrics": {
                 "get": {
                     "summary": "Prometheus metrics (in serve: Bearer TARRY_METRICS_KEY, else the signing key)",

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
 from html import escape
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
@@ -20,8 +22,11 @@ from tarry import _serde
 from tarry._app import Tarry
 from tarry._engine.waits import token_hash
 from tarry._errors import InvalidEventError
-from tarry._model import Event, RunStatus
+from tarry._filters import run_query
+from tarry._model import Event, Run, RunStatus
 from tarry._server.json import buffer_json, dead_letter_json, error, event_record_json, run_json, wait_json
+from tarry._server.paging import Cursors, limit_of
+from tarry._store.base import RunQuery
 
 T = TypeVar("T")
 
@@ -221,25 +226,67 @@ async def post_events(request: Request) -> Response:
     return await _accept_events(request)
 
 
-def _limit(request: Request) -> int:
-    text = request.query_params.get("limit", "100")
-    if not text.isdigit() or not 1 <= int(text) <= 1000:
-        raise ValueError(f"invalid limit {text!r}: an integer from 1 to 1000")
-    return int(text)
+def cursors(request: Request) -> Cursors:
+    return Cursors(tarry_app(request).engine.signing_key)
+
+
+def _moment(request: Request, name: str) -> datetime | None:
+    """An ISO 8601 time parameter with its offset (``Z`` or ``+hh:mm``); None when absent."""
+    text = request.query_params.get(name) or None
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ValueError(f"invalid {name} {text[:60]!r}: an ISO 8601 time with its offset, "
+                         "such as 2024-05-01T09:00:00Z or 2024-05-01T11:00:00+02:00")  # fmt: skip
+    return moment
+
+
+def _statuses(request: Request) -> list[str] | None:
+    """``status``: one status, several comma-separated, or the parameter repeated."""
+    given = [s.strip() for value in request.query_params.getlist("status") for s in value.split(",") if s.strip()]
+    for status in given:
+        if status not in {s.value for s in RunStatus}:
+            raise ValueError(f"invalid status {status[:40]!r}: one of {', '.join(s.value for s in RunStatus)}")
+    return given or None
+
+
+def _function(request: Request) -> str | None:
+    """``function`` (``function_id`` is read too, as the dashboard names it)."""
+    named = {request.query_params.get(name) or None for name in ("function", "function_id")} - {None}
+    if len(named) > 1:
+        raise ValueError("function and function_id name different functions: pass one of them")
+    return named.pop() if named else None
 
 
 async def list_runs(request: Request) -> Response:
+    """``GET /api/v1/runs``: newest first, by ``function``, ``status``, ``event_id``, ``created_after``
+    (inclusive) and ``created_before`` (exclusive), paged by ``cursor``."""
+    app = tarry_app(request)
     params = request.query_params
-    status = params.get("status") or None
-    if status is not None and status not in {s.value for s in RunStatus}:
-        return error(400, f"invalid status {status!r}: one of {', '.join(s.value for s in RunStatus)}")
     try:
-        limit = _limit(request)
+        limit = limit_of(request)
+        query = run_query(function_id=_function(request), status=_statuses(request),
+                          event_id=params.get("event_id") or None, created_after=_moment(request, "created_after"),
+                          created_before=_moment(request, "created_before"))  # fmt: skip
+        position = cursors(request).read("runs", request)
+        after = None if position is None else _run_position(position)
     except ValueError as exc:
         return error(400, str(exc))
-    runs = await tarry_app(request).list_runs(function_id=params.get("function_id") or None, status=status,
-                                              limit=limit)  # fmt: skip
-    return JSONResponse({"runs": [run_json(r, steps=False) for r in runs]})
+    runs, following = await app._query_runs(replace(query, after=after), limit)
+    return JSONResponse({"runs": [run_json(r, steps=False) for r in runs],
+                         "next_cursor": None if following is None else cursors(request).issue("runs", following)})  # fmt: skip
+
+
+_START = object()  # a list's first page
+
+
+def _run_position(position: Any) -> tuple[int, str]:
+    at, run_id = position  # issued by this server: [created_at, id]
+    return int(at), str(run_id)
 
 
 async def get_run(request: Request) -> Response:
@@ -291,12 +338,16 @@ async def rerun_run(request: Request) -> Response:
 
 
 async def list_events(request: Request) -> Response:
+    """``GET /api/v1/events``: newest first (by arrival), of one ``name`` if given, paged by ``cursor``."""
     try:
-        limit = _limit(request)
+        limit = limit_of(request)
+        before = cursors(request).read("events", request)
     except ValueError as exc:
         return error(400, str(exc))
-    records = await tarry_app(request).engine.store.list_events(request.query_params.get("name") or None, limit)
-    return JSONResponse({"events": [event_record_json(r) for r in records]})
+    store = tarry_app(request).engine.store
+    records = await store.list_events(request.query_params.get("name") or None, limit + 1, before)
+    following = cursors(request).issue("events", records[limit - 1].seq) if len(records) > limit else None
+    return JSONResponse({"events": [event_record_json(r) for r in records[:limit]], "next_cursor": following})
 
 
 async def get_event(request: Request) -> Response:
@@ -307,57 +358,87 @@ async def get_event(request: Request) -> Response:
 
 
 async def event_runs(request: Request) -> Response:
+    """``GET /api/v1/events/{id}/runs``: the runs the event started (``runs``, with their reruns) and those it
+    resumed (``resumed``), each newest first; one ``cursor`` pages both (a list already at its end is empty
+    on the later pages)."""
     app = tarry_app(request)
     event_id = request.path_params["event_id"]
+    try:
+        limit = limit_of(request)
+        position = cursors(request).read("event-runs", request)
+    except ValueError as exc:
+        return error(400, str(exc))
     record = await app.engine.store.get_event(event_id)
     if record is None:
         return error(404, "no such event")
-    started = await app.runs_for_event(event_id)
-    resumed = await app.engine.store.runs_resumed_by_event(event_id)
+    # each list's position: where its next page starts; None once it is at its end
+    started_after, resumed_after = (_START, _START) if position is None else (position["runs"], position["resumed"])
+    started: list[Run] = []
+    more_started: tuple[int, str] | None = None
+    if started_after is not None:
+        after = None if started_after is _START else _run_position(started_after)
+        started, more_started = await app._query_runs(RunQuery(event_id=event_id, after=after), limit)
+    resumed: list[Run] = []
+    if resumed_after is not None:
+        before = None if resumed_after is _START else str(resumed_after)
+        resumed = await app.engine.store.runs_resumed_by_event(event_id, limit + 1, before)
+    more_resumed = resumed[limit - 1].id if len(resumed) > limit else None
+    following = None
+    if more_started is not None or more_resumed is not None:
+        following = cursors(request).issue("event-runs", {"runs": more_started, "resumed": more_resumed})
     return JSONResponse({"event": event_record_json(record), "runs": [run_json(r, steps=False) for r in started],
-                         "resumed": [run_json(r, steps=False) for r in resumed],
-                         "skipped": record.skipped})  # fmt: skip
+                         "resumed": [run_json(r, steps=False) for r in resumed[:limit]], "skipped": record.skipped,
+                         "next_cursor": following})  # fmt: skip
 
 
 async def list_waits(request: Request) -> Response:
+    """``GET /api/v1/waits``: the open waits (of one ``run_id``, if given), newest first, paged by ``cursor``."""
     try:
-        limit = _limit(request)
+        limit = limit_of(request)
+        before = cursors(request).read("waits", request)
     except ValueError as exc:
         return error(400, str(exc))
-    waits = await tarry_app(request).engine.open_waits(request.query_params.get("run_id") or None, limit)
-    return JSONResponse({"waits": [wait_json(w) for w in waits]})
-
-
-def _page_of(request: Request) -> tuple[int, int | None]:
-    """``limit`` and ``cursor`` (the previous page's ``next_cursor``: an id, the page goes on below it)."""
-    limit = _limit(request)
-    cursor = request.query_params.get("cursor") or None
-    if cursor is not None and (not cursor.isdigit() or int(cursor) < 1 or len(cursor) > 18):
-        raise ValueError(f"invalid cursor {cursor!r}: pass the next_cursor of the previous page")
-    return limit, None if cursor is None else int(cursor)
+    waits = await tarry_app(request).engine.open_waits(request.query_params.get("run_id") or None, limit + 1, before)
+    following = cursors(request).issue("waits", waits[limit - 1].seq) if len(waits) > limit else None
+    return JSONResponse({"waits": [wait_json(w) for w in waits[:limit]], "next_cursor": following})
 
 
 async def list_dead_letters(request: Request) -> Response:
-    """``GET /api/v1/dead-letters``: rows set aside, newest first; ``cursor`` is the last page's ``next_cursor``."""
+    """``GET /api/v1/dead-letters``: rows set aside, newest first, paged by ``cursor``."""
     try:
-        limit, before = _page_of(request)
+        limit = limit_of(request)
+        before = cursors(request).read("dead-letters", request)
     except ValueError as exc:
         return error(400, str(exc))
-    letters = await tarry_app(request).dead_letters(limit=limit, before=before)
-    next_cursor = str(letters[-1].id) if len(letters) == limit else None
-    return JSONResponse({"dead_letters": [dead_letter_json(d) for d in letters], "next_cursor": next_cursor})
+    letters = await tarry_app(request).dead_letters(limit=limit + 1, before=before)
+    following = cursors(request).issue("dead-letters", letters[limit - 1].id) if len(letters) > limit else None
+    return JSONResponse({"dead_letters": [dead_letter_json(d) for d in letters[:limit]], "next_cursor": following})
 
 
 async def list_buffers(request: Request) -> Response:
-    """``GET /api/v1/buffers``: open debounce bursts and batches, newest first, paged as the dead letters are."""
+    """``GET /api/v1/buffers``: open debounce bursts and batches (of one ``function_id``, if given), newest
+    first, paged by ``cursor``."""
     try:
-        limit, before = _page_of(request)
+        limit = limit_of(request)
+        before = cursors(request).read("buffers", request)
     except ValueError as exc:
         return error(400, str(exc))
     function_id = request.query_params.get("function_id") or None
-    buffers = await tarry_app(request).engine.open_buffers(function_id, limit, before)
-    next_cursor = str(buffers[-1].id) if len(buffers) == limit else None
-    return JSONResponse({"buffers": [buffer_json(b) for b in buffers], "next_cursor": next_cursor})
+    buffers = await tarry_app(request).engine.open_buffers(function_id, limit + 1, before)
+    following = cursors(request).issue("buffers", buffers[limit - 1].id) if len(buffers) > limit else None
+    return JSONResponse({"buffers": [buffer_json(b) for b in buffers[:limit]], "next_cursor": following})
+
+
+async def list_functions(request: Request) -> Response:
+    """``GET /api/v1/functions``: the app's functions by id, with their triggers, retries and options."""
+    try:
+        limit = limit_of(request)
+        after = cursors(request).read("functions", request)
+    except ValueError as exc:
+        return error(400, str(exc))
+    described = [f for f in tarry_app(request)._describe_functions() if after is None or f["id"] > after]
+    following = cursors(request).issue("functions", described[limit - 1]["id"]) if len(described) > limit else None
+    return JSONResponse({"functions": described[:limit], "next_cursor": following})
 
 
 # -- operations ---------------------------------------------------------------

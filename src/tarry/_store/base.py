@@ -204,6 +204,7 @@ class WaitRow:
     due_at: int | None
     handle_step: str | None
     redirect_url: str | None
+    seq: int = 0  # its position in the list of waits
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,43 @@ class Counts:
     dead_letters: int = 0
     queued: dict[str, int] = field(default_factory=dict)  # held queued runs by QueuedReason
     skipped: dict[tuple[str, str], int] = field(default_factory=dict)  # (function id, SkipReason) -> events
+
+
+#: a position no run's ``(created_at, id)`` reaches: the open ends of a ``RunQuery``'s range
+FAR = 1 << 62
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunQuery:
+    """Which runs a list holds, in which order, and where its page starts: every filter given must hold.
+
+    ``statuses``: any of these (``None``: any status). ``created_after`` (inclusive) and
+    ``created_before`` (exclusive) bound ``created_at`` (epoch ms). ``after``: the ``(created_at, id)``
+    of the last run of the previous page (the keyset position ``query_runs`` returned); the page goes
+    on strictly after it. Runs are ordered by ``(created_at, id)``, newest first unless
+    ``oldest_first``."""
+
+    function_id: str | None = None
+    statuses: tuple[str, ...] | None = None
+    event_id: str | None = None
+    created_after: int | None = None
+    created_before: int | None = None
+    after: tuple[int, str] | None = None
+    oldest_first: bool = False
+
+    def bounds(self) -> dict[str, Any]:
+        """The query's range as parameters: ``(created_at, id)`` from ``lo`` (inclusive) to ``hi``
+        (exclusive), and ``skip``, the id of the previous page's last run (excluded, for an oldest-first
+        page that starts at it). Open ends are ``FAR``; ``""`` sorts before every id."""
+        lo: tuple[int, str] = (-FAR if self.created_after is None else self.created_after, "")
+        hi: tuple[int, str] = (FAR if self.created_before is None else self.created_before, "")
+        skip = ""
+        if self.after is not None:  # an id is never "", so (at, id) > (at, "")
+            if self.oldest_first and self.after[0] >= lo[0]:
+                lo, skip = self.after, self.after[1]
+            elif not self.oldest_first and self.after[0] < hi[0]:
+                hi = self.after
+        return {"lo_at": lo[0], "lo_id": lo[1], "hi_at": hi[0], "hi_id": hi[1], "skip": skip}
 
 
 class Delivery(enum.IntEnum):
@@ -333,20 +371,25 @@ class Store(Protocol):
 
     async def get_run(self, run_id: str) -> Run | None: ...
 
-    async def list_runs(self, function_id: str | None, status: str | None, limit: int) -> list[Run]: ...
+    async def query_runs(self, query: RunQuery, limit: int) -> tuple[list[Run], tuple[int, str] | None]:
+        """Up to ``limit`` runs matching ``query`` (without their steps), in its order; and the keyset
+        position to pass as ``after`` for the next page, or None when no run is left after these."""
 
     async def runs_for_event(self, event_id: str) -> list[Run]: ...
 
-    async def list_events(self, name: str | None, limit: int) -> list[EventRecord]:
-        """Events, newest first (by arrival)."""
+    async def list_events(self, name: str | None, limit: int, before: int | None = None) -> list[EventRecord]:
+        """Events (of one name, if given), newest first by arrival; ``before``: only those whose ``seq``
+        is below it (the next page)."""
 
     async def get_event(self, event_id: str) -> EventRecord | None: ...
 
-    async def runs_resumed_by_event(self, event_id: str) -> list[Run]:
-        """The runs whose waits this event resolved."""
+    async def runs_resumed_by_event(self, event_id: str, limit: int | None = None,
+                                    before: str | None = None) -> list[Run]:  # fmt: skip
+        """The runs whose waits this event resolved, newest first (ids below ``before``)."""
 
-    async def list_waits(self, run_id: str | None, limit: int) -> list[WaitRow]:
-        """Open waits (not cancel_on listeners), newest first."""
+    async def list_waits(self, run_id: str | None, limit: int, before: int | None = None) -> list[WaitRow]:
+        """Open waits (not cancel_on listeners; of one run, if given), newest first; ``before``: only
+        those whose ``seq`` is below it (the next page)."""
 
     async def counts(self) -> Counts: ...
 

@@ -79,7 +79,7 @@ def event_record(row: Any) -> EventRecord:
     delivered = row["delivered"] == Delivery.DELIVERED
     skipped = [dict(zip(("function_id", "reason"), item.split("\x1f"), strict=True))
                for item in (row["skipped"] or "").split("\x1e") if item]  # fmt: skip
-    return EventRecord(event_from_row(row), received, delivered, row["started"], row["resumed"], skipped)
+    return EventRecord(event_from_row(row), received, delivered, row["started"], row["resumed"], skipped, row["seq"])
 
 
 def dead_letter_from_row(row: Any) -> DeadLetter:

@@ -25,6 +25,7 @@ from tarry import _serde
 from tarry._errors import describe
 from tarry._model import Buffer, DeadLetter, DeadLetterKind, Event, EventRecord, Run, RunStatus
 from tarry._store.base import (
+    FAR,
     MAX_FAILURES,
     ClaimedRun,
     Control,
@@ -34,6 +35,7 @@ from tarry._store.base import (
     Hooks,
     NewEvent,
     Park,
+    RunQuery,
     Sent,
     StepRow,
     StepWrite,
@@ -411,9 +413,32 @@ class SQLStore(LifecycleMixin):
             errors.setdefault(r["step_id"], []).append(r["error"])
         return run_from_row(row, self._steps(c, row["id"]), events, errors)
 
-    async def list_runs(self, function_id: str | None, status: str | None, limit: int) -> list[Run]:
-        params = {"function_id": function_id, "status": status, "limit": limit}
-        return await self._read(lambda c: [self._run(c, r) for r in self._x(c, "list_runs", params).fetchall()])
+    async def query_runs(self, query: RunQuery, limit: int) -> tuple[list[Run], tuple[int, str] | None]:
+        """One page of a list of runs: the query run is the one whose index drives it (the event's runs,
+        a function's, one status's, or all by creation), in the query's order. One row more than the
+        page tells whether another page follows."""
+        order = "oldest" if query.oldest_first else "newest"
+        one_status = query.statuses is not None and len(query.statuses) == 1
+        if query.event_id is not None:
+            name = "query_runs_of_event"
+        elif query.function_id is not None:
+            name = f"query_runs_of_function_{order}"
+        elif one_status:
+            name = f"query_runs_by_status_{order}"
+        else:
+            name = f"query_runs_{order}"
+        params = {**query.bounds(), "function_id": query.function_id, "event_id": query.event_id,
+                  "status": query.statuses[0] if one_status and query.statuses else None,
+                  "statuses": None if query.statuses is None else _serde.dumps(list(query.statuses)),
+                  "oldest": query.oldest_first, "limit": limit + 1}  # fmt: skip
+
+        def read(c: Conn) -> tuple[list[Run], tuple[int, str] | None]:
+            rows = self._x(c, name, params).fetchall()
+            page = [self._run(c, r) for r in rows[:limit]]
+            more = len(rows) > limit and limit > 0
+            return page, ((rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if more else None)
+
+        return await self._read(read)
 
     async def runs_for_event(self, event_id: str) -> list[Run]:
         return await self._read(
@@ -423,8 +448,8 @@ class SQLStore(LifecycleMixin):
             ]
         )
 
-    async def list_events(self, name: str | None, limit: int) -> list[EventRecord]:
-        params = {"name": name, "before": None, "limit": limit}
+    async def list_events(self, name: str | None, limit: int, before: int | None = None) -> list[EventRecord]:
+        params = {"name": name, "before": before, "limit": limit}
         return await self._read(lambda c: [event_record(r) for r in self._x(c, "list_events", params)])
 
     async def get_event(self, event_id: str) -> EventRecord | None:
@@ -434,17 +459,22 @@ class SQLStore(LifecycleMixin):
 
         return await self._read(read)
 
-    async def runs_resumed_by_event(self, event_id: str) -> list[Run]:
+    async def runs_resumed_by_event(self, event_id: str, limit: int | None = None,
+                                    before: str | None = None) -> list[Run]:  # fmt: skip
+        params = {"event_id": event_id, "before": before, "limit": FAR if limit is None else limit}
         return await self._read(
-            lambda c: [self._run(c, r) for r in self._x(c, "runs_resumed_by_event", {"event_id": event_id}).fetchall()]
+            lambda c: [self._run(c, r) for r in self._x(c, "runs_resumed_by_event", params).fetchall()]
         )
 
-    async def list_waits(self, run_id: str | None, limit: int) -> list[WaitRow]:
+    async def list_waits(self, run_id: str | None, limit: int, before: int | None = None) -> list[WaitRow]:
+        params = {"run_id": run_id, "before": FAR if before is None else before, "limit": limit}
+
         def read(c: Conn) -> list[WaitRow]:
-            rows = self._x(c, "list_waits", {"run_id": run_id, "limit": limit}).fetchall()
+            rows = self._x(c, "list_waits" if run_id is None else "list_waits_of_run", params).fetchall()
             return [WaitRow(r["run_id"], r["function_id"], r["step_id"], r["kind"],
                             [n for n in r["names"].split("\x1f") if n], r["shape"], r["match_key"], r["if_exp"],
-                            r["created_at"], r["due_at"], r["handle_step"], r["redirect_url"]) for r in rows]  # fmt: skip
+                            r["created_at"], r["due_at"], r["handle_step"], r["redirect_url"], r["seq"])
+                    for r in rows]  # fmt: skip
 
         return await self._read(read)
 

@@ -119,13 +119,6 @@ SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_a
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id WHERE r.id = %(run_id)s FOR UPDATE OF r;
 
--- name: list_runs
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
-       e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
-FROM runs r JOIN events e ON e.id = r.event_id
-WHERE (%(function_id)s::text IS NULL OR r.function_id = %(function_id)s) AND (%(status)s::text IS NULL OR r.status = %(status)s)
-ORDER BY r.id DESC LIMIT %(limit)s;
-
 -- name: runs_for_event
 SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
@@ -263,20 +256,34 @@ FROM events e WHERE e.id = %(event_id)s;
 SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM consumed c JOIN events x ON x.seq = c.event_seq JOIN runs r ON r.id = c.run_id JOIN events e ON e.id = r.event_id
-WHERE x.id = %(event_id)s ORDER BY r.id;
+WHERE x.id = %(event_id)s AND (%(before)s::text IS NULL OR r.id < %(before)s) ORDER BY r.id DESC LIMIT %(limit)s;
 
 -- name: list_waits
-SELECT w.run_id, w.step_id, w.kind, w.shape, w.match_key, w.if_exp, min(w.created_at) AS created_at,
-       string_agg(w.event_name, chr(31) ORDER BY w.id) AS names, r.function_id, t.due_at, h.step_id AS handle_step,
-       h.redirect_url
+-- A wait of several names has a row per name; each is listed at its first row, newest first.
+SELECT w.id AS seq, w.run_id, w.step_id, w.kind, w.shape, w.match_key, w.if_exp, w.created_at,
+       (SELECT string_agg(x.event_name, chr(31) ORDER BY x.id) FROM waits x
+        WHERE x.run_id = w.run_id AND x.step_id = w.step_id) AS names,
+       r.function_id, t.due_at, h.step_id AS handle_step, h.redirect_url
 FROM waits w
 JOIN runs r ON r.id = w.run_id
 LEFT JOIN timers t ON t.run_id = w.run_id AND t.step_id = w.step_id
 LEFT JOIN resume_handles h ON w.kind = 'resume' AND h.token_hash = w.match_key
-WHERE (%(run_id)s::text IS NULL OR w.run_id = %(run_id)s) AND w.kind != 'cancel'
-GROUP BY w.run_id, w.step_id, w.kind, w.shape, w.match_key, w.if_exp, r.function_id, t.due_at,
-         h.step_id, h.redirect_url
-ORDER BY min(w.id) DESC LIMIT %(limit)s;
+WHERE w.kind != 'cancel' AND w.id < %(before)s
+  AND NOT EXISTS (SELECT 1 FROM waits f WHERE f.run_id = w.run_id AND f.step_id = w.step_id AND f.id < w.id)
+ORDER BY w.id DESC LIMIT %(limit)s;
+
+-- name: list_waits_of_run
+SELECT w.id AS seq, w.run_id, w.step_id, w.kind, w.shape, w.match_key, w.if_exp, w.created_at,
+       (SELECT string_agg(x.event_name, chr(31) ORDER BY x.id) FROM waits x
+        WHERE x.run_id = w.run_id AND x.step_id = w.step_id) AS names,
+       r.function_id, t.due_at, h.step_id AS handle_step, h.redirect_url
+FROM waits w
+JOIN runs r ON r.id = w.run_id
+LEFT JOIN timers t ON t.run_id = w.run_id AND t.step_id = w.step_id
+LEFT JOIN resume_handles h ON w.kind = 'resume' AND h.token_hash = w.match_key
+WHERE w.run_id = %(run_id)s AND w.kind != 'cancel' AND w.id < %(before)s
+  AND NOT EXISTS (SELECT 1 FROM waits f WHERE f.run_id = w.run_id AND f.step_id = w.step_id AND f.id < w.id)
+ORDER BY w.id DESC LIMIT %(limit)s;
 
 -- name: count_runs_by_status
 SELECT status, count(*) AS n FROM runs GROUP BY status;
@@ -491,3 +498,74 @@ ON CONFLICT DO NOTHING;
 INSERT INTO step_errors (run_id, step_id, attempt, error)
 SELECT %(run_id)s, step_id, attempt, error FROM step_errors WHERE run_id = %(from_run)s AND step_id = %(step_id)s
 ON CONFLICT (run_id, step_id, attempt) DO NOTHING;
+
+-- Listing runs (query_runs), one query per index that drives it, each in both orders. The range of
+-- (created_at, id) always bounded (the store passes the far ends for an open one), so a page is a range scan.
+
+-- name: query_runs_newest
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
+       e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
+FROM runs r JOIN events e ON e.id = r.event_id
+WHERE (r.created_at, r.id) >= (%(lo_at)s, %(lo_id)s) AND (r.created_at, r.id) < (%(hi_at)s, %(hi_id)s)
+  AND r.id <> %(skip)s
+  AND (%(statuses)s::jsonb IS NULL OR r.status IN (SELECT jsonb_array_elements_text(%(statuses)s::jsonb)))
+  AND (%(function_id)s::text IS NULL OR r.function_id = %(function_id)s)
+ORDER BY r.created_at DESC, r.id DESC LIMIT %(limit)s;
+
+-- name: query_runs_oldest
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
+       e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
+FROM runs r JOIN events e ON e.id = r.event_id
+WHERE (r.created_at, r.id) >= (%(lo_at)s, %(lo_id)s) AND (r.created_at, r.id) < (%(hi_at)s, %(hi_id)s)
+  AND r.id <> %(skip)s
+  AND (%(statuses)s::jsonb IS NULL OR r.status IN (SELECT jsonb_array_elements_text(%(statuses)s::jsonb)))
+  AND (%(function_id)s::text IS NULL OR r.function_id = %(function_id)s)
+ORDER BY r.created_at ASC, r.id ASC LIMIT %(limit)s;
+
+-- name: query_runs_of_function_newest
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
+       e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
+FROM runs r JOIN events e ON e.id = r.event_id
+WHERE r.function_id = %(function_id)s AND (r.created_at, r.id) >= (%(lo_at)s, %(lo_id)s) AND (r.created_at, r.id) < (%(hi_at)s, %(hi_id)s)
+  AND r.id <> %(skip)s
+  AND (%(statuses)s::jsonb IS NULL OR r.status IN (SELECT jsonb_array_elements_text(%(statuses)s::jsonb)))
+ORDER BY r.created_at DESC, r.id DESC LIMIT %(limit)s;
+
+-- name: query_runs_of_function_oldest
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
+       e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
+FROM runs r JOIN events e ON e.id = r.event_id
+WHERE r.function_id = %(function_id)s AND (r.created_at, r.id) >= (%(lo_at)s, %(lo_id)s) AND (r.created_at, r.id) < (%(hi_at)s, %(hi_id)s)
+  AND r.id <> %(skip)s
+  AND (%(statuses)s::jsonb IS NULL OR r.status IN (SELECT jsonb_array_elements_text(%(statuses)s::jsonb)))
+ORDER BY r.created_at ASC, r.id ASC LIMIT %(limit)s;
+
+-- name: query_runs_by_status_newest
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
+       e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
+FROM runs r JOIN events e ON e.id = r.event_id
+WHERE r.status = %(status)s AND (r.created_at, r.id) >= (%(lo_at)s, %(lo_id)s) AND (r.created_at, r.id) < (%(hi_at)s, %(hi_id)s)
+  AND r.id <> %(skip)s
+  AND (%(function_id)s::text IS NULL OR r.function_id = %(function_id)s)
+ORDER BY r.created_at DESC, r.id DESC LIMIT %(limit)s;
+
+-- name: query_runs_by_status_oldest
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
+       e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
+FROM runs r JOIN events e ON e.id = r.event_id
+WHERE r.status = %(status)s AND (r.created_at, r.id) >= (%(lo_at)s, %(lo_id)s) AND (r.created_at, r.id) < (%(hi_at)s, %(hi_id)s)
+  AND r.id <> %(skip)s
+  AND (%(function_id)s::text IS NULL OR r.function_id = %(function_id)s)
+ORDER BY r.created_at ASC, r.id ASC LIMIT %(limit)s;
+
+-- name: query_runs_of_event
+-- The runs of one event are few, so they are sorted rather than scanned in order.
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
+       e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
+FROM runs r JOIN events e ON e.id = r.event_id
+WHERE (r.event_id = %(event_id)s OR r.id IN (SELECT run_id FROM run_events WHERE event_id = %(event_id)s))
+  AND (r.created_at, r.id) >= (%(lo_at)s, %(lo_id)s) AND (r.created_at, r.id) < (%(hi_at)s, %(hi_id)s)
+  AND r.id <> %(skip)s
+  AND (%(function_id)s::text IS NULL OR r.function_id = %(function_id)s) AND (%(statuses)s::jsonb IS NULL OR r.status IN (SELECT jsonb_array_elements_text(%(statuses)s::jsonb)))
+ORDER BY CASE WHEN %(oldest)s::boolean THEN r.created_at END, CASE WHEN %(oldest)s::boolean THEN r.id END,
+         r.created_at DESC, r.id DESC LIMIT %(limit)s;
