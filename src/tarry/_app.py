@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from tarry import _serde
 from tarry._clock import Clock, SystemClock
+from tarry._engine import bulk
 from tarry._engine.engine import Engine
 from tarry._engine.signing import load_signing_key
 from tarry._engine.waits import check_cancel_on, token_hash
@@ -346,6 +347,42 @@ class Tarry:
         engine.wake()
         return new_id
 
+    async def cancel_runs(
+        self,
+        *,
+        function_id: str | None = None,
+        if_exp: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> int:
+        """Cancel every unfinished run matching all the filters given, and return how many (a running one
+        is asked to stop at its next step, and counted). ``if_exp`` is CEL over ``event`` (the run's
+        trigger); ``created_after`` is inclusive, ``created_before`` exclusive (aware datetimes). At least
+        one filter; runs created during the call are left alone. A bad filter raises ``ValueError``
+        (``ExpressionError`` for ``if_exp``) and changes nothing. Works a page of runs at a time, each
+        page one transaction, so the worker goes on meanwhile."""
+        selection = bulk.select("cancel_runs", function_id=function_id, if_exp=if_exp, created_after=created_after,
+                                created_before=created_before)  # fmt: skip
+        return await bulk.cancel_runs(self.engine, selection)
+
+    async def rerun_runs(
+        self,
+        *,
+        function_id: str | None = None,
+        status: str | RunStatus = "failed",
+        if_exp: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> list[str]:
+        """Rerun (as ``rerun``) every finished run of ``status`` (``"completed"``, ``"failed"`` or
+        ``"cancelled"``) matching all the filters given, and return the new runs' ids, oldest original
+        first. The filters are those of ``cancel_runs``, with the same rules; a run whose function this
+        app does not register is left out."""
+        finished = bulk.finished_status(status)
+        selection = bulk.select("rerun_runs", function_id=function_id, if_exp=if_exp, created_after=created_after,
+                                created_before=created_before, status=finished)  # fmt: skip
+        return await bulk.rerun_runs(self.engine, selection)
+
     async def dead_letters(self, *, limit: int = 100, before: int | None = None) -> list[DeadLetter]:
         """Rows the engine set aside after they failed again and again (events, timers, runs), newest
         first; ``before``: only those with a smaller ``id`` (the next page)."""
@@ -414,5 +451,7 @@ class Tarry:
     list_runs_sync = sync_twin(list_runs)
     cancel_run_sync = sync_twin(cancel_run)
     rerun_sync = sync_twin(rerun)
+    cancel_runs_sync = sync_twin(cancel_runs)
+    rerun_runs_sync = sync_twin(rerun_runs)
     idle_sync = sync_twin(idle)
     dead_letters_sync = sync_twin(dead_letters)

@@ -14,7 +14,7 @@ import tarry
 from tarry.testing import VirtualClock
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guide.md"
-SECTIONS = ("Rerun", "Rerun from a step")
+SECTIONS = ("Rerun", "Rerun from a step", "Bulk actions")
 
 
 def section_samples(title: str) -> list[tuple[int, str]]:

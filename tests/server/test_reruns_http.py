@@ -120,12 +120,69 @@ async def test_the_routes_need_the_key_in_serve_and_refuse_another_origin(served
     app, client, auth = served
     run = await failed_run(app)
     before = await count(app)
-    paths = [f"/api/v1/runs/{run.id}/rerun"]
+    paths = [f"/api/v1/runs/{run.id}/rerun", "/api/v1/runs/cancel", "/api/v1/runs/rerun"]
     for path in paths:
-        foreign = await client.post(path, json={}, headers={**auth, "origin": "http://evil.example"})
+        foreign = await client.post(
+            path, json={"function_id": "fulfil"}, headers={**auth, "origin": "http://evil.example"}
+        )
         assert foreign.status_code == 403, path
         if auth:
-            assert (await client.post(path, json={})).status_code == 401, path
+            assert (await client.post(path, json={"function_id": "fulfil"})).status_code == 401, path
             wrong = await client.post(path, json={}, headers={"authorization": "Bearer wrong-key-0000000000"})
             assert wrong.status_code == 401, path
     assert await count(app) == before
+
+
+# -- bulk -------------------------------------------------------------------------------------
+
+
+async def test_bulk_cancel_and_rerun_take_the_filters_as_json(served: Client) -> None:
+    app, client, auth = served
+    since = app.clock.now()
+    failed = await failed_run(app, plan="free")
+    await failed_run(app, plan="pro")
+    waiting = await start_run(app, tarry.Event("shop/order.paid", {"wait": True, "plan": "free"}))
+    SHIP.broken = False
+    rerun = await client.post("/api/v1/runs/rerun", headers=auth, json={
+        "function_id": "fulfil", "if_exp": "event.data.plan == 'free'", "created_after": since.isoformat()})  # fmt: skip
+    assert rerun.status_code == 200, rerun.text
+    [new_id] = rerun.json()["run_ids"]
+    assert (await app.wait_for_run(new_id, timeout=LIMIT)).rerun_of == failed.id
+    cancel = await client.post("/api/v1/runs/cancel", headers=auth, json={
+        "function_id": "fulfil", "created_before": "9999-01-01T00:00:00+02:00"})  # fmt: skip
+    assert cancel.status_code == 200 and cancel.json() == {"cancelled": 1}, cancel.text
+    done = await app.get_run(waiting.id)
+    assert done is not None and done.status == "cancelled"
+    again = await client.post("/api/v1/runs/rerun", headers=auth, json={"status": "cancelled", "function_id": "fulfil"})
+    assert again.status_code == 200 and len(again.json()["run_ids"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "problem"),
+    [
+        ("/api/v1/runs/cancel", {}, "needs at least one filter"),
+        ("/api/v1/runs/cancel", None, "needs at least one filter"),
+        ("/api/v1/runs/cancel", {"created_after": "2026-01-01T00:00:00"}, "invalid created_after"),
+        ("/api/v1/runs/cancel", {"created_before": "yesterday"}, "invalid created_before"),
+        ("/api/v1/runs/cancel", {"created_before": 1767225600000}, "invalid created_before"),
+        ("/api/v1/runs/cancel", {"function_id": 7}, "invalid function_id 7"),
+        ("/api/v1/runs/cancel", {"if_exp": "event.data =="}, "if_exp"),
+        ("/api/v1/runs/cancel", {"function_id": "fulfil", "status": "failed"}, "unknown field(s) 'status'"),
+        ("/api/v1/runs/cancel", ["fulfil"], "must be a JSON object"),
+        ("/api/v1/runs/rerun", {"function_id": "fulfil", "status": "queued"}, "invalid status 'queued'"),
+        ("/api/v1/runs/rerun", {"function_id": "fulfil", "status": None}, "invalid status None"),
+        ("/api/v1/runs/rerun", {"function": "fulfil"}, "unknown field(s) 'function'"),
+    ],
+)
+async def test_a_bad_bulk_filter_is_400_and_changes_nothing(served: Client, path: str, body: Any, problem: str) -> None:
+    app, client, auth = served
+    await failed_run(app)
+    waiting = await start_run(app, tarry.Event("shop/order.paid", {"wait": True}))
+    before = await app.list_runs(limit=1000)
+    if body is None:
+        response = await client.post(path, headers={**auth, "content-type": "application/json"})
+    else:
+        response = await client.post(path, json=body, headers=auth)
+    assert response.status_code == 400 and problem in response.json()["error"], response.text
+    assert await app.list_runs(limit=1000) == before
+    assert (await app.get_run(waiting.id)) is not None

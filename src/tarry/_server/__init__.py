@@ -125,6 +125,8 @@ def create_app(
             Route("/resume/{token}", routes.resume, methods=["GET", "POST", "HEAD"]),
             Route("/api/v1/notify/{key}", secured(routes.notify), methods=["POST"]),
             Route("/api/v1/runs", secured(routes.list_runs), methods=["GET"]),
+            Route("/api/v1/runs/cancel", secured(routes.cancel_runs), methods=["POST"]),
+            Route("/api/v1/runs/rerun", secured(routes.rerun_runs), methods=["POST"]),
             Route("/api/v1/runs/{run_id}", secured(routes.get_run), methods=["GET"]),
             Route("/api/v1/runs/{run_id}/cancel", secured(routes.cancel_run), methods=["POST"]),
             Route("/api/v1/runs/{run_id}/rerun", secured(routes.rerun_run), methods=["POST"]),

@@ -337,6 +337,55 @@ async def rerun_run(request: Request) -> Response:
     return JSONResponse({"run_id": new_id})
 
 
+BULK_FILTERS = ("function_id", "if_exp", "created_after", "created_before")
+
+
+def bulk_filters(body: bytes, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """The filters of a bulk action from its JSON body, the times parsed (ISO 8601 with an offset)."""
+    fields = fields_of(body, allowed)
+    for name in ("created_after", "created_before"):
+        text = fields.get(name)
+        if text is None:
+            continue
+        moment = None
+        if isinstance(text, str):
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                moment = None
+        if moment is None or moment.tzinfo is None:
+            raise ValueError(f"invalid {name} {str(text)[:60]!r}: an ISO 8601 time with its offset, as a string, "
+                             "such as 2024-05-01T09:00:00Z or 2024-05-01T11:00:00+02:00")  # fmt: skip
+        fields[name] = moment
+    return fields
+
+
+async def cancel_runs(request: Request) -> Response:
+    """``POST /api/v1/runs/cancel``: the filters of ``app.cancel_runs`` as JSON; answers how many."""
+    try:
+        body = await read_body(request)
+        filters = await off_loop(body, lambda b: bulk_filters(b, BULK_FILTERS))
+        cancelled = await tarry_app(request).cancel_runs(**filters)
+    except BodyRefused as exc:
+        return error(exc.status, str(exc))
+    except ValueError as exc:
+        return error(400, str(exc))
+    return JSONResponse({"cancelled": cancelled})
+
+
+async def rerun_runs(request: Request) -> Response:
+    """``POST /api/v1/runs/rerun``: the filters of ``app.rerun_runs`` as JSON; answers the new ids."""
+    try:
+        body = await read_body(request)
+        filters = await off_loop(body, lambda b: bulk_filters(b, (*BULK_FILTERS, "status")))
+        run_ids = await tarry_app(request).rerun_runs(**filters)
+    except BodyRefused as exc:
+        return error(exc.status, str(exc))
+    except ValueError as exc:
+        return error(400, str(exc))
+    return JSONResponse({"run_ids": run_ids})
+
+
 async def list_events(request: Request) -> Response:
     """``GET /api/v1/events``: newest first (by arrival), of one ``name`` if given, paged by ``cursor``."""
     try:
