@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from tarry._engine.engine import Engine
 
 #: runs read, and acted on in one transaction, at a time
-PAGE = 500
+PAGE = 200
 #: the message of a run that a bulk cancel cancelled
 CANCEL_REASON = "cancelled by cancel_runs"
 #: what ``rerun_runs`` may select by
