@@ -7,6 +7,7 @@ resume URL, costs nothing while it waits, and resumes exactly once.
 from tarry import testing
 from tarry._app import Tarry
 from tarry._context import Context
+from tarry._cron import Cron
 from tarry._errors import (
     ExpressionError,
     InvalidEventError,
@@ -29,6 +30,7 @@ __all__ = [
     "CancelOn",
     "Concurrency",
     "Context",
+    "Cron",
     "DeadLetter",
     "DeadLetterKind",
     "Debounce",

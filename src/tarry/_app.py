@@ -10,13 +10,14 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
 from tarry import _serde
 from tarry._clock import Clock, SystemClock
+from tarry._cron import Cron
 from tarry._engine import bulk
 from tarry._engine.engine import Engine
 from tarry._engine.signing import load_signing_key
@@ -82,7 +83,7 @@ class Tarry:
 
     def function(
         self,
-        trigger: str | list[str],
+        trigger: str | Cron | Sequence[str | Cron],
         *,
         id: str | None = None,  # noqa: A002 - the contract's name
         retries: int = 4,
@@ -97,7 +98,8 @@ class Tarry:
         singleton: Singleton | None = None,
         timeouts: Timeouts | None = None,
     ) -> Callable[[F], F]:
-        """Register a function that starts on ``trigger``; the function itself is returned unchanged.
+        """Register a function that starts on ``trigger`` (an event name, a ``prefix*``, a ``tarry.Cron``
+        schedule, or a list of them); the function itself is returned unchanged.
 
         The flow-control options (``concurrency`` ... ``timeouts``) are those of API §9; each bad one
         raises ``ValueError`` (``tarry.ExpressionError`` for an expression) and registers nothing."""

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tarry._cron import Cron
 from tarry._flow import NO_FLOW, Flow, compile_flow, option_json, options_json
 
 MAX_RETRIES = 100
@@ -28,21 +29,27 @@ class CancelOn:
 
 @dataclass(frozen=True)
 class Triggers:
-    """The event names a function starts on: exact names and ``prefix*`` patterns."""
+    """What a function starts on: exact event names, ``prefix*`` patterns, and schedules."""
 
     names: tuple[str, ...]
     prefixes: tuple[str, ...]
+    crons: tuple[Cron, ...] = ()
 
     @classmethod
     def parse(cls, trigger: object) -> Triggers:
-        items = [trigger] if isinstance(trigger, str) else trigger
+        items = [trigger] if isinstance(trigger, str | Cron) else trigger
         if not isinstance(items, list | tuple) or not items:
             raise ValueError(
-                f"invalid trigger {trigger!r}: use an event name, a list of names, or a name ending in '*'"
+                f"invalid trigger {trigger!r}: use an event name, a list of names, a name ending in '*', or tarry.Cron(...)"
             )
         names: list[str] = []
         prefixes: list[str] = []
+        crons: list[Cron] = []
         for item in items:
+            if isinstance(item, Cron):
+                if item not in crons:  # the same schedule twice is one schedule
+                    crons.append(item)
+                continue
             if not isinstance(item, str) or not item.strip() or len(item) > 256:
                 raise ValueError(
                     f"invalid trigger {item!r}: an event name is a non-empty string of at most 256 characters"
@@ -50,14 +57,15 @@ class Triggers:
             if "*" in item[:-1]:
                 raise ValueError(f"invalid trigger {item!r}: '*' is allowed only at the end of a name")
             (prefixes if item.endswith("*") else names).append(item.rstrip("*"))
-        return cls(tuple(names), tuple(prefixes))
+        return cls(tuple(names), tuple(prefixes), tuple(crons))
 
     def matches(self, name: str) -> bool:
         return name in self.names or any(name.startswith(p) for p in self.prefixes)
 
     def describe(self) -> list[dict[str, Any]]:
-        """Each trigger as JSON: ``{"event": name}``, ``{"event": "prefix*"}``."""
-        return [{"event": name} for name in self.names] + [{"event": prefix + "*"} for prefix in self.prefixes]
+        """Each trigger as JSON: ``{"event": name}``, ``{"event": "prefix*"}``, ``{"cron": ..., "timezone": ...}``."""
+        return ([{"event": name} for name in self.names] + [{"event": prefix + "*"} for prefix in self.prefixes]
+                + [{"cron": cron.expression, "timezone": cron.timezone} for cron in self.crons])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -99,7 +107,8 @@ def make_spec(fn: Callable[..., Any], trigger: object, id: str | None, retries: 
         if not isinstance(item, CancelOn):
             raise ValueError(f"invalid cancel_on item {item!r} for function {function_id!r}: use tarry.CancelOn(...)")
     parsed = Triggers.parse(trigger)
-    compiled = compile_flow(function_id, cancel_on=bool(cancels), **(flow or {})) if flow else NO_FLOW
+    scheduled = bool(parsed.crons)
+    compiled = compile_flow(function_id, cancel_on=bool(cancels), scheduled=scheduled, **flow) if flow else NO_FLOW
     return FunctionSpec(function_id, fn, parsed, retries, cancels, compiled, dict(flow or {}))
 
 

@@ -57,6 +57,10 @@ def test_the_chapter_has_its_samples() -> None:
 async def test_every_flow_control_sample_of_the_guide_runs(
     line: int, sample: str, app: tarry.Tarry, clock: VirtualClock
 ) -> None:
+    await run_sample(line, sample, app, clock)
+
+
+async def run_sample(line: int, sample: str, app: tarry.Tarry, clock: VirtualClock) -> None:
     """The functions are registered first; the lines after them run inside ``async with app``, as the body of
     a coroutine. A failing ``assert`` of a sample is reported at its line of docs/guide.md."""
     body = ast.parse(sample).body

@@ -7,7 +7,7 @@ import tarry.testing
 def test_public_names() -> None:
     assert sorted(tarry.__all__) == tarry.__all__
     assert set(tarry.__all__) == {
-        "Batch", "CancelOn", "Concurrency", "Context", "DeadLetter", "DeadLetterKind", "Debounce", "Event",
+        "Batch", "CancelOn", "Concurrency", "Context", "Cron", "DeadLetter", "DeadLetterKind", "Debounce", "Event",
         "ExpressionError", "InvalidEventError", "NonRetriableError", "Priority", "RateLimit", "ResumeHandle",
         "RetryAfterError", "Run", "RunStatus", "Singleton", "Step", "StepError", "StepRecord", "StepStatus",
         "StoreError", "Tarry", "TarryError", "Throttle", "Timeouts", "WaitTimeoutError", "testing",

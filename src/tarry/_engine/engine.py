@@ -21,7 +21,7 @@ from tarry._errors import ExpressionError, InvalidEventError
 from tarry._flow import NO_FLOW, Flow
 from tarry._function import Registry
 from tarry._model import Buffer, Event, Run, RunStatus, Wait
-from tarry._store.base import NewEvent, Store, WaitRow, WaitWrite
+from tarry._store.base import NewEvent, ScheduleWrite, Store, WaitRow, WaitWrite
 
 if TYPE_CHECKING:
     from tarry._engine.worker import Worker
@@ -91,6 +91,11 @@ class Engine:
                 except Exception:  # not even without the trigger: the run starts without this listener
                     log.exception("function %s: cancel_on [%d] cannot listen for this run", function_id, i)
         return waits
+
+    def schedules(self) -> list[ScheduleWrite]:
+        """The schedules of this code: one per function and Cron trigger."""
+        return [ScheduleWrite(spec.id, cron.expression, cron.timezone)
+                for spec in self.registry.functions.values() for cron in spec.trigger.crons]  # fmt: skip
 
     def dedup_since(self) -> int:
         return self.clock.now_ms() - DEDUP_WINDOW_MS

@@ -70,11 +70,15 @@ class Worker:
         return len(self._tasks)
 
     async def start(self) -> None:
-        """Announce this worker and requeue the runs of workers whose lease ran out, then loop."""
+        """Announce this worker, requeue the runs of workers whose lease ran out, store the schedules of
+        this code, then loop."""
         delay = 0.05
+        engine = self.engine
         for tries_left in range(START_TRIES - 1, -1, -1):
             try:
                 await self._beat()
+                if engine.registry.functions:  # an app with no functions is a client: it leaves schedules be
+                    await engine.store.sync_schedules(engine.schedules(), engine.clock.now_ms())
                 break
             except StoreError:
                 if not tries_left:

@@ -107,6 +107,7 @@ class TimerKind(enum.StrEnum):
     FINISH_TIMEOUT = "finish-timeout"  #: ``timeouts.finish``: a run not finished by now is cancelled
     THROTTLE = "throttle"  #: a run held by its throttle window may start now
     FLUSH = "flush"  #: a debounce burst or a batch is due: its run is created
+    SCHEDULE = "schedule"  #: a schedule's tick: its event is sent, the timer moves to the next tick
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,15 @@ class TimerWrite:
     step_id: str
     kind: str
     due_at: int
+
+
+@dataclass(frozen=True)
+class ScheduleWrite:
+    """A schedule of the code: a function's Cron trigger (``cron`` as written, ``timezone`` an IANA zone)."""
+
+    function_id: str
+    cron: str
+    timezone: str
 
 
 @dataclass(frozen=True)
@@ -362,6 +372,11 @@ class Store(Protocol):
 
     async def peek_handle(self, token_hash: str, now: int) -> tuple[bool, str | None]:
         """Whether a resume token would be accepted now (changing nothing), and its redirect URL."""
+
+    async def sync_schedules(self, schedules: list[ScheduleWrite], now: int) -> None:
+        """Make the stored schedules those of ``schedules`` (a worker's code, at its start): new ones are
+        stored with their first tick strictly after ``now``, the others kept as they are (with their next
+        tick, so the latest missed one fires), and every schedule not among them is deleted."""
 
     async def next_due(self) -> int | None:
         """The earliest due time of any timer or undelivered event."""

@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from tarry import _ids, _serde
+from tarry._cron import TICK_EVENT, latest_tick, next_tick, parsed, tick_data
 from tarry._flow import IDEMPOTENCY_MS, MAX_BATCH_BYTES, MAX_BURST, Flow, RunKeys
 from tarry._model import QueuedReason, RunStatus, SkipReason, StepStatus
-from tarry._store.base import Cancelled, StepRow, TimerKind
+from tarry._store.base import Cancelled, NewEvent, ScheduleWrite, StepRow, TimerKind
 from tarry._store.rows import event_json, run_from_row
 from tarry._store.sql_waits import Conn, Row, WaitsMixin
 
 BUFFER_TIMER = "#buffer"  # the run_id of a burst's or batch's timer (its step_id is the buffer's id)
+SCHEDULE_TIMER = "#schedule"  # the run_id of a schedule's timer (its step_id is the schedule's id)
 START_STEP = "#start"  # the step ids of a run's own timers
 FINISH_STEP = "#finish"
 THROTTLE_STEP = "#throttle"
@@ -76,7 +78,8 @@ class LifecycleMixin(WaitsMixin):
 
     def _start_functions(self, c: Conn, row: Row, now: int, started: list[str] | None) -> None:
         """Admit a delivered event (a row of ``events``) to each function it triggers."""
-        invoked = row["only_function"] is not None  # step.invoke: a run of its own, whatever admission says
+        # step.invoke: a run of its own, whatever admission says; a schedule's tick is admitted as any event
+        invoked = row["only_function"] is not None and row["name"] != TICK_EVENT
         event: dict[str, Any] | None = None  # the event as JSON: parsed once, for every function it starts
         for function_id in self.hooks.route(row["name"], row["exclude_function"], row["only_function"]):
             flow = self.hooks.flow(function_id)
@@ -365,6 +368,8 @@ class LifecycleMixin(WaitsMixin):
         kind = row["kind"]
         if kind == TimerKind.FLUSH:
             self._flush(c, int(row["step_id"]), now)
+        elif kind == TimerKind.SCHEDULE:
+            self._fire_schedule(c, int(row["step_id"]), row["due_at"], now)
         elif kind == TimerKind.THROTTLE:
             self._x(c, "unhold_run", {"run_id": row["run_id"]})
         elif kind == TimerKind.START_TIMEOUT:
@@ -379,6 +384,44 @@ class LifecycleMixin(WaitsMixin):
         else:
             return False
         return True
+
+    # -- schedules --------------------------------------------------------------
+
+    def _sync_schedules(self, c: Conn, schedules: list[ScheduleWrite], now: int) -> None:
+        """The stored schedules become ``schedules``: one row each, with a timer at its next tick."""
+        self._lock(c, ["#schedules"])  # two workers starting together store one schedule, not two
+        wanted = {(s.function_id, s.cron, s.timezone) for s in schedules}
+        for row in self._x(c, "schedules_all").fetchall():
+            key = (row["function_id"], row["cron"], row["timezone"])
+            if key in wanted:  # kept with its timer: a tick missed meanwhile fires when it is due
+                wanted.discard(key)
+                self._schedule_timer(c, row["id"], key, now, "insert_timer_if_absent")
+            else:  # a changed expression or zone, a function gone: the old schedule stops
+                self._x(c, "delete_schedule", {"id": row["id"]})
+                self._x(c, "delete_timer", {"run_id": SCHEDULE_TIMER, "step_id": str(row["id"])})
+        for function_id, cron, timezone in sorted(wanted):
+            params = {"function_id": function_id, "cron": cron, "timezone": timezone, "now": now}
+            schedule_id = self._x(c, "insert_schedule", params).fetchone()["id"]
+            self._schedule_timer(c, schedule_id, (function_id, cron, timezone), now, "insert_timer")
+
+    def _schedule_timer(self, c: Conn, schedule_id: int, key: tuple[str, str, str], after: int, query: str) -> None:
+        due = next_tick(parsed(key[1], key[2]), after)
+        if due is not None:
+            self._x(c, query, {"run_id": SCHEDULE_TIMER, "step_id": str(schedule_id),
+                               "kind": TimerKind.SCHEDULE.value, "due_at": due})  # fmt: skip
+
+    def _fire_schedule(self, c: Conn, schedule_id: int, due: int, now: int) -> None:
+        """A tick (its timer's row already deleted): its event, routed to the function alone, and the timer
+        moved to the next tick, in this transaction. Of ticks missed meanwhile only the latest fires."""
+        row = self._x(c, "schedule_by_id", {"id": schedule_id}).fetchone()
+        if row is None:
+            return
+        cron = parsed(row["cron"], row["timezone"])
+        tick = latest_tick(cron, due, now)
+        event = NewEvent(_ids.new_id(now), TICK_EVENT, _serde.dumps(tick_data(cron, tick)), None, None, None, tick,
+                         now, only_function=row["function_id"])  # fmt: skip
+        self._send(c, [event], now, True, None)
+        self._schedule_timer(c, schedule_id, (row["function_id"], row["cron"], row["timezone"]), tick, "insert_timer")
 
     # -- transitions ------------------------------------------------------------
 

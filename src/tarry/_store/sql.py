@@ -36,6 +36,7 @@ from tarry._store.base import (
     NewEvent,
     Park,
     RunQuery,
+    ScheduleWrite,
     Sent,
     StepRow,
     StepWrite,
@@ -387,6 +388,9 @@ class SQLStore(LifecycleMixin):
             return usable, (h["redirect_url"] if h is not None else None)
 
         return await self._read(read)
+
+    async def sync_schedules(self, schedules: list[ScheduleWrite], now: int) -> None:
+        await self._write(self._sync_schedules, schedules, now)
 
     async def next_due(self) -> int | None:
         return await self._read(lambda c: self._x(c, "next_due").fetchone()["due"])

@@ -569,3 +569,20 @@ WHERE (r.event_id = %(event_id)s OR r.id IN (SELECT run_id FROM run_events WHERE
   AND (%(function_id)s::text IS NULL OR r.function_id = %(function_id)s) AND (%(statuses)s::jsonb IS NULL OR r.status IN (SELECT jsonb_array_elements_text(%(statuses)s::jsonb)))
 ORDER BY CASE WHEN %(oldest)s::boolean THEN r.created_at END, CASE WHEN %(oldest)s::boolean THEN r.id END,
          r.created_at DESC, r.id DESC LIMIT %(limit)s;
+
+-- name: schedules_all
+SELECT id, function_id, cron, timezone FROM schedules ORDER BY id;
+
+-- name: schedule_by_id
+SELECT id, function_id, cron, timezone FROM schedules WHERE id = %(id)s;
+
+-- name: insert_schedule
+INSERT INTO schedules (function_id, cron, timezone, created_at) VALUES (%(function_id)s, %(cron)s, %(timezone)s, %(now)s)
+RETURNING id;
+
+-- name: delete_schedule
+DELETE FROM schedules WHERE id = %(id)s;
+
+-- name: insert_timer_if_absent
+INSERT INTO timers (run_id, step_id, kind, due_at) VALUES (%(run_id)s, %(step_id)s, %(kind)s, %(due_at)s)
+ON CONFLICT (run_id, step_id) DO NOTHING;

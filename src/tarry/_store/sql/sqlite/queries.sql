@@ -552,3 +552,20 @@ WHERE (r.event_id = :event_id OR r.id IN (SELECT run_id FROM run_events WHERE ev
   AND (:function_id IS NULL OR r.function_id = :function_id) AND (:statuses IS NULL OR r.status IN (SELECT value FROM json_each(:statuses)))
 ORDER BY CASE WHEN :oldest = 1 THEN r.created_at END, CASE WHEN :oldest = 1 THEN r.id END,
          r.created_at DESC, r.id DESC LIMIT :limit;
+
+-- name: schedules_all
+SELECT id, function_id, cron, timezone FROM schedules ORDER BY id;
+
+-- name: schedule_by_id
+SELECT id, function_id, cron, timezone FROM schedules WHERE id = :id;
+
+-- name: insert_schedule
+INSERT INTO schedules (function_id, cron, timezone, created_at) VALUES (:function_id, :cron, :timezone, :now)
+RETURNING id;
+
+-- name: delete_schedule
+DELETE FROM schedules WHERE id = :id;
+
+-- name: insert_timer_if_absent
+INSERT INTO timers (run_id, step_id, kind, due_at) VALUES (:run_id, :step_id, :kind, :due_at)
+ON CONFLICT (run_id, step_id) DO NOTHING;
