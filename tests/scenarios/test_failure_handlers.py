@@ -308,6 +308,32 @@ async def test_each_failed_run_runs_the_handler_once(app: tarry.Tarry) -> None:
         assert sorted(handled_runs) == failed and len(failed) == 5
 
 
+async def test_a_failed_rerun_runs_the_handler_again(app: tarry.Tarry, clock: VirtualClock) -> None:
+    handled_runs: list[str] = []
+
+    async def on_failure(ctx: tarry.Context) -> None:
+        handled_runs.append(ctx.event.data["run_id"])
+
+    @app.function(trigger="shop/charge", on_failure=on_failure)
+    async def charge(ctx: tarry.Context) -> None:
+        await ctx.step.run("ok", lambda: 1)
+        raise RuntimeError("boom")
+
+    async with app:
+        failed = await start_run(app, tarry.Event("shop/charge"), "charge")
+        rerun = await app.wait_for_run(await app.rerun(failed.id), timeout=LIMIT)
+        await clock.advance("1s")  # the bulk rerun below takes the runs created from now on
+        from_step = await app.wait_for_run(await app.rerun(failed.id, from_step="ok"), timeout=LIMIT)
+        [bulk] = await app.rerun_runs(function_id="charge", created_after=from_step.created_at)
+        bulk_run = await app.wait_for_run(bulk, timeout=LIMIT)
+        await app.idle(timeout=LIMIT)
+        assert {r.status for r in (rerun, from_step, bulk_run)} == {tarry.RunStatus.FAILED}
+        assert rerun.rerun_of == failed.id and bulk_run.rerun_of == from_step.id
+        assert handled_runs == [failed.id, rerun.id, from_step.id, bulk_run.id], "once for each failed run"
+        handlers = await app.list_runs(function_id="charge-failure")
+        assert len(handlers) == 4 and {h.status for h in handlers} == {tarry.RunStatus.COMPLETED}
+
+
 # -- bad input at decoration -----------------------------------------------------------------
 
 
