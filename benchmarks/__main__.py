@@ -8,6 +8,7 @@ python -m benchmarks match --scanned              # one 450 KiB event against 10
 python -m benchmarks workers --counts 1,2,4       # PostgreSQL with several worker processes
 python -m benchmarks http --requests 500          # keep-alive latency and /metrics cost on a real tarry dev
 python -m benchmarks flow --store postgresql      # runs/s under concurrency and throttle; a claim's cost as runs queue
+python -m benchmarks bulk --runs 100000           # cancel_runs and rerun_runs over many runs; a run beside them
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 import time
 from pathlib import Path
 
-from benchmarks import engine, flow, http, match, report, workers
+from benchmarks import bulk, engine, flow, http, match, report, workers
 from benchmarks.common import Backend, PostgresBackend, SQLiteBackend, machine
 
 RESULTS = Path(__file__).parent / "results"
@@ -70,6 +71,10 @@ def main() -> None:
     f.add_argument("--claim-sizes", default="10000,100000", help="runs queued behind full partitions")
     f.add_argument("--samples", type=int, default=200, help="claims timed per size")
     f.add_argument("--postgres", default=POSTGRES)
+    b = commands.add_parser("bulk", help="cancel_runs and rerun_runs over many runs, and a probe run meanwhile")
+    b.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
+    b.add_argument("--runs", type=int, default=100_000)
+    b.add_argument("--postgres", default=POSTGRES)
     args = parser.parse_args()
 
     if args.workload == "report":
@@ -90,6 +95,9 @@ def main() -> None:
         if args.workload == "engine":
             print(f"engine hot paths, {args.store}, {args.runs} runs:")
             result = {"workload": f"engine-{args.store}", **engine.run(backend, args.runs)}
+        elif args.workload == "bulk":
+            print(f"bulk actions, {args.store}, {args.runs} runs:")
+            result = {"workload": f"bulk-{args.store}", **bulk.run(backend, args.runs)}
         elif args.workload == "flow":
             print(f"flow control, {args.store}, {args.runs} runs over {args.keys} keys:")
             sizes = tuple(int(s) for s in args.claim_sizes.split(","))

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from tarry import _serde
 from tarry._clock import Clock, SystemClock
 from tarry._cron import Cron
+from tarry._engine import bulk
 from tarry._engine.engine import Engine
 from tarry._engine.signing import load_signing_key
 from tarry._engine.waits import check_cancel_on, token_hash
@@ -295,7 +296,7 @@ class Tarry:
             await engine.progress.wait(min(remaining, 0.25))
 
     async def runs_for_event(self, event_id: str) -> list[Run]:
-        """The runs that event started."""
+        """The runs that event started, and the reruns of them (with ``rerun_of`` set), oldest first."""
         return await self.engine.store.runs_for_event(event_id)
 
     async def list_runs(
@@ -328,6 +329,61 @@ class Tarry:
             engine.cancelling.add(run_id)
         engine.wake()
         return outcome != Cancelled.ENDED
+
+    async def rerun(self, run_id: str, *, from_step: str | None = None) -> str:
+        """Start a new run of a finished run's function with the same trigger event (and ``ctx.events``);
+        returns its id. Its ``rerun_of`` is ``run_id``.
+
+        ``from_step`` (a ``StepRecord.id`` of that run): the finished steps recorded before it keep their
+        records (they return their result, or raise their ``StepError``, without running) and the events
+        they consumed; a ``resume_url`` always runs anew. Admission (idempotency, rate limit, singleton,
+        debounce, batch) is skipped; concurrency, throttle, priority, timeouts and cancel_on apply.
+        ``ValueError`` naming what is wrong, and nothing is written, for an unknown or unfinished run, a
+        function no longer registered, or an unknown step."""
+        if not isinstance(run_id, str) or not run_id:
+            raise ValueError(f"invalid run_id {run_id!r}: a run's id (a non-empty string)")
+        if from_step is not None and (not isinstance(from_step, str) or not from_step):
+            raise ValueError(f"invalid from_step {from_step!r}: a step id of the run (StepRecord.id) or None")
+        engine = self.engine
+        new_id = await engine.store.rerun(run_id, from_step, engine.clock.now_ms())
+        engine.wake()
+        return new_id
+
+    async def cancel_runs(
+        self,
+        *,
+        function_id: str | None = None,
+        if_exp: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> int:
+        """Cancel every unfinished run matching all the filters given, and return how many (a running one
+        is asked to stop at its next step, and counted). ``if_exp`` is CEL over ``event`` (the run's
+        trigger); ``created_after`` is inclusive, ``created_before`` exclusive (aware datetimes). At least
+        one filter; runs created during the call are left alone. A bad filter raises ``ValueError``
+        (``ExpressionError`` for ``if_exp``) and changes nothing. Works a page of runs at a time, each
+        page one transaction, so the worker goes on meanwhile."""
+        selection = bulk.select("cancel_runs", function_id=function_id, if_exp=if_exp, created_after=created_after,
+                                created_before=created_before)  # fmt: skip
+        return await bulk.cancel_runs(self.engine, selection)
+
+    async def rerun_runs(
+        self,
+        *,
+        function_id: str | None = None,
+        status: str | RunStatus = "failed",
+        if_exp: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> list[str]:
+        """Rerun (as ``rerun``) every finished run of ``status`` (``"completed"``, ``"failed"`` or
+        ``"cancelled"``) matching all the filters given, and return the new runs' ids, oldest original
+        first. The filters are those of ``cancel_runs``, with the same rules; a run whose function this
+        app does not register is left out."""
+        finished = bulk.finished_status(status)
+        selection = bulk.select("rerun_runs", function_id=function_id, if_exp=if_exp, created_after=created_after,
+                                created_before=created_before, status=finished)  # fmt: skip
+        return await bulk.rerun_runs(self.engine, selection)
 
     async def dead_letters(self, *, limit: int = 100, before: int | None = None) -> list[DeadLetter]:
         """Rows the engine set aside after they failed again and again (events, timers, runs), newest
@@ -396,5 +452,8 @@ class Tarry:
     runs_for_event_sync = sync_twin(runs_for_event)
     list_runs_sync = sync_twin(list_runs)
     cancel_run_sync = sync_twin(cancel_run)
+    rerun_sync = sync_twin(rerun)
+    cancel_runs_sync = sync_twin(cancel_runs)
+    rerun_runs_sync = sync_twin(rerun_runs)
     idle_sync = sync_twin(idle)
     dead_letters_sync = sync_twin(dead_letters)

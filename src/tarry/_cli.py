@@ -443,6 +443,32 @@ def cancel(run_id: str, app_spec: str | None, database_url: str | None) -> None:
 
 
 @cli.command()
+@click.argument("run_id")
+@click.option("--from-step", "from_step", metavar="STEP", default=None,
+              help="Keep the steps recorded before this step id of the run (they do not run again).")  # fmt: skip
+@store_options
+def rerun(run_id: str, from_step: str | None, app_spec: str | None, database_url: str | None) -> None:
+    """Rerun a finished run as a new run, and print its id; a worker of the app executes it.
+
+    Needs --app: a rerun runs the function as the app registers it (its code, retries, limits, cancel_on),
+    which the database alone does not hold."""
+
+    async def call(app: Tarry) -> str:
+        run = await app.get_run(run_id)
+        if run is None:
+            raise UserError(f"no run with id {run_id!r}")
+        if app_spec is None:
+            raise UserError(f"tarry rerun needs --app APP: run {run_id} is a run of {run.function_id!r}, and a rerun "
+                            "runs that function as the app registers it (its code, retries, limits, cancel_on)")  # fmt: skip
+        try:
+            return await app.rerun(run_id, from_step=from_step)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+
+    click.echo(with_existing_store(store_app(app_spec, database_url), call))
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print them as GET /api/v1/functions answers.")
 @store_options
 def functions(as_json: bool, app_spec: str | None, database_url: str | None) -> None:

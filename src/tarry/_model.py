@@ -221,6 +221,8 @@ class Run:
     events: list[Event] = field(default_factory=list)
     #: why a queued run is not running yet (a ``QueuedReason``), else ``None``
     queued_reason: str | None = None
+    #: the id of the finished run this one reruns (``app.rerun``), else ``None``
+    rerun_of: str | None = None
 
     def __post_init__(self) -> None:
         if not self.events:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import engine, match, report
+from benchmarks import bulk, engine, match, report
 from benchmarks.common import SQLiteBackend
 
 
@@ -20,6 +20,14 @@ def test_engine_workloads_report_every_figure() -> None:
         assert figures[key] > 0, key
     memory = engine.memory_report(backend, 50)
     assert memory["rss_waiting_mib"] > 0 and memory["disk_bytes_per_waiting_run"] > 0
+
+
+def test_the_bulk_workload_reports_every_figure() -> None:
+    figures = bulk.run(SQLiteBackend(), runs=300)
+    for name in ("cancel_runs", "rerun_runs"):
+        assert figures[name]["runs"] == 300 and figures[name]["pages"] == 2, name
+        assert figures[name]["probes"] >= 1 and figures[name]["probe_p50_ms"] > 0, name
+    assert figures["probe_quiet_p50_ms"] > 0
 
 
 def test_match_cost_grows_the_same_database_and_routes_to_waiting_runs() -> None:

@@ -52,6 +52,8 @@ async def test_every_state_changing_route_refuses_another_site(
     run = await started(app, placed.json()["ids"][0])
     for path, body in ((f"/e/{key}", {"name": "a/b"}), ("/api/v1/events", {"name": "a/b"}),
                        ("/api/v1/notify/order-7", {"paid": True}), (f"/api/v1/runs/{run.id}/cancel", None),
+                       (f"/api/v1/runs/{run.id}/rerun", None), ("/api/v1/runs/cancel", {"function_id": "order"}),
+                       ("/api/v1/runs/rerun", {"function_id": "order"}),
                        ("/api/v1/anything-added-later", None)):  # fmt: skip
         response = await client.post(path, json=body, headers={**headers, **auth})
         assert response.status_code == 403, path

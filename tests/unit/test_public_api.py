@@ -30,7 +30,7 @@ def test_testing_names() -> None:
 
 def test_every_client_call_and_step_method_has_a_sync_twin() -> None:
     for name in ("send", "notify", "resume", "get_run", "wait_for_run", "runs_for_event", "list_runs", "cancel_run",
-                 "idle", "dead_letters"):  # fmt: skip
+                 "idle", "dead_letters", "rerun", "cancel_runs", "rerun_runs"):  # fmt: skip
         assert callable(getattr(tarry.Tarry, name + "_sync"))
     for name in ("run", "sleep", "sleep_until", "send_event", "wait_for_event", "invoke", "resume_url",
                  "wait_for_resume"):  # fmt: skip

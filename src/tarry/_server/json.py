@@ -31,6 +31,7 @@ def run_json(run: Run, *, steps: bool = True) -> dict[str, Any]:
         "id": run.id, "function_id": run.function_id, "status": run.status.value, "output": run.output,
         "error": run.error, "event": event_json(run.event), "created_at": iso(run.created_at),
         "ended_at": iso(run.ended_at), "queued_reason": run.queued_reason, "event_count": len(run.events),
+        "rerun_of": run.rerun_of,
     }  # fmt: skip
     if steps:  # a list leaves out what can be long: the steps, and a batch's events (up to 10 MiB of them)
         body["steps"] = [step_json(s) for s in run.steps]

@@ -38,6 +38,7 @@ _RUN = {"type": "object", "properties": {
     "created_at": {"type": "string"}, "ended_at": {"type": ["string", "null"]},
     "queued_reason": {"type": ["string", "null"], "enum": ["concurrency", "throttle", None]},
     "event_count": {"type": "integer"},
+    "rerun_of": {"type": ["string", "null"], "description": "The finished run this one reruns"},
     "events": {"type": "array", "items": {"type": "object"}, "description": "A batch's or burst's (not in lists)"},
     "steps": {"type": "array", "items": _STEP, "description": "Not in lists"},
 }}  # fmt: skip
@@ -123,6 +124,21 @@ def _with_404(operation: dict[str, Any]) -> dict[str, Any]:
     return operation
 
 
+def _bulk_body(status: bool = False) -> dict[str, Any]:
+    """The filters of a bulk action: those given must all hold (times ISO 8601 with their offset)."""
+    moment = {"type": ["string", "null"], "format": "date-time"}
+    properties: dict[str, Any] = {
+        "function_id": {"type": ["string", "null"]},
+        "if_exp": {"type": ["string", "null"], "description": "CEL over event, the run's trigger"},
+        "created_after": {**moment, "description": "Inclusive"},
+        "created_before": {**moment, "description": "Exclusive"},
+    }
+    if status:
+        properties["status"] = {"type": "string", "enum": ["completed", "failed", "cancelled"], "default": "failed"}
+    schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
 def path_param(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
 
@@ -204,6 +220,33 @@ def document(secured: bool) -> dict[str, Any]:
                 _query("created_after", _TIME, "Created at or after this time"),
                 _query("created_before", _TIME, "Created before this time"),
             ),
+            "/api/v1/runs/cancel": {
+                "post": {
+                    "summary": "Cancel every unfinished run the filters select (at least one filter)",
+                    "security": auth,
+                    "requestBody": _bulk_body(),
+                    "responses": {
+                        "200": _json({"type": "object", "properties": {"cancelled": {"type": "integer"}}}),
+                        **_errors(400, 403, 408, 413, 415, *unauthorized),
+                    },
+                }
+            },
+            "/api/v1/runs/rerun": {
+                "post": {
+                    "summary": "Rerun every finished run of status the filters select (at least one filter)",
+                    "security": auth,
+                    "requestBody": _bulk_body(status=True),
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {"run_ids": {"type": "array", "items": {"type": "string"}}},
+                            }
+                        ),
+                        **_errors(400, 403, 408, 413, 415, *unauthorized),
+                    },
+                }
+            },
             "/api/v1/runs/{run_id}": {
                 "get": {
                     "summary": "A run with its steps",
@@ -220,6 +263,28 @@ def document(secured: bool) -> dict[str, Any]:
                     "responses": {
                         "200": _json({"type": "object", "properties": {"cancelled": {"type": "boolean"}}}),
                         **_errors(403, 404, *unauthorized),
+                    },
+                }
+            },
+            "/api/v1/runs/{run_id}/rerun": {
+                "post": {
+                    "summary": "Rerun a finished run (from_step: keep the steps recorded before that one)",
+                    "security": auth,
+                    "parameters": [path_param("run_id")],
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {"from_step": {"type": ["string", "null"]}},
+                                    "additionalProperties": False,
+                                }
+                            }
+                        }
+                    },
+                    "responses": {
+                        "200": _json({"type": "object", "properties": {"run_id": {"type": "string"}}}),
+                        **_errors(400, 403, 404, 408, 413, 415, *unauthorized),
                     },
                 }
             },

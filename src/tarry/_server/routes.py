@@ -304,6 +304,88 @@ async def cancel_run(request: Request) -> Response:
     return JSONResponse({"cancelled": await app.cancel_run(run_id)})
 
 
+def fields_of(body: bytes, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """A body that is empty or a JSON object of the ``allowed`` fields only (``ValueError`` naming any other)."""
+    if not body.strip():
+        return {}
+    fields = parse(body)
+    if not isinstance(fields, dict):
+        raise ValueError(f"the body must be a JSON object (with {', '.join(allowed)}), or empty")
+    unknown = sorted(set(fields) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(map(repr, unknown))}: this route takes {', '.join(allowed)}")
+    return fields
+
+
+async def rerun_run(request: Request) -> Response:
+    """``POST /api/v1/runs/{id}/rerun``: ``{"from_step": ...}`` or no body; answers the new run's id."""
+    app = tarry_app(request)
+    run_id = request.path_params["run_id"]
+    try:
+        body = await read_body(request)
+        fields = await off_loop(body, lambda b: fields_of(b, ("from_step",)))
+    except BodyRefused as exc:
+        return error(exc.status, str(exc))
+    except ValueError as exc:
+        return error(400, str(exc))
+    if await app.get_run(run_id) is None:
+        return error(404, "no such run")
+    try:
+        new_id = await app.rerun(run_id, from_step=fields.get("from_step"))
+    except ValueError as exc:
+        return error(400, str(exc))
+    return JSONResponse({"run_id": new_id})
+
+
+BULK_FILTERS = ("function_id", "if_exp", "created_after", "created_before")
+
+
+def bulk_filters(body: bytes, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """The filters of a bulk action from its JSON body, the times parsed (ISO 8601 with an offset)."""
+    fields = fields_of(body, allowed)
+    for name in ("created_after", "created_before"):
+        text = fields.get(name)
+        if text is None:
+            continue
+        moment = None
+        if isinstance(text, str):
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                moment = None
+        if moment is None or moment.tzinfo is None:
+            raise ValueError(f"invalid {name} {str(text)[:60]!r}: an ISO 8601 time with its offset, as a string, "
+                             "such as 2024-05-01T09:00:00Z or 2024-05-01T11:00:00+02:00")  # fmt: skip
+        fields[name] = moment
+    return fields
+
+
+async def cancel_runs(request: Request) -> Response:
+    """``POST /api/v1/runs/cancel``: the filters of ``app.cancel_runs`` as JSON; answers how many."""
+    try:
+        body = await read_body(request)
+        filters = await off_loop(body, lambda b: bulk_filters(b, BULK_FILTERS))
+        cancelled = await tarry_app(request).cancel_runs(**filters)
+    except BodyRefused as exc:
+        return error(exc.status, str(exc))
+    except ValueError as exc:
+        return error(400, str(exc))
+    return JSONResponse({"cancelled": cancelled})
+
+
+async def rerun_runs(request: Request) -> Response:
+    """``POST /api/v1/runs/rerun``: the filters of ``app.rerun_runs`` as JSON; answers the new ids."""
+    try:
+        body = await read_body(request)
+        filters = await off_loop(body, lambda b: bulk_filters(b, (*BULK_FILTERS, "status")))
+        run_ids = await tarry_app(request).rerun_runs(**filters)
+    except BodyRefused as exc:
+        return error(exc.status, str(exc))
+    except ValueError as exc:
+        return error(400, str(exc))
+    return JSONResponse({"run_ids": run_ids})
+
+
 async def list_events(request: Request) -> Response:
     """``GET /api/v1/events``: newest first (by arrival), of one ``name`` if given, paged by ``cursor``."""
     try:

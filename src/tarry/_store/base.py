@@ -353,6 +353,20 @@ class Store(Protocol):
         next step boundary); ``"ended"`` if it had already finished or does not exist. ``why`` becomes
         its error's message."""
 
+    async def rerun(self, run_id: str, from_step: str | None, now: int) -> str:
+        """Create a new run of a finished run's function with its trigger and events (``rerun_of`` set),
+        as ``step.invoke``'s runs are created; with ``from_step``, its finished steps recorded before that
+        one are kept (but a ``resume_url``) with the events they consumed. Returns the new run's id;
+        ``ValueError`` for an unknown or unfinished run, an unregistered function or an unknown step."""
+
+    async def cancel_runs(self, run_ids: list[str], now: int, why: str) -> list[str]:
+        """One page of a bulk cancel, in one transaction: each run cancelled as ``cancel`` does; the
+        ``Cancelled`` outcome of each, in order."""
+
+    async def rerun_runs(self, run_ids: list[str], now: int) -> list[str]:
+        """One page of a bulk rerun, in one transaction: each finished run rerun as ``rerun`` does (without
+        ``from_step``), in order; the new runs' ids, in the same order."""
+
     async def resume(self, token_hash: str, data: str | None, now: int) -> bool:
         """Use a resume handle once: resolve its wait, or keep the data until the run waits."""
 

@@ -18,8 +18,8 @@ from typing import Any
 from tarry import _ids, _serde
 from tarry._cron import TICK_EVENT, latest_tick, next_tick, parsed, tick_data
 from tarry._flow import IDEMPOTENCY_MS, MAX_BATCH_BYTES, MAX_BURST, Flow, RunKeys
-from tarry._model import QueuedReason, RunStatus, SkipReason
-from tarry._store.base import Cancelled, NewEvent, ScheduleWrite, TimerKind
+from tarry._model import QueuedReason, RunStatus, SkipReason, StepStatus
+from tarry._store.base import Cancelled, NewEvent, ScheduleWrite, StepRow, TimerKind
 from tarry._store.rows import event_json, run_from_row
 from tarry._store.sql_waits import Conn, Row, WaitsMixin
 
@@ -33,6 +33,8 @@ MAX_LOOKS = 1000
 #: gated runs each heartbeat looks at for limits dropped from the code (``_ungate``)
 UNGATE_SAMPLE = 100
 UNFINISHED = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SLEEPING, RunStatus.WAITING)
+#: the steps a rerun from a later step keeps: those that ended (an unfinished one has no result to give)
+KEPT_STEPS = (StepStatus.COMPLETED, StepStatus.FAILED)
 _NO_KEYS = RunKeys()
 
 
@@ -131,16 +133,17 @@ class LifecycleMixin(WaitsMixin):
             self._x(c, "count_skip", skip)
 
     def _create_run(self, c: Conn, function_id: str, row: Row, trigger: dict[str, Any], flow: Flow, now: int,
-                    events: list[str] | None = None, last_seq: int | None = None) -> str:  # fmt: skip
+                    events: list[str] | None = None, last_seq: int | None = None,
+                    rerun_of: str | None = None) -> str:  # fmt: skip
         """A new queued run of ``row``'s event, ``trigger`` being it as JSON (and, for a batch or burst, of
-        ``events``, in order)."""
+        ``events``, in order); ``rerun_of``: the finished run it reruns."""
         run_id = _ids.new_id(now)
         keys = flow.run_keys(trigger) if flow.keyed else _NO_KEYS
         slots = (*keys.concurrency, None, None)
         self._x(c, "insert_run", {"id": run_id, "function_id": function_id, "event_id": row["id"], "now": now,
                                   "place": now - keys.priority_ms, "gated": int(flow.gated), "ckey1": slots[0],
                                   "ckey2": slots[1], "tkey": keys.throttle, "skey": keys.singleton,
-                                  "last_seq": last_seq})  # fmt: skip
+                                  "last_seq": last_seq, "rerun_of": rerun_of})  # fmt: skip
         for pos, event_id in enumerate(events or ()):
             self._x(c, "insert_run_event", {"run_id": run_id, "pos": pos, "event_id": event_id})
         if flow.start_ms:
@@ -151,6 +154,48 @@ class LifecycleMixin(WaitsMixin):
 
     def _timer(self, c: Conn, run_id: str, step_id: str, kind: TimerKind, due_at: int) -> None:
         self._x(c, "insert_timer", {"run_id": run_id, "step_id": step_id, "kind": kind.value, "due_at": due_at})
+
+    # -- reruns ----------------------------------------------------------------
+
+    def _rerun(self, c: Conn, run_id: str, from_step: str | None, now: int) -> str:
+        """A new run of a finished run's function, trigger and events, created as ``step.invoke``'s runs are
+        (admission skipped; its limits, priority, timeouts and cancel_on as any new run's). With
+        ``from_step``, the finished steps recorded before it are kept, and what they consumed stays
+        consumed; a ``resume_url`` runs anew (its token is its run's own). ``ValueError`` naming what is
+        wrong, and nothing written, for an unknown or unfinished run, an unregistered function, an
+        unknown step."""
+        row = self._x(c, "get_run", {"run_id": run_id}).fetchone()
+        if row is None:
+            raise ValueError(f"invalid run_id {run_id!r}: no such run")
+        if not RunStatus(row["status"]).finished:
+            raise ValueError(f"run {run_id} is {row['status']}: only a finished run (completed, failed or "
+                             "cancelled) can be rerun; cancel it first, or wait for it to end")  # fmt: skip
+        function_id = row["function_id"]
+        if not self.hooks.knows(function_id):
+            raise ValueError(f"run {run_id} is a run of {function_id!r}, which is not a function of this app "
+                             "(a rerun runs the function's code as registered now)")  # fmt: skip
+        kept: list[StepRow] = []
+        if from_step is not None:
+            steps = self._steps(c, run_id)
+            ids = [s.id for s in steps]
+            if from_step not in ids:
+                listed = ", ".join(repr(i) for i in ids[:20]) + (", ..." if len(ids) > 20 else "")
+                raise ValueError(f"invalid from_step {from_step!r}: run {run_id} has no such step "
+                                 f"(its steps: {listed or 'none'})")  # fmt: skip
+            kept = [s for s in steps[: ids.index(from_step)] if s.status in KEPT_STEPS and s.kind != "resume_url"]
+        trigger = self._x(c, "event_row_by_id", {"id": row["e_id"]}).fetchone()
+        events = None
+        if row["last_seq"] is not None:  # a batch's or burst's run: the same events, the same look-back
+            events = [e["id"] for e in self._x(c, "events_of_run", {"run_id": run_id})]
+        flow = self.hooks.flow(function_id)
+        new_id = self._create_run(c, function_id, trigger, event_json(trigger), flow, now, events, row["last_seq"],
+                                  rerun_of=run_id)  # fmt: skip
+        for step in kept:
+            self._x(c, "upsert_step", {**vars(step), "run_id": new_id})
+            copied = {"run_id": new_id, "from_run": run_id, "step_id": step.id}
+            self._x(c, "copy_step_errors", copied)
+            self._x(c, "copy_consumed", copied)
+        return new_id
 
     # -- debounce and batch ---------------------------------------------------
 
@@ -405,6 +450,7 @@ class LifecycleMixin(WaitsMixin):
         return bool(woke)
 
     _send: Callable[..., list[str]]  # the store's: insert and deliver events in this transaction
+    _steps: Callable[..., list[StepRow]]  # the store's: a run's step records, in the order first recorded
 
 
 def _span(ms: int | None) -> str:

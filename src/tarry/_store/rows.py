@@ -69,6 +69,7 @@ def run_from_row(row: Any, steps: list[StepRow] | None = None, events: list[Even
         steps=[step_from_row(s, (errors or {}).get(s.id)) for s in steps or []],
         events=events or [],
         queued_reason=QueuedReason(reason) if reason else None,
+        rerun_of=row["rerun_of"],
     )
 
 

@@ -340,6 +340,15 @@ class SQLStore(LifecycleMixin):
     async def cancel(self, run_id: str, now: int, why: str | None = None) -> str:
         return await self._write(self._cancel, run_id, now, why)
 
+    async def rerun(self, run_id: str, from_step: str | None, now: int) -> str:
+        return await self._write(self._rerun, run_id, from_step, now)
+
+    async def cancel_runs(self, run_ids: list[str], now: int, why: str) -> list[str]:
+        return await self._write(lambda c: [self._cancel(c, run_id, now, why) for run_id in run_ids])
+
+    async def rerun_runs(self, run_ids: list[str], now: int) -> list[str]:
+        return await self._write(lambda c: [self._rerun(c, run_id, None, now) for run_id in run_ids])
+
     # -- timers -----------------------------------------------------------
 
     def _fire_timers(self, c: Conn, now: int, limit: int) -> int:

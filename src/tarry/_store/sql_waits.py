@@ -75,7 +75,7 @@ class WaitsMixin:
             found = self._look_back(c, run_id, wait)
             if found is not None:
                 self._complete(c, run_id, wait.step_id, _serde.dumps(event_json(found)), now)
-                self._x(c, "insert_consumed", {"run_id": run_id, "seq": found["seq"]})
+                self._x(c, "insert_consumed", {"run_id": run_id, "seq": found["seq"], "step_id": wait.step_id})
                 return True
         self._insert_wait(c, run_id, wait, now)
         return False
@@ -167,7 +167,8 @@ class WaitsMixin:
                 else:
                     output = output or _serde.dumps(incoming)
                     self._complete(c, wait["run_id"], wait["step_id"], output, now)
-                    self._x(c, "insert_consumed", {"run_id": wait["run_id"], "seq": event["seq"]})
+                    self._x(c, "insert_consumed", {"run_id": wait["run_id"], "seq": event["seq"],
+                                                     "step_id": wait["step_id"]})  # fmt: skip
                 resumed.append(wait["run_id"])
         if budget.skipped:
             log.warning("event %s: %d scanned waits of %r were past the budget of %d evaluations and %d MiB "

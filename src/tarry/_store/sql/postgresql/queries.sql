@@ -18,8 +18,8 @@ FOR UPDATE SKIP LOCKED;
 
 -- name: insert_run
 INSERT INTO runs (id, function_id, event_id, status, created_at, queued_at, place, gated, ckey1, ckey2, tkey,
-                  skey, last_seq)
-VALUES (%(id)s, %(function_id)s, %(event_id)s, 'queued', %(now)s, %(now)s, %(place)s, %(gated)s, %(ckey1)s, %(ckey2)s, %(tkey)s, %(skey)s, %(last_seq)s);
+                  skey, last_seq, rerun_of)
+VALUES (%(id)s, %(function_id)s, %(event_id)s, 'queued', %(now)s, %(now)s, %(place)s, %(gated)s, %(ckey1)s, %(ckey2)s, %(tkey)s, %(skey)s, %(last_seq)s, %(rerun_of)s);
 
 -- name: claim_runs
 -- Runs without limits, the first ready ones, in their place's order.
@@ -110,17 +110,17 @@ SELECT (EXISTS (SELECT 1 FROM runs WHERE status = 'running')
     OR EXISTS (SELECT 1 FROM events WHERE delivered = 0 AND ts <= %(now)s)) AS busy;
 
 -- name: get_run
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.owner,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.owner, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id WHERE r.id = %(run_id)s;
 
 -- name: get_run_for_update
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.owner,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.owner, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id WHERE r.id = %(run_id)s FOR UPDATE OF r;
 
 -- name: runs_for_event
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id WHERE r.event_id = %(event_id)s
    OR r.id IN (SELECT run_id FROM run_events WHERE event_id = %(event_id)s) ORDER BY r.id;
@@ -189,7 +189,8 @@ UPDATE steps SET status = 'completed', output = %(output)s, ended_at = %(now)s W
 UPDATE steps SET status = 'failed', error = %(error)s, ended_at = %(now)s WHERE run_id = %(run_id)s AND id = %(step_id)s;
 
 -- name: insert_consumed
-INSERT INTO consumed (run_id, event_seq) VALUES (%(run_id)s, %(seq)s) ON CONFLICT DO NOTHING;
+INSERT INTO consumed (run_id, event_seq, step_id) VALUES (%(run_id)s, %(seq)s, %(step_id)s)
+ON CONFLICT DO NOTHING;
 
 -- name: trigger_of_run
 SELECT e.seq, r.last_seq, e.id, e.name, e.data, e.key, e.v, e.ts FROM runs r JOIN events e ON e.id = r.event_id
@@ -252,7 +253,7 @@ SELECT e.seq, e.id, e.name, e.data, e.key, e.v, e.ts, e.received_at, e.delivered
 FROM events e WHERE e.id = %(event_id)s;
 
 -- name: runs_resumed_by_event
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM consumed c JOIN events x ON x.seq = c.event_seq JOIN runs r ON r.id = c.run_id JOIN events e ON e.id = r.event_id
 WHERE x.id = %(event_id)s AND (%(before)s::text IS NULL OR r.id < %(before)s) ORDER BY r.id DESC LIMIT %(limit)s;
@@ -486,11 +487,23 @@ WHERE id = (SELECT r.id FROM runs r, runs me WHERE me.id = %(id)s AND r.status =
 -- name: run_keys
 SELECT ckey1, ckey2, skey FROM runs WHERE id = %(run_id)s;
 
+-- name: copy_consumed
+-- What a kept step of a rerun consumed stays consumed in the rerun.
+INSERT INTO consumed (run_id, event_seq, step_id)
+SELECT %(run_id)s, event_seq, step_id FROM consumed WHERE run_id = %(from_run)s AND step_id = %(step_id)s
+ON CONFLICT DO NOTHING;
+
+-- name: copy_step_errors
+-- A kept step of a rerun keeps every failed attempt's error.
+INSERT INTO step_errors (run_id, step_id, attempt, error)
+SELECT %(run_id)s, step_id, attempt, error FROM step_errors WHERE run_id = %(from_run)s AND step_id = %(step_id)s
+ON CONFLICT (run_id, step_id, attempt) DO NOTHING;
+
 -- Listing runs (query_runs), one query per index that drives it, each in both orders. The range of
 -- (created_at, id) always bounded (the store passes the far ends for an open one), so a page is a range scan.
 
 -- name: query_runs_newest
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id
 WHERE (r.created_at, r.id) >= (%(lo_at)s, %(lo_id)s) AND (r.created_at, r.id) < (%(hi_at)s, %(hi_id)s)
@@ -500,7 +513,7 @@ WHERE (r.created_at, r.id) >= (%(lo_at)s, %(lo_id)s) AND (r.created_at, r.id) < 
 ORDER BY r.created_at DESC, r.id DESC LIMIT %(limit)s;
 
 -- name: query_runs_oldest
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id
 WHERE (r.created_at, r.id) >= (%(lo_at)s, %(lo_id)s) AND (r.created_at, r.id) < (%(hi_at)s, %(hi_id)s)
@@ -510,7 +523,7 @@ WHERE (r.created_at, r.id) >= (%(lo_at)s, %(lo_id)s) AND (r.created_at, r.id) < 
 ORDER BY r.created_at ASC, r.id ASC LIMIT %(limit)s;
 
 -- name: query_runs_of_function_newest
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id
 WHERE r.function_id = %(function_id)s AND (r.created_at, r.id) >= (%(lo_at)s, %(lo_id)s) AND (r.created_at, r.id) < (%(hi_at)s, %(hi_id)s)
@@ -519,7 +532,7 @@ WHERE r.function_id = %(function_id)s AND (r.created_at, r.id) >= (%(lo_at)s, %(
 ORDER BY r.created_at DESC, r.id DESC LIMIT %(limit)s;
 
 -- name: query_runs_of_function_oldest
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id
 WHERE r.function_id = %(function_id)s AND (r.created_at, r.id) >= (%(lo_at)s, %(lo_id)s) AND (r.created_at, r.id) < (%(hi_at)s, %(hi_id)s)
@@ -528,7 +541,7 @@ WHERE r.function_id = %(function_id)s AND (r.created_at, r.id) >= (%(lo_at)s, %(
 ORDER BY r.created_at ASC, r.id ASC LIMIT %(limit)s;
 
 -- name: query_runs_by_status_newest
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id
 WHERE r.status = %(status)s AND (r.created_at, r.id) >= (%(lo_at)s, %(lo_id)s) AND (r.created_at, r.id) < (%(hi_at)s, %(hi_id)s)
@@ -537,7 +550,7 @@ WHERE r.status = %(status)s AND (r.created_at, r.id) >= (%(lo_at)s, %(lo_id)s) A
 ORDER BY r.created_at DESC, r.id DESC LIMIT %(limit)s;
 
 -- name: query_runs_by_status_oldest
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id
 WHERE r.status = %(status)s AND (r.created_at, r.id) >= (%(lo_at)s, %(lo_id)s) AND (r.created_at, r.id) < (%(hi_at)s, %(hi_id)s)
@@ -547,7 +560,7 @@ ORDER BY r.created_at ASC, r.id ASC LIMIT %(limit)s;
 
 -- name: query_runs_of_event
 -- The runs of one event are few, so they are sorted rather than scanned in order.
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id
 WHERE (r.event_id = %(event_id)s OR r.id IN (SELECT run_id FROM run_events WHERE event_id = %(event_id)s))

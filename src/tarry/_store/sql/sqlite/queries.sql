@@ -17,8 +17,8 @@ WHERE delivered = 0 AND ts <= :now ORDER BY ts, seq LIMIT :limit;
 
 -- name: insert_run
 INSERT INTO runs (id, function_id, event_id, status, created_at, queued_at, place, gated, ckey1, ckey2, tkey,
-                  skey, last_seq)
-VALUES (:id, :function_id, :event_id, 'queued', :now, :now, :place, :gated, :ckey1, :ckey2, :tkey, :skey, :last_seq);
+                  skey, last_seq, rerun_of)
+VALUES (:id, :function_id, :event_id, 'queued', :now, :now, :place, :gated, :ckey1, :ckey2, :tkey, :skey, :last_seq, :rerun_of);
 
 -- name: claim_runs
 -- Runs without limits, the first ready ones, in their place's order.
@@ -105,18 +105,18 @@ SELECT EXISTS (SELECT 1 FROM runs WHERE status = 'running')
     OR EXISTS (SELECT 1 FROM events WHERE delivered = 0 AND ts <= :now) AS busy;
 
 -- name: get_run
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.owner,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.owner, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id WHERE r.id = :run_id;
 
 -- name: get_run_for_update
 -- SQLite's single writer already orders this transaction against a recover.
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.owner,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.owner, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id WHERE r.id = :run_id;
 
 -- name: runs_for_event
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id WHERE r.event_id = :event_id
    OR r.id IN (SELECT run_id FROM run_events WHERE event_id = :event_id) ORDER BY r.id;
@@ -183,7 +183,7 @@ UPDATE steps SET status = 'completed', output = :output, ended_at = :now WHERE r
 UPDATE steps SET status = 'failed', error = :error, ended_at = :now WHERE run_id = :run_id AND id = :step_id;
 
 -- name: insert_consumed
-INSERT OR IGNORE INTO consumed (run_id, event_seq) VALUES (:run_id, :seq);
+INSERT OR IGNORE INTO consumed (run_id, event_seq, step_id) VALUES (:run_id, :seq, :step_id);
 
 -- name: trigger_of_run
 SELECT e.seq, r.last_seq, e.id, e.name, e.data, e.key, e.v, e.ts FROM runs r JOIN events e ON e.id = r.event_id
@@ -246,7 +246,7 @@ SELECT e.seq, e.id, e.name, e.data, e.key, e.v, e.ts, e.received_at, e.delivered
 FROM events e WHERE e.id = :event_id;
 
 -- name: runs_resumed_by_event
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM consumed c JOIN events x ON x.seq = c.event_seq JOIN runs r ON r.id = c.run_id JOIN events e ON e.id = r.event_id
 WHERE x.id = :event_id AND (:before IS NULL OR r.id < :before) ORDER BY r.id DESC LIMIT :limit;
@@ -471,11 +471,22 @@ WHERE id = (SELECT r.id FROM runs r, runs me WHERE me.id = :id AND r.status = 'q
 -- name: run_keys
 SELECT ckey1, ckey2, skey FROM runs WHERE id = :run_id;
 
+-- name: copy_consumed
+-- What a kept step of a rerun consumed stays consumed in the rerun.
+INSERT OR IGNORE INTO consumed (run_id, event_seq, step_id)
+SELECT :run_id, event_seq, step_id FROM consumed WHERE run_id = :from_run AND step_id = :step_id;
+
+-- name: copy_step_errors
+-- A kept step of a rerun keeps every failed attempt's error.
+INSERT INTO step_errors (run_id, step_id, attempt, error)
+SELECT :run_id, step_id, attempt, error FROM step_errors WHERE run_id = :from_run AND step_id = :step_id
+ON CONFLICT (run_id, step_id, attempt) DO NOTHING;
+
 -- Listing runs (query_runs), one query per index that drives it, each in both orders. The range of
 -- (created_at, id) always bounded (the store passes the far ends for an open one), so a page is a range scan.
 
 -- name: query_runs_newest
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r INDEXED BY runs_created JOIN events e ON e.id = r.event_id
 WHERE (r.created_at, r.id) >= (:lo_at, :lo_id) AND (r.created_at, r.id) < (:hi_at, :hi_id)
@@ -485,7 +496,7 @@ WHERE (r.created_at, r.id) >= (:lo_at, :lo_id) AND (r.created_at, r.id) < (:hi_a
 ORDER BY r.created_at DESC, r.id DESC LIMIT :limit;
 
 -- name: query_runs_oldest
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r INDEXED BY runs_created JOIN events e ON e.id = r.event_id
 WHERE (r.created_at, r.id) >= (:lo_at, :lo_id) AND (r.created_at, r.id) < (:hi_at, :hi_id)
@@ -495,7 +506,7 @@ WHERE (r.created_at, r.id) >= (:lo_at, :lo_id) AND (r.created_at, r.id) < (:hi_a
 ORDER BY r.created_at ASC, r.id ASC LIMIT :limit;
 
 -- name: query_runs_of_function_newest
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r INDEXED BY runs_function JOIN events e ON e.id = r.event_id
 WHERE r.function_id = :function_id AND (r.created_at, r.id) >= (:lo_at, :lo_id) AND (r.created_at, r.id) < (:hi_at, :hi_id)
@@ -504,7 +515,7 @@ WHERE r.function_id = :function_id AND (r.created_at, r.id) >= (:lo_at, :lo_id) 
 ORDER BY r.created_at DESC, r.id DESC LIMIT :limit;
 
 -- name: query_runs_of_function_oldest
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r INDEXED BY runs_function JOIN events e ON e.id = r.event_id
 WHERE r.function_id = :function_id AND (r.created_at, r.id) >= (:lo_at, :lo_id) AND (r.created_at, r.id) < (:hi_at, :hi_id)
@@ -513,7 +524,7 @@ WHERE r.function_id = :function_id AND (r.created_at, r.id) >= (:lo_at, :lo_id) 
 ORDER BY r.created_at ASC, r.id ASC LIMIT :limit;
 
 -- name: query_runs_by_status_newest
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r INDEXED BY runs_status JOIN events e ON e.id = r.event_id
 WHERE r.status = :status AND (r.created_at, r.id) >= (:lo_at, :lo_id) AND (r.created_at, r.id) < (:hi_at, :hi_id)
@@ -522,7 +533,7 @@ WHERE r.status = :status AND (r.created_at, r.id) >= (:lo_at, :lo_id) AND (r.cre
 ORDER BY r.created_at DESC, r.id DESC LIMIT :limit;
 
 -- name: query_runs_by_status_oldest
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r INDEXED BY runs_status JOIN events e ON e.id = r.event_id
 WHERE r.status = :status AND (r.created_at, r.id) >= (:lo_at, :lo_id) AND (r.created_at, r.id) < (:hi_at, :hi_id)
@@ -532,7 +543,7 @@ ORDER BY r.created_at ASC, r.id ASC LIMIT :limit;
 
 -- name: query_runs_of_event
 -- The runs of one event are few, so they are sorted rather than scanned in order.
-SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason,
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id
 WHERE (r.event_id = :event_id OR r.id IN (SELECT run_id FROM run_events WHERE event_id = :event_id))
