@@ -61,6 +61,10 @@ async def test_the_library_lookups_with_a_nul_character_find_nothing(client: Cli
     assert await app.get_run("a\x00b") is None
     assert await app.cancel_run("a\x00b") is False
     assert await app.runs_for_event("a\x00b") == []
+    with pytest.raises(ValueError, match="no such run"):  # §10: an unknown run is a ValueError
+        await app.rerun("a\x00b")
+    assert await app.cancel_runs(function_id="a\x00b") == 0
+    assert await app.rerun_runs(function_id="a\x00b") == []
     for field in ("function_id", "event_id"):
         try:
             found = await app.list_runs(**{field: "a\x00b"})
@@ -68,3 +72,22 @@ async def test_the_library_lookups_with_a_nul_character_find_nothing(client: Cli
             assert field in str(exc) and not isinstance(exc, tarry.StoreError)
         else:
             assert found == []
+
+
+NUL_POSTS = [
+    ("/api/v1/runs/a%00b/rerun", b""),
+    ("/api/v1/runs/a%00b/cancel", b""),
+    ("/api/v1/runs/cancel", b'{"function_id": "a\\u0000b"}'),
+    ("/api/v1/runs/rerun", b'{"function_id": "a\\u0000b"}'),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), NUL_POSTS, ids=[p for p, _ in NUL_POSTS])
+async def test_a_rerun_or_cancel_naming_a_nul_character_is_no_server_error(client: Client, path: str,
+                                                                           body: bytes) -> None:  # fmt: skip
+    """An unknown run is a 404; a bulk filter that can match nothing acts on nothing (or is a 400)."""
+    _, http = client
+    response = await http.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code in (200, 400, 404), (response.status_code, response.text)
+    if response.status_code == 200:
+        assert response.json() in ({"cancelled": 0}, {"run_ids": []}, {"cancelled": False}), response.text
