@@ -431,7 +431,7 @@ async def test_a_step_id_with_a_nul_character_fails_the_run_alike_on_both_stores
 
 
 def test_a_function_id_with_a_nul_character_is_refused(app: tarry.Tarry) -> None:
-    with pytest.raises(ValueError, match="invalid function id.*NUL"):
+    with pytest.raises(ValueError, match=r"invalid function id.*NUL"):
 
         @app.function(trigger="ids", id="a\x00b")
         async def ids(ctx: tarry.Context) -> None: ...
