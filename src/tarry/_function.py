@@ -158,8 +158,10 @@ def make_spec(fn: Callable[..., Any], trigger: object, id: str | None, retries: 
     if not callable(fn):
         raise TypeError(f"@app.function decorates a function, got {fn!r}")
     function_id = id if id is not None else fn.__name__.replace("_", "-")
-    if not isinstance(function_id, str) or not function_id or len(function_id) > 256:
-        raise ValueError(f"invalid function id {function_id!r}: a non-empty string of at most 256 characters")
+    if not isinstance(function_id, str) or not function_id or len(function_id) > 256 or "\x00" in function_id:
+        raise ValueError(
+            f"invalid function id {function_id!r}: a non-empty string of at most 256 characters, without NUL"
+        )
     if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
         raise ValueError(f"invalid retries {retries!r} for function {function_id!r}: an int from 0 to {MAX_RETRIES}")
     cancels = tuple(cancel_on or ())

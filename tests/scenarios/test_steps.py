@@ -418,3 +418,22 @@ async def test_sleeps_in_the_virtual_clock_cost_no_real_time(app: tarry.Tarry, c
     assert done.status == "completed" and loop.time() - began < LIMIT
     assert done.ended_at is not None and done.ended_at - done.created_at == timedelta(days=365)
     assert done.created_at.tzinfo is UTC or done.created_at.utcoffset() == timedelta(0)
+
+
+async def test_a_step_id_with_a_nul_character_fails_the_run_alike_on_both_stores(app: tarry.Tarry) -> None:
+    @app.function(trigger="ids")
+    async def ids(ctx: tarry.Context) -> None:
+        await ctx.step.run("a\x00b", lambda: 1)
+
+    async with app:
+        run = await start_run(app, tarry.Event("ids"))
+    assert run.status == "failed" and "invalid step id" in run.error["message"] and "NUL" in run.error["message"]
+
+
+def test_a_function_id_with_a_nul_character_is_refused(app: tarry.Tarry) -> None:
+    with pytest.raises(ValueError, match=r"invalid function id.*NUL"):
+
+        @app.function(trigger="ids", id="a\x00b")
+        async def ids(ctx: tarry.Context) -> None: ...
+
+    assert app.functions == []

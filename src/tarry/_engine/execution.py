@@ -88,8 +88,8 @@ class Execution:
 
     def step_id(self, step_id: str) -> str:
         """The recorded id of this use of ``step_id``: ``id``, then ``id:1``, ``id:2``... (skipping ids taken)."""
-        if not isinstance(step_id, str) or not step_id:
-            raise ValueError(f"invalid step id {step_id!r}: a non-empty string")
+        if not isinstance(step_id, str) or not step_id or "\x00" in step_id:
+            raise ValueError(f"invalid step id {step_id!r}: a non-empty string without NUL characters")
         n = self._uses.get(step_id, 0)
         recorded_id = step_id if n == 0 else f"{step_id}:{n}"
         while recorded_id in self._taken:  # a literal "x:1" next to a repeated "x": never share a record

@@ -44,6 +44,12 @@ _NO_KEYS = RunKeys()
 log = logging.getLogger("tarry.store")
 
 
+def unstorable(*texts: str | None) -> bool:
+    """Whether a text looked up can name nothing stored: a NUL character, which PostgreSQL cannot hold
+    in text (and no id, name or function id Tarry stores has), so both stores answer "none"."""
+    return any(t is not None and "\x00" in t for t in texts)
+
+
 def cancelled(why: str | None) -> dict[str, str]:
     """A cancelled run's error, naming what cancelled it."""
     return {"name": "Cancelled", "message": why or "the run was cancelled"}
@@ -180,7 +186,7 @@ class LifecycleMixin(WaitsMixin):
         consumed; a ``resume_url`` runs anew (its token is its run's own). ``ValueError`` naming what is
         wrong, and nothing written, for an unknown or unfinished run, an unregistered function, an
         unknown step."""
-        row = self._x(c, "get_run", {"run_id": run_id}).fetchone()
+        row = None if unstorable(run_id) else self._x(c, "get_run", {"run_id": run_id}).fetchone()
         if row is None:
             raise ValueError(f"invalid run_id {run_id!r}: no such run")
         if not RunStatus(row["status"]).finished:

@@ -27,6 +27,7 @@ from tarry._model import Buffer, DeadLetter, DeadLetterKind, Event, EventRecord,
 from tarry._store.base import (
     FAR,
     MAX_FAILURES,
+    Cancelled,
     ClaimedRun,
     Control,
     Counts,
@@ -45,7 +46,7 @@ from tarry._store.base import (
     WaitRow,
     WaitWrite,
 )
-from tarry._store.lifecycle import LifecycleMixin
+from tarry._store.lifecycle import LifecycleMixin, unstorable
 from tarry._store.rows import buffer_from_row, dead_letter_from_row, event_from_row, event_record, run_from_row
 from tarry._store.sql_waits import Conn
 
@@ -338,6 +339,8 @@ class SQLStore(LifecycleMixin):
         await self._write(back_off)
 
     async def cancel(self, run_id: str, now: int, why: str | None = None) -> str:
+        if unstorable(run_id):
+            return Cancelled.ENDED
         return await self._write(self._cancel, run_id, now, why)
 
     async def rerun(self, run_id: str, from_step: str | None, now: int) -> str:
@@ -401,6 +404,9 @@ class SQLStore(LifecycleMixin):
     # -- reads ------------------------------------------------------------
 
     async def get_run(self, run_id: str) -> Run | None:
+        if unstorable(run_id):
+            return None
+
         def read(c: Conn) -> Run | None:
             row = self._x(c, "get_run", {"run_id": run_id}).fetchone()
             return None if row is None else self._run(c, row, steps=True)
@@ -421,6 +427,8 @@ class SQLStore(LifecycleMixin):
         """One page of a list of runs: the query run is the one whose index drives it (the event's runs,
         a function's, one status's, or all by creation), in the query's order. One row more than the
         page tells whether another page follows."""
+        if unstorable(query.function_id, query.event_id):
+            return [], None
         order = "oldest" if query.oldest_first else "newest"
         one_status = query.statuses is not None and len(query.statuses) == 1
         if query.event_id is not None:
@@ -445,6 +453,8 @@ class SQLStore(LifecycleMixin):
         return await self._read(read)
 
     async def runs_for_event(self, event_id: str) -> list[Run]:
+        if unstorable(event_id):
+            return []
         return await self._read(
             lambda c: [
                 self._run(c, r, steps=True)  # few: a run's steps are what one looks for
@@ -453,10 +463,15 @@ class SQLStore(LifecycleMixin):
         )
 
     async def list_events(self, name: str | None, limit: int, before: int | None = None) -> list[EventRecord]:
+        if unstorable(name):
+            return []
         params = {"name": name, "before": before, "limit": limit}
         return await self._read(lambda c: [event_record(r) for r in self._x(c, "list_events", params)])
 
     async def get_event(self, event_id: str) -> EventRecord | None:
+        if unstorable(event_id):
+            return None
+
         def read(c: Conn) -> EventRecord | None:
             row = self._x(c, "get_event", {"event_id": event_id}).fetchone()
             return None if row is None else event_record(row)
@@ -465,12 +480,16 @@ class SQLStore(LifecycleMixin):
 
     async def runs_resumed_by_event(self, event_id: str, limit: int | None = None,
                                     before: str | None = None) -> list[Run]:  # fmt: skip
+        if unstorable(event_id, before):
+            return []
         params = {"event_id": event_id, "before": before, "limit": FAR if limit is None else limit}
         return await self._read(
             lambda c: [self._run(c, r) for r in self._x(c, "runs_resumed_by_event", params).fetchall()]
         )
 
     async def list_waits(self, run_id: str | None, limit: int, before: int | None = None) -> list[WaitRow]:
+        if unstorable(run_id):
+            return []
         params = {"run_id": run_id, "before": FAR if before is None else before, "limit": limit}
 
         def read(c: Conn) -> list[WaitRow]:
@@ -501,6 +520,8 @@ class SQLStore(LifecycleMixin):
         return await self._read(lambda c: [dead_letter_from_row(r) for r in self._x(c, "list_dead_letters", params)])
 
     async def list_buffers(self, function_id: str | None, limit: int, before: int | None = None) -> list[Buffer]:
+        if unstorable(function_id):
+            return []
         params = {"function_id": function_id, "limit": limit, "before": before}
         return await self._read(lambda c: [buffer_from_row(r) for r in self._x(c, "list_buffers", params)])
 
