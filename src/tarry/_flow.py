@@ -237,7 +237,8 @@ class Filter:
 
     ``if_exp`` compiled (CEL over ``event``); or, for a failure handler (``failed_of``), the plain test
     that a ``tarry/function.failed`` event is of that function, cheaper than CEL and shown as its
-    equivalent ``if_exp``."""
+    equivalent ``if_exp``. Routing takes such a route only for the engine's own event of a failed run
+    (which excludes the run's function), never for one a caller sent under that name."""
 
     if_exp: str
     compiled: _expressions.Compiled | None = None

@@ -255,6 +255,8 @@ class Registry:
         """The functions that take ``name`` only through filtered routes (one unfiltered route: it starts)."""
         filters: dict[str, list[Filter]] = {}
         for fid, when in self._filtered_by_name.get(name, ()):
+            if when.failed_of is not None and when.failed_of != exclude:
+                continue  # only the engine's own event of a failed run excludes that run's function: not a sent one
             filters.setdefault(fid, []).append(when)
         for prefix, fid, when in self._filtered_prefixed:
             if name.startswith(prefix):
