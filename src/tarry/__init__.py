@@ -19,7 +19,7 @@ from tarry._errors import (
     WaitTimeoutError,
 )
 from tarry._flow import Batch, Concurrency, Debounce, Priority, RateLimit, Singleton, Throttle, Timeouts
-from tarry._function import CancelOn
+from tarry._function import CancelOn, Trigger
 from tarry._model import DeadLetter, DeadLetterKind, Event, ResumeHandle, Run, RunStatus, StepRecord, StepStatus
 from tarry._step import Step
 
@@ -54,6 +54,7 @@ __all__ = [
     "TarryError",
     "Throttle",
     "Timeouts",
+    "Trigger",
     "WaitTimeoutError",
     "testing",
 ]

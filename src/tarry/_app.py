@@ -25,7 +25,7 @@ from tarry._engine.waits import check_cancel_on, token_hash
 from tarry._engine.worker import Worker
 from tarry._filters import check_limit, run_query
 from tarry._flow import Batch, Concurrency, Debounce, Priority, RateLimit, Singleton, Throttle, Timeouts
-from tarry._function import CancelOn, Registry, make_spec
+from tarry._function import CancelOn, Registry, Trigger, failure_spec, make_spec
 from tarry._model import DeadLetter, Event, Run, RunStatus
 from tarry._store import check_url, open_store, redact_url
 from tarry._store.base import Cancelled, NewEvent, RunQuery, Sent
@@ -83,11 +83,12 @@ class Tarry:
 
     def function(
         self,
-        trigger: str | Cron | Sequence[str | Cron],
+        trigger: str | Trigger | Cron | Sequence[str | Trigger | Cron],
         *,
         id: str | None = None,  # noqa: A002 - the contract's name
         retries: int = 4,
         cancel_on: list[CancelOn] | None = None,
+        on_failure: Callable[..., Any] | None = None,
         concurrency: Concurrency | list[Concurrency] | None = None,
         throttle: Throttle | None = None,
         rate_limit: RateLimit | None = None,
@@ -98,21 +99,27 @@ class Tarry:
         singleton: Singleton | None = None,
         timeouts: Timeouts | None = None,
     ) -> Callable[[F], F]:
-        """Register a function that starts on ``trigger`` (an event name, a ``prefix*``, a ``tarry.Cron``
-        schedule, or a list of them); the function itself is returned unchanged.
+        """Register a function that starts on ``trigger``; the function itself is returned unchanged.
 
-        The flow-control options (``concurrency`` ... ``timeouts``) are those of API §9; each bad one
-        raises ``ValueError`` (``tarry.ExpressionError`` for an expression) and registers nothing."""
+        ``trigger``: an event name, a ``prefix*``, a ``tarry.Trigger(name, if_exp=...)`` filter, a
+        ``tarry.Cron`` schedule, or a list of them. ``on_failure``: a function (sync or async) run once for each failed run, as a run of
+        its own whose function id is ``"<id>-failure"`` and whose ``ctx.event`` is the failed run's
+        ``tarry/function.failed`` event. The flow-control options (``concurrency`` ... ``timeouts``)
+        are those of API §9. Each bad option raises ``ValueError`` (``tarry.ExpressionError`` for an
+        expression) and registers nothing."""
         options = {"concurrency": concurrency, "throttle": throttle, "rate_limit": rate_limit, "debounce": debounce,
                    "batch": batch, "priority": priority, "idempotency": idempotency, "singleton": singleton,
                    "timeouts": timeouts}  # fmt: skip
         flow = {name: value for name, value in options.items() if value is not None}
 
         def register(fn: F) -> F:
-            spec = make_spec(fn, trigger, id, retries, cancel_on, flow)
+            spec = make_spec(fn, trigger, id, retries, cancel_on, flow, on_failure)
             for item in spec.cancel_on:
                 check_cancel_on(item)
-            self._registry.add(spec)
+            if on_failure is None:
+                self._registry.add(spec)
+            else:
+                self._registry.add(spec, failure_spec(spec, on_failure))
             return fn
 
         return register

@@ -442,6 +442,13 @@ def cancel(run_id: str, app_spec: str | None, database_url: str | None) -> None:
     click.echo("cancelled" if outcome else "already finished")
 
 
+def _trigger_text(trigger: dict[str, str]) -> str:
+    """A trigger on one line: its name (with its filter), or its schedule."""
+    if "if_exp" in trigger:
+        return f"{trigger['event']} if {trigger['if_exp']}"
+    return trigger.get("event") or trigger.get("cron") or json.dumps(trigger)
+
+
 @cli.command()
 @click.argument("run_id")
 @click.option("--from-step", "from_step", metavar="STEP", default=None,
@@ -488,7 +495,7 @@ def functions(as_json: bool, app_spec: str | None, database_url: str | None) -> 
     if not described:
         click.echo("no functions")
     for function in described:
-        triggers = ", ".join(t.get("event") or t.get("cron") or json.dumps(t) for t in function["triggers"])
+        triggers = ", ".join(_trigger_text(t) for t in function["triggers"])
         options = ", ".join(function["options"])
         click.echo(
             f"{function['id']:<24}  {triggers}  retries={function['retries']}" + (f"  {options}" if options else "")

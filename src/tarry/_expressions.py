@@ -6,7 +6,7 @@ read the *checked* syntax tree the library returns (a ``cel.expr.CheckedExpr``
 protobuf), through a minimal protobuf schema of the fields we read.
 Compiled expressions are cached by text: an expression is compiled once per
 process, not once per wait. Everything that runs on an incoming event
-(``evaluate``, ``match_key``, ``event_key_for_shape``) is total: whatever the
+(``evaluate``, ``holds``, ``value_of``, ``match_key``, ``event_key_for_shape``) is total: whatever the
 event holds, it answers (an error is "no match") and never raises.
 """
 
@@ -155,6 +155,22 @@ def evaluate(compiled: Compiled, trigger: dict[str, Any], incoming: dict[str, An
         result = compiled.program.eval(data=data)
         return bool(result.type() == cel.Type.BOOL and result.value() is True)
     except Exception:  # whatever the event holds, it does not match
+        return False
+
+
+def holds(compiled: Compiled, event: dict[str, Any], budget: Budget | None = None) -> bool:
+    """Whether an expression over ``event`` alone (a trigger filter) evaluates to ``true``; an error of any
+    kind, or a ``budget`` spent, is False (total, as ``evaluate``). The budget is charged the JSON handed
+    to CEL: the parts of the event the expression reads."""
+    try:
+        if not _shallow(event):
+            return False
+        data = project(event, compiled.event_paths)
+        if budget is not None and not budget.charge(len(json.dumps(data))):
+            return False
+        result = compiled.program.eval(data={"event": data, "async": {}})
+        return bool(result.type() == cel.Type.BOOL and result.value() is True)
+    except Exception:  # whatever the event holds, the filter does not hold
         return False
 
 

@@ -1,4 +1,5 @@
-"""Flow control (API §9): the option classes of ``@app.function`` and the rules compiled from them.
+"""Flow control (API §9): the option classes of ``@app.function`` and the rules compiled from them,
+with the trigger filters (§10) that admission applies first.
 
 Each option checks its own arguments when built; ``compile_flow`` checks the whole and compiles
 every expression once, at decoration. The compiled ``Flow`` is data the store is handed: what an
@@ -8,6 +9,7 @@ event's partitions and rank are comes from pure, total functions here, never fro
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import timedelta
@@ -230,6 +232,41 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Filter:
+    """A trigger's condition on the event it starts a run for, the first rule of admission.
+
+    ``if_exp`` compiled (CEL over ``event``); or, for a failure handler (``failed_of``), the plain test
+    that a ``tarry/function.failed`` event is of that function, cheaper than CEL and shown as its
+    equivalent ``if_exp``. Routing takes such a route only for the engine's own event of a failed run
+    (which excludes the run's function), never for one a caller sent under that name."""
+
+    if_exp: str
+    compiled: _expressions.Compiled | None = None
+    failed_of: str | None = None
+
+    def holds(self, event: dict[str, Any], budget: _expressions.Budget | None = None) -> bool:
+        """Whether ``event`` passes; total (an expression that fails for it does not hold)."""
+        if self.compiled is None:
+            data = event.get("data")
+            return isinstance(data, dict) and data.get("function_id") == self.failed_of
+        return _expressions.holds(self.compiled, event, budget)
+
+
+def compile_filter(text: object, where: str) -> Filter:
+    """A trigger's ``if_exp``, compiled; ``ExpressionError`` naming ``where`` for a bad one."""
+    if not isinstance(text, str):
+        raise ExpressionError(repr(text), "a CEL expression over event, as a string", where)
+    compiled = _compile_key(text, where, "a trigger filter")
+    assert compiled is not None
+    return Filter(text, compiled)
+
+
+def failed_run_filter(function_id: str) -> Filter:
+    """The trigger filter of ``function_id``'s failure handler: the failed run is one of its runs."""
+    return Filter(f"event.data.function_id == {json.dumps(function_id)}", failed_of=function_id)
+
+
+@dataclass(frozen=True)
 class RunKeys:
     """What a new run carries for the limits that decide when it starts."""
 
@@ -316,7 +353,7 @@ def _partition_text(value: Any) -> str:
     return text if len(text) <= 200 else "#" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def _compile_key(text: str | None, where: str) -> _expressions.Compiled | None:
+def _compile_key(text: str | None, where: str, what: str = "a key") -> _expressions.Compiled | None:
     if text is None:
         return None
     try:
@@ -324,7 +361,7 @@ def _compile_key(text: str | None, where: str) -> _expressions.Compiled | None:
     except ExpressionError as exc:
         raise ExpressionError(text, exc.reason, where) from None
     if compiled.async_paths != ():
-        raise ExpressionError(text, "a key names only event (async is the incoming event of a wait)", where)
+        raise ExpressionError(text, f"{what} names only event (async is the incoming event of a wait)", where)
     return compiled
 
 

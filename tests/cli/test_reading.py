@@ -198,6 +198,28 @@ def test_functions_lists_the_apps_functions(tmp_path: Path) -> None:
     assert [f["id"] for f in as_json["functions"]] == ["limited", "waiter"]
 
 
+def test_functions_shows_filters_and_failure_handlers(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "shop.db")
+    assert run("migrate", "--database-url", url).returncode == 0
+    folder = tmp_path / "code"
+    folder.mkdir()
+    (folder / "shop.py").write_text(
+        "import tarry\n\n"
+        f"app = tarry.Tarry('shop', database_url={url!r})\n\n\n"
+        "async def refund(ctx: tarry.Context) -> None:\n"
+        "    return None\n\n\n"
+        "@app.function(trigger=[tarry.Trigger('shop/*', if_exp='event.data.vip')], on_failure=refund)\n"
+        "async def vip(ctx: tarry.Context) -> None:\n"
+        "    return None\n"
+    )
+    listed = run("functions", "--app", str(folder / "shop.py") + ":app")
+    assert listed.returncode == 0, listed
+    assert listed.stdout.splitlines() == [
+        f"{'vip':<24}  shop/* if event.data.vip  retries=4  on_failure",
+        f'{"vip-failure":<24}  tarry/function.failed if event.data.function_id == "vip"  retries=4',
+    ]
+
+
 def test_functions_needs_the_app(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path / "shop.db")
     assert run("migrate", "--database-url", url).returncode == 0

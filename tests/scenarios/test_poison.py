@@ -102,7 +102,7 @@ def poison(app: tarry.Tarry, monkeypatch: pytest.MonkeyPatch, name: str = "poiso
     engine = app.engine
     route = engine.route
 
-    def failing(event_name: str, exclude: str | None, only: str | None) -> list[str]:
+    def failing(event_name: str, exclude: str | None, only: str | None) -> list[tuple[str, tuple[Any, ...]]]:
         if event_name == name:
             raise RuntimeError(f"no route for {event_name}{why}")
         return route(event_name, exclude, only)

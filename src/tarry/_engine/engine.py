@@ -18,7 +18,7 @@ from tarry._engine.metrics import Metrics
 from tarry._engine.signal import Signal
 from tarry._engine.waits import wait_for_cancel_on
 from tarry._errors import ExpressionError, InvalidEventError
-from tarry._flow import NO_FLOW, Flow
+from tarry._flow import NO_FLOW, Filter, Flow
 from tarry._function import Registry
 from tarry._model import Buffer, Event, Run, RunStatus, Wait
 from tarry._store.base import NewEvent, ScheduleWrite, Store, WaitRow, WaitWrite
@@ -46,7 +46,7 @@ class Engine:
         self.cancelling: set[str] = set()  # runs this process asked to cancel while they ran
         self.metrics = Metrics()
 
-    def route(self, name: str, exclude: str | None, only: str | None) -> list[str]:
+    def route(self, name: str, exclude: str | None, only: str | None) -> list[tuple[str, tuple[Filter, ...]]]:
         return self.registry.route(name, exclude, only)
 
     def event_key(self, shape: str, event: dict[str, Any]) -> str | None:

@@ -77,7 +77,7 @@ _WAIT = {"type": "object", "properties": {
 
 _FUNCTION = {"type": "object", "properties": {
     "id": {"type": "string"},
-    "triggers": {"type": "array", "items": {"type": "object", "description": 'e.g. {"event": "app/x"}, {"event": "app/*"}, {"cron": "0 9 * * MON", "timezone": "Europe/Berlin"}'}},
+    "triggers": {"type": "array", "items": {"type": "object", "description": 'e.g. {"event": "app/x"}, {"event": "app/*"}, {"event": "app/x", "if_exp": "event.data.vip"}, {"cron": "0 9 * * MON", "timezone": "Europe/Berlin"}'}},
     "retries": {"type": "integer"},
     "options": {"type": "object", "description": "The flow-control options that are set, and cancel_on, as given"},
 }}  # fmt: skip

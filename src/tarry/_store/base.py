@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tarry._expressions import Budget
-from tarry._flow import Flow
+from tarry._flow import Filter, Flow
 from tarry._model import Buffer, DeadLetter, Event, EventRecord, Run
 
 #: failures of one row (an event's delivery, a timer, a claimed run's load) before it is set aside
@@ -28,8 +28,9 @@ class Hooks(Protocol):
     computation that fails for one event is "no match"). The store still takes a failure of one row
     as that row's alone (see ``MAX_FAILURES``)."""
 
-    def route(self, name: str, exclude: str | None, only: str | None) -> list[str]:
-        """The ids of the functions an event named ``name`` starts."""
+    def route(self, name: str, exclude: str | None, only: str | None) -> list[tuple[str, tuple[Filter, ...]]]:
+        """The ids of the functions an event named ``name`` may start, each with its trigger filters:
+        none (it starts), or some, of which one must hold for the event."""
 
     def system_events(self, run: Run, status: str, error: dict[str, str] | None, output: Any,
                       now: int) -> list[NewEvent]:  # fmt: skip

@@ -1,22 +1,24 @@
 """The run lifecycle, shared by every SQL dialect: admission, claiming, and each change of a run's status.
 
-*Admission* decides, as an event is delivered, whether it starts a run of a function (idempotency,
-rate limit, singleton, then debounce or batch). *Claiming* decides which queued run starts next
-(concurrency, throttle, priority, the worker's free slots). Every other transition — park, requeue,
-back-off, finish, cancel — is one function here, and each hands what the run leaves (a slot, a window)
-to the run held next behind it. The rules are data (``Flow``, compiled at decoration); the counts,
-windows and buffers they read live in the store and change in the transaction that admits or claims.
-See docs/design/runs.md.
+*Admission* decides, as an event is delivered, whether it starts a run of a function (its trigger
+filter, idempotency, rate limit, singleton, then debounce or batch). *Claiming* decides which queued
+run starts next (concurrency, throttle, priority, the worker's free slots). Every other transition —
+park, requeue, back-off, finish, cancel — is one function here, and each hands what the run leaves (a
+slot, a window) to the run held next behind it. The rules are data (``Flow`` and trigger filters,
+compiled at decoration); the counts, windows and buffers they read live in the store and change in the
+transaction that admits or claims. See docs/design/runs.md.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from tarry import _ids, _serde
 from tarry._cron import TICK_EVENT, latest_tick, next_tick, parsed, tick_data
+from tarry._expressions import Budget
 from tarry._flow import IDEMPOTENCY_MS, MAX_BATCH_BYTES, MAX_BURST, Flow, RunKeys
 from tarry._model import QueuedReason, RunStatus, SkipReason, StepStatus
 from tarry._store.base import Cancelled, NewEvent, ScheduleWrite, StepRow, TimerKind
@@ -32,10 +34,14 @@ THROTTLE_STEP = "#throttle"
 MAX_LOOKS = 1000
 #: gated runs each heartbeat looks at for limits dropped from the code (``_ungate``)
 UNGATE_SAMPLE = 100
+#: what the trigger filters of one event may cost: evaluations, and bytes of the event handed to CEL
+FILTER_BUDGET = 1000
+FILTER_BUDGET_BYTES = 8 * 1024 * 1024
 UNFINISHED = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SLEEPING, RunStatus.WAITING)
 #: the steps a rerun from a later step keeps: those that ended (an unfinished one has no result to give)
 KEPT_STEPS = (StepStatus.COMPLETED, StepStatus.FAILED)
 _NO_KEYS = RunKeys()
+log = logging.getLogger("tarry.store")
 
 
 def unstorable(*texts: str | None) -> bool:
@@ -83,19 +89,29 @@ class LifecycleMixin(WaitsMixin):
     # -- admission ------------------------------------------------------------
 
     def _start_functions(self, c: Conn, row: Row, now: int, started: list[str] | None) -> None:
-        """Admit a delivered event (a row of ``events``) to each function it triggers."""
+        """Admit a delivered event (a row of ``events``) to each function it triggers: first its trigger
+        filters (an event none holds for is *filtered*: no run, no skip record), then ``_admit``."""
         # step.invoke: a run of its own, whatever admission says; a schedule's tick is admitted as any event
         invoked = row["only_function"] is not None and row["name"] != TICK_EVENT
         event: dict[str, Any] | None = None  # the event as JSON: parsed once, for every function it starts
-        for function_id in self.hooks.route(row["name"], row["exclude_function"], row["only_function"]):
-            flow = self.hooks.flow(function_id)
+        budget: Budget | None = None  # what the trigger filters may cost for this event, made at the first
+        for function_id, filters in self.hooks.route(row["name"], row["exclude_function"], row["only_function"]):
             event = event or event_json(row)
+            if filters:  # filtered, not skipped: no record, nothing counted
+                budget = budget or Budget(FILTER_BUDGET, FILTER_BUDGET_BYTES)
+                if not any(f.holds(event, budget) for f in filters):
+                    continue
+            flow = self.hooks.flow(function_id)
             if flow.admits and not invoked:
                 run_id = self._admit(c, row, event, function_id, flow, now)
             else:
                 run_id = self._create_run(c, function_id, row, event, flow, now)
             if run_id is not None and started is not None:
                 started.append(run_id)
+        if budget is not None and budget.skipped:
+            log.warning("event %s: %d trigger filters of %r were past the budget of %d evaluations and %d MiB "
+                        "and started no run (filters that read less of the event cost less)", row["id"],
+                        budget.skipped, row["name"], FILTER_BUDGET, FILTER_BUDGET_BYTES >> 20)  # fmt: skip
 
     def _admit(self, c: Conn, row: Row, event: dict[str, Any], function_id: str, flow: Flow,
                now: int) -> str | None:  # fmt: skip
