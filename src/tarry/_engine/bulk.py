@@ -13,10 +13,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from tarry import _expressions
 from tarry._clock import to_ms
-from tarry._errors import ExpressionError
 from tarry._filters import UNFINISHED, run_query
+from tarry._flow import Filter, compile_filter
 from tarry._model import Run, RunStatus
 from tarry._store.base import Cancelled, RunQuery
 
@@ -36,11 +35,11 @@ class Selection:
     """Which runs a bulk action takes: a query of the run list, and a filter on each one's trigger."""
 
     query: RunQuery
-    if_exp: _expressions.Compiled | None = None
+    if_exp: Filter | None = None
 
     def takes(self, run: Run) -> bool:
         """Whether ``if_exp`` holds for the run's trigger (one that fails to evaluate does not)."""
-        return self.if_exp is None or _expressions.value_of(self.if_exp, run.event.to_json()) is True
+        return self.if_exp is None or self.if_exp.holds(run.event.to_json())
 
 
 def select(action: str, *, function_id: object, if_exp: object, created_after: object, created_before: object,
@@ -53,19 +52,7 @@ def select(action: str, *, function_id: object, if_exp: object, created_after: o
                          "(to take every run, pass created_before=datetime.now(UTC))")  # fmt: skip
     query = run_query(function_id=function_id, status=list(UNFINISHED) if status is None else status,
                       created_after=created_after, created_before=created_before, oldest_first=True)  # fmt: skip
-    return Selection(query, None if if_exp is None else _compile(if_exp))
-
-
-def _compile(if_exp: object) -> _expressions.Compiled:
-    if not isinstance(if_exp, str):
-        raise ExpressionError(repr(if_exp), "a CEL expression over event, as a string", "if_exp")
-    try:
-        compiled = _expressions.compile_expression(if_exp)
-    except ExpressionError as exc:
-        raise ExpressionError(if_exp, exc.reason, "if_exp") from None
-    if compiled.async_paths != ():
-        raise ExpressionError(if_exp, "a filter names only event, the run's trigger", "if_exp")
-    return compiled
+    return Selection(query, None if if_exp is None else compile_filter(if_exp, "if_exp"))
 
 
 def finished_status(status: object) -> str:
