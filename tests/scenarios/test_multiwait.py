@@ -21,6 +21,7 @@ import tarry
 from tarry._server import create_app
 from tarry.testing import VirtualClock
 from tests.conftest import LIMIT, start_run
+from tests.postgres.multiwait_app import NAMES, check, duel
 
 KINDS = ("wait_for_all", "wait_for_any", "collect_events")
 
@@ -820,25 +821,13 @@ async def test_bad_input_is_refused_at_the_call_naming_the_condition_and_nothing
 # -- racing events ------------------------------------------------------------------
 
 
-def duel(app: tarry.Tarry) -> None:
-    @app.function(trigger="duel/start")
-    async def duelling(ctx: tarry.Context) -> list[Any]:
-        choice = await ctx.step.wait_for_any("duel", [
-            tarry.Wait(event="duel/a", match="data.n"),
-            tarry.Wait(event="duel/b", match="data.n"),
-        ], timeout="1h")  # fmt: skip
-        later = await ctx.step.wait_for_event("later", event=["duel/a", "duel/b"], match="data.n", timeout="1h")
-        assert choice is not None
-        return [choice[0], choice[1].id, None if later is None else later.id]
-
-
 def test_two_events_racing_for_one_wait_for_any_one_wins_and_the_other_stays(
     make_app: Callable[..., tarry.Tarry],
 ) -> None:
     app = make_app()
     duel(app)
     trials = 40
-    sent: dict[str, dict[int, str]] = {"duel/a": {}, "duel/b": {}}
+    sent: dict[str, dict[int, str]] = {name: {} for name in NAMES}
     barrier = threading.Barrier(2, timeout=LIMIT)
 
     def sender(name: str) -> None:
@@ -858,12 +847,6 @@ def test_two_events_racing_for_one_wait_for_any_one_wins_and_the_other_stays(
             await app.idle(timeout=LIMIT)
             runs = await app.list_runs(function_id="duelling", limit=1000)
             assert len(runs) == trials
-            for run in runs:
-                done = await app.wait_for_run(run.id, timeout=LIMIT)
-                n = done.event.data["n"]
-                index, winner, later = done.output
-                names = ("duel/a", "duel/b")
-                assert winner == sent[names[index]][n], "the index names the condition the winner matched"
-                assert later == sent[names[1 - index]][n], "the other event stays for a later wait of the run"
+            check([await app.wait_for_run(r.id, timeout=LIMIT) for r in runs], sent)
 
     asyncio.run(scenario())
