@@ -389,6 +389,64 @@ async def test_collect_events_stops_before_4_mib_of_events(app: tarry.Tarry) -> 
     assert done.output == [list(range(10)), 10], "the event that did not fit is not consumed by the full step"
 
 
+async def test_collect_events_with_a_key_and_an_if_exp(app: tarry.Tarry, clock: VirtualClock) -> None:
+    @app.function(trigger="bid/opened")
+    async def auction(ctx: tarry.Context) -> list[Any]:
+        bids = await ctx.step.collect_events(
+            "bids", key=f"lot-{ctx.event.data['lot']}", if_exp="async.data.amount > event.data.reserve",
+            count=2, timeout="1h",
+        )  # fmt: skip
+        return [b.data["amount"] for b in bids]
+
+    async with app:
+        run = await start_run(app, tarry.Event("bid/opened", {"lot": 7, "reserve": 100}))
+        await app.notify("lot-7", {"amount": 50})
+        await app.notify("lot-8", {"amount": 500})
+        await app.notify("lot-7", {"amount": 150})
+        assert await status(app, run.id) == "waiting"
+        await app.send(tarry.Event("bid/placed", {"amount": 300}, key="lot-7"))
+        done = await app.wait_for_run(run.id, timeout=LIMIT)
+    assert done.output == [150, 300]
+
+
+async def test_a_condition_with_a_list_of_event_names_takes_any_of_them(app: tarry.Tarry) -> None:
+    @app.function(trigger="n/start")
+    async def named(ctx: tarry.Context) -> list[Any]:
+        got = await ctx.step.wait_for_all("both", [
+            tarry.Wait(event=["n/replied", "n/closed"], match="data.ticket"),
+            tarry.Wait(event="n/billed", match="data.ticket"),
+        ], timeout="1h")  # fmt: skip
+        return [None if e is None else e.name for e in got]
+
+    async with app:
+        run = await start_run(app, tarry.Event("n/start", {"ticket": 3}))
+        await app.send(tarry.Event("n/closed", {"ticket": 3}))
+        await app.send(tarry.Event("n/replied", {"ticket": 3}))
+        assert await status(app, run.id) == "waiting"
+        await app.send(tarry.Event("n/billed", {"ticket": 3}))
+        done = await app.wait_for_run(run.id, timeout=LIMIT)
+    assert done.output == ["n/closed", "n/billed"]
+
+
+async def test_a_wait_for_all_whose_events_pass_4_mib_raises_a_step_error(app: tarry.Tarry) -> None:
+    @app.function(trigger="huge/start")
+    async def huge(ctx: tarry.Context) -> Any:
+        try:
+            await ctx.step.wait_for_all("nine", [tarry.Wait(event=f"huge/{n}") for n in range(9)], timeout="1h")
+        except tarry.StepError as err:
+            return [err.name, err.message]
+        return "returned"
+
+    blob = "x" * 500_000  # nine of them: over 4 MiB
+    async with app:
+        run = await start_run(app, tarry.Event("huge/start"))
+        for n in range(9):
+            await app.send(tarry.Event(f"huge/{n}", {"blob": blob}))
+        done = await app.wait_for_run(run.id, timeout=LIMIT)
+    assert done.status == "completed" and done.output[0] == "ValueError", done.output
+    assert "nine" in done.output[1], "the message names the step"
+
+
 # -- which condition takes an event -----------------------------------------------
 
 
