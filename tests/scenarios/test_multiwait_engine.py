@@ -1,4 +1,4 @@
-"""wait_for_all, wait_for_any and collect_events through the public API, on both stores."""
+"""wait_for_all, wait_for_any and collect_events: results, order, consumption, replay and a race, on both stores."""
 
 from __future__ import annotations
 

@@ -125,7 +125,7 @@ class WaitsMixin:
                 else:
                     open_.append(wait)
             if not open_:
-                self._complete(c, run_id, step_id, self._gathered(c, run_id, step_id, kind), now)
+                self._settle(c, run_id, step_id, self._gathered(c, run_id, step_id, kind), now)
                 return True
         else:
             take, room = first.take, first.room
@@ -140,7 +140,7 @@ class WaitsMixin:
                 self._consume(c, run_id, step_id, 0, found["seq"])
                 take, room = take - 1, room - size
             if take == 0:
-                self._complete(c, run_id, step_id, self._gathered(c, run_id, step_id, kind), now)
+                self._settle(c, run_id, step_id, self._gathered(c, run_id, step_id, kind), now)
                 return True
             open_ = [dataclasses.replace(first, take=take, room=room)]
         timer = first.timer
@@ -166,6 +166,14 @@ class WaitsMixin:
             result[r["condition"]] = event_json(r)
         return _serde.dumps(result)
 
+    def _settle(self, c: Conn, run_id: str, step_id: str, output: str, now: int) -> None:
+        """A step of several ends with ``output``, unless that is over the limit: then it fails."""
+        too_big = _serde.too_big(f"step {step_id!r} gathered", len(output.encode()))
+        if too_big is None:
+            self._complete(c, run_id, step_id, output, now)
+        else:
+            self._fail(c, run_id, step_id, {"name": "ValueError", "message": too_big}, now)
+
     def _take(self, c: Conn, wait: Row, event: Row, incoming: dict[str, Any], now: int) -> bool:
         """A condition of a ``wait_for_all`` or ``collect_events`` takes ``event``; True if it did.
 
@@ -181,7 +189,7 @@ class WaitsMixin:
             if self._x(c, "step_is_open", key).fetchone() is not None:
                 return True
             self._x(c, "delete_timer", key)
-            self._complete(c, run_id, step_id, self._gathered(c, run_id, step_id, kind), now)
+            self._settle(c, run_id, step_id, self._gathered(c, run_id, step_id, kind), now)
             return True
         size = len(_serde.dumps(incoming).encode()) + 1
         left = self._x(c, "take_event", {**key, "size": size}).fetchall()
@@ -192,7 +200,7 @@ class WaitsMixin:
         elif self._x(c, "step_is_open", key).fetchone() is None:
             return False  # closed already
         self._claim_wait(c, run_id, step_id)  # full (this event has no room: it stays for others)
-        self._complete(c, run_id, step_id, self._gathered(c, run_id, step_id, kind), now)
+        self._settle(c, run_id, step_id, self._gathered(c, run_id, step_id, kind), now)
         return bool(left)
 
     def _look_back(self, c: Conn, run_id: str, wait: WaitWrite) -> Row | None:
@@ -342,7 +350,7 @@ class WaitsMixin:
             return  # resolved first by an event
         if group in ("all", "collect") and action == "continue":
             step_kind = "wait_for_all" if group == "all" else "collect_events"
-            self._complete(c, run_id, step_id, self._gathered(c, run_id, step_id, step_kind, conditions), now)
+            self._settle(c, run_id, step_id, self._gathered(c, run_id, step_id, step_kind, conditions), now)
         elif action == "continue":
             self._complete(c, run_id, step_id, "null", now)
         elif action == "fail":
