@@ -257,6 +257,7 @@ def _cluster() -> list[str] | None:
     return ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1].parent.name, "main"] if versions else None
 
 
+@pytest.mark.serial
 @pytest.mark.skipif(
     _cluster() is None or os.geteuid() != 0, reason="needs a local Debian cluster and root to restart it"
 )
