@@ -16,7 +16,7 @@ import tarry
 from tests.postgres.conftest import ROOT
 from tests.postgres.multiwait_app import NAMES, check, duel
 
-RUNS = 60
+RUNS = 150
 pytestmark = pytest.mark.timeout(60)
 
 

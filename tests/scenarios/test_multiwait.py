@@ -743,6 +743,30 @@ async def test_a_restart_in_the_middle_of_a_step_keeps_what_it_has_taken(
     assert done.output == {"all": [a, b], "any": ["tuple", 0, c], "collect": v1 + v2}
 
 
+async def test_a_rerun_keeps_a_recorded_step_and_one_from_it_looks_back_from_the_original_trigger(
+    app: tarry.Tarry,
+) -> None:
+    @app.function(trigger="shop/order.placed")
+    async def fulfil_then_ship(ctx: tarry.Context) -> list[Any]:
+        ready = await ctx.step.wait_for_all("kyc-and-payment", [
+            tarry.Wait(event="kyc/document.verified", match="data.userId"),
+            tarry.Wait(event="billing/payment.succeeded", key=f"order-{ctx.event.data['orderId']}"),
+        ], timeout="3d")  # fmt: skip
+        shipped = await ctx.step.run("ship", lambda: "shipped")
+        return [ids(ready), shipped]
+
+    async with app:
+        run = await start_run(app, ORDER)
+        [kyc] = await app.send(tarry.Event("kyc/document.verified", {"userId": "u1"}))
+        [payment] = await app.send(tarry.Event("billing/payment.succeeded", key="order-o1"))
+        done = await app.wait_for_run(run.id, timeout=LIMIT)
+        kept = await app.wait_for_run(await app.rerun(run.id, from_step="ship"), timeout=LIMIT)
+        again = await app.wait_for_run(await app.rerun(run.id, from_step="kyc-and-payment"), timeout=LIMIT)
+    assert done.output == [[kyc, payment], "shipped"]
+    assert kept.output == done.output, "the recorded step keeps its events"
+    assert again.output == done.output, "run anew, it looks back from the original trigger"
+
+
 @pytest.mark.parametrize("kind", KINDS)
 async def test_cancelling_a_run_in_the_step_closes_every_condition(
     app: tarry.Tarry, clock: VirtualClock, kind: str
@@ -793,6 +817,7 @@ BAD_OPTIONS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "empty": ({"waits": [], "timeout": "1h"}, ()),
     "bad-timeout": ({"timeout": "1 month"}, ("timeout", "'1 month'")),
     "negative-timeout": ({"timeout": -1}, ("timeout",)),
+    "too-long-timeout": ({"timeout": "400d"}, ("timeout",)),
     "bad-on-timeout": ({"timeout": "1h", "on_timeout": "explode"}, ("on_timeout", "'explode'")),
     "bad-lookback": ({"timeout": "1h", "lookback": "forever"}, ("lookback",)),
     "missing-timeout": ({}, ("timeout",)),
@@ -884,7 +909,7 @@ def test_two_events_racing_for_one_wait_for_any_one_wins_and_the_other_stays(
 ) -> None:
     app = make_app()
     duel(app)
-    trials = 40
+    trials = 100
     sent: dict[str, dict[int, str]] = {name: {} for name in NAMES}
     barrier = threading.Barrier(2, timeout=LIMIT)
 
