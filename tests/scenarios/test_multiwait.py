@@ -136,6 +136,7 @@ async def test_on_timeout(app: tarry.Tarry, clock: VirtualClock, kind: str, on_t
     else:
         assert done.status == "cancelled" and seen == []
         assert done.error is not None and done.error["name"] == "Cancelled"
+        assert "'w'" in done.error["message"] and "on_timeout" in done.error["message"], "naming what cancelled it"
 
 
 async def test_events_taken_before_a_wait_for_all_times_out_stay_consumed(
@@ -414,9 +415,12 @@ async def test_a_condition_with_a_list_of_event_names_takes_any_of_them(app: tar
     async def named(ctx: tarry.Context) -> list[Any]:
         got = await ctx.step.wait_for_all("both", [
             tarry.Wait(event=["n/replied", "n/closed"], match="data.ticket"),
-            tarry.Wait(event="n/billed", match="data.ticket"),
+            tarry.Wait("n/billed", match="data.ticket"),  # the name may be given by position, the rest by keyword
         ], timeout="1h")  # fmt: skip
         return [None if e is None else e.name for e in got]
+
+    with pytest.raises(TypeError):
+        tarry.Wait("n/billed", "data.ticket")  # type: ignore[misc]
 
     async with app:
         run = await start_run(app, tarry.Event("n/start", {"ticket": 3}))
@@ -767,13 +771,14 @@ async def test_a_rerun_keeps_a_recorded_step_and_one_from_it_looks_back_from_the
     assert again.output == done.output, "run anew, it looks back from the original trigger"
 
 
+@pytest.mark.parametrize("how", ["cancel_run", "cancel_on"])
 @pytest.mark.parametrize("kind", KINDS)
 async def test_cancelling_a_run_in_the_step_closes_every_condition(
-    app: tarry.Tarry, clock: VirtualClock, kind: str
+    app: tarry.Tarry, clock: VirtualClock, kind: str, how: str
 ) -> None:
     reached: list[str] = []
 
-    @app.function(trigger="x/start")
+    @app.function(trigger="x/start", cancel_on=[tarry.CancelOn(event="x/stop")])
     async def cancellable(ctx: tarry.Context) -> str:
         waits = [tarry.Wait(event="x/a"), tarry.Wait(event="x/b")]
         if kind == "collect_events":
@@ -788,13 +793,17 @@ async def test_cancelling_a_run_in_the_step_closes_every_condition(
         if kind != "wait_for_any":  # one event of two taken: cancelled in the middle of the step
             await app.send(tarry.Event("x/a"))
         assert await status(app, run.id) == "waiting"
-        assert await app.cancel_run(run.id) is True
+        if how == "cancel_run":
+            assert await app.cancel_run(run.id) is True
+        else:
+            await app.send(tarry.Event("x/stop"))
         cancelled = await app.wait_for_run(run.id, timeout=LIMIT)
         assert await open_waits(app, run.id) == []
         await app.send([tarry.Event("x/a"), tarry.Event("x/b")])
         await clock.advance("1h")
         after = await app.get_run(run.id)
     assert cancelled.status == "cancelled" and cancelled.error is not None
+    assert ("cancel_run" if how == "cancel_run" else "x/stop") in cancelled.error["message"], cancelled.error
     assert after is not None and after.status == "cancelled" and after.error == cancelled.error
     assert reached == []
 
