@@ -146,7 +146,7 @@ class RunStatus(enum.StrEnum):
     QUEUED = "queued"  #: ready to run; a worker will claim it
     RUNNING = "running"  #: a worker is executing it
     SLEEPING = "sleeping"  #: in sleep, sleep_until, or a retry's backoff
-    WAITING = "waiting"  #: in wait_for_event, wait_for_resume or invoke
+    WAITING = "waiting"  #: in wait_for_event, wait_for_all, wait_for_any, collect_events, wait_for_resume or invoke
     COMPLETED = "completed"  #: returned; ``output`` holds the value
     FAILED = "failed"  #: raised; ``error`` holds name and message
     CANCELLED = "cancelled"  #: cancelled: ``error["message"]`` names by what (cancel_run, cancel_on, a timeout...)
