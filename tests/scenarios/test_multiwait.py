@@ -451,6 +451,22 @@ async def test_a_wait_for_all_whose_events_pass_4_mib_raises_a_step_error(app: t
     assert "nine" in done.output[1], "the message names the step"
 
 
+async def test_every_matching_run_collects_one_event_a_duplicate_is_not_collected_a_delayed_one_at_its_time(
+    app: tarry.Tarry, clock: VirtualClock
+) -> None:
+    polls(app)
+    async with app:
+        runs = [await start_run(app, tarry.Event("poll/opened", {"pollId": "p1"})) for _ in range(2)]
+        await clock.advance("1m")
+        await app.send(tarry.Event("poll/vote.cast", {"pollId": "p1", "n": 1}, id="vote-1"))
+        await app.send(tarry.Event("poll/vote.cast", {"pollId": "p1", "n": 1}, id="vote-1"))  # deduplicated
+        await app.send(tarry.Event("poll/vote.cast", {"pollId": "p1", "n": 2}, ts=clock.now_ms() + 30 * 60_000))
+        await clock.advance("59m")
+        await clock.advance("1m")
+        done = [await app.wait_for_run(r.id, timeout=LIMIT) for r in runs]
+    assert [d.output for d in done] == [[1, 2], [1, 2]]
+
+
 # -- which condition takes an event -----------------------------------------------
 
 
@@ -769,6 +785,24 @@ async def test_a_rerun_keeps_a_recorded_step_and_one_from_it_looks_back_from_the
     assert done.output == [[kyc, payment], "shipped"]
     assert kept.output == done.output, "the recorded step keeps its events"
     assert again.output == done.output, "run anew, it looks back from the original trigger"
+
+
+async def test_a_deadline_that_passed_while_no_worker_ran_fires_when_one_comes_back(
+    make_app: Callable[..., tarry.Tarry], clock: VirtualClock
+) -> None:
+    first = make_app()
+    kyc_and_payment(first)
+    async with first:
+        run = await start_run(first, ORDER)
+        [kyc] = await first.send(tarry.Event("kyc/document.verified", {"userId": "u1"}))
+        assert await status(first, run.id) == "waiting"
+    await clock.advance("4d")
+    second = make_app()
+    kyc_and_payment(second)
+    async with second:
+        await clock.advance("1s")
+        done = await second.wait_for_run(run.id, timeout=LIMIT)
+    assert done.status == "completed" and done.output["ids"] == [kyc, None]
 
 
 @pytest.mark.parametrize("how", ["cancel_run", "cancel_on"])
