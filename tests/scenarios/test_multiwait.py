@@ -21,7 +21,7 @@ import tarry
 from tarry._server import create_app
 from tarry.testing import VirtualClock
 from tests.conftest import LIMIT, start_run
-from tests.postgres.multiwait_app import NAMES, check, duel
+from tests.postgres.multiwait_app import NAMES, STARTS, check, duel, starts
 
 KINDS = ("wait_for_all", "wait_for_any", "collect_events")
 
@@ -947,12 +947,12 @@ async def test_bad_input_is_refused_at_the_call_naming_the_condition_and_nothing
 # -- racing events ------------------------------------------------------------------
 
 
-def test_two_events_racing_for_one_wait_for_any_one_wins_and_the_other_stays(
+def test_two_events_racing_for_one_step_one_wins_a_wait_for_any_and_both_complete_the_others(
     make_app: Callable[..., tarry.Tarry],
 ) -> None:
     app = make_app()
     duel(app)
-    trials = 100
+    trials = 80
     sent: dict[str, dict[int, str]] = {name: {} for name in NAMES}
     barrier = threading.Barrier(2, timeout=LIMIT)
 
@@ -963,16 +963,16 @@ def test_two_events_racing_for_one_wait_for_any_one_wins_and_the_other_stays(
 
     async def scenario() -> None:
         async with app:
-            await app.send([tarry.Event("duel/start", {"n": n}) for n in range(trials)])
+            await app.send([start for n in range(trials) for start in starts(n)])
             await app.idle(timeout=LIMIT)
-            assert len(await app.list_runs(status="waiting", limit=1000)) == trials
+            assert len(await app.list_runs(status="waiting", limit=1000)) == trials * len(STARTS)
             threads = [threading.Thread(target=sender, args=(name,)) for name in sent]
             for thread in threads:
                 thread.start()
             await asyncio.get_running_loop().run_in_executor(None, lambda: [t.join(LIMIT * 3) for t in threads])
             await app.idle(timeout=LIMIT)
-            runs = await app.list_runs(function_id="duelling", limit=1000)
-            assert len(runs) == trials
+            runs = await app.list_runs(limit=1000)
+            assert len(runs) == trials * len(STARTS)
             check([await app.wait_for_run(r.id, timeout=LIMIT) for r in runs], sent)
 
     asyncio.run(scenario())
