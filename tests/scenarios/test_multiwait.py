@@ -12,6 +12,7 @@ import asyncio
 import re
 import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -632,6 +633,7 @@ async def test_the_waits_api_lists_each_open_condition_with_its_index_and_kind(
     executions: list[str] = []
     refunds(app, executions)
     polls(app, count=2)
+    reached = clock.now()
     async with app:
         order = await start_run(app, ORDER)
         refund = await start_run(app, tarry.Event("refund/requested", {"refundId": "r1"}))
@@ -650,6 +652,8 @@ async def test_the_waits_api_lists_each_open_condition_with_its_index_and_kind(
         assert waits[0]["events"] == ["kyc/document.verified"] and waits[0]["match"] == {"data.userId": "u1"}
         assert waits[1]["events"] == ["billing/payment.succeeded"] and waits[1]["match"] == {"key": "order-o1"}
         assert waits[0]["until"] == waits[1]["until"] and waits[0]["until"] is not None, "one deadline"
+        until = datetime.fromisoformat(waits[0]["until"].replace("Z", "+00:00"))
+        assert abs(until - (reached + timedelta(days=3))) < timedelta(seconds=1), "3 days after the step was reached"
 
         waits = sorted(by_run[refund.id], key=lambda w: w["condition"])
         assert [(w["condition"], w["kind"]) for w in waits] == [(0, "wait_for_any"), (1, "wait_for_any")]
