@@ -352,10 +352,12 @@ async def test_collect_events_without_count_gathers_until_the_deadline(app: tarr
     assert done.output == [0, 1, 2, 3, 4]
 
 
-async def test_collect_events_stops_at_a_thousand_events(app: tarry.Tarry, clock: VirtualClock) -> None:
+@pytest.mark.parametrize("when", ["stored", "arriving"])
+async def test_collect_events_stops_at_a_thousand_events(app: tarry.Tarry, clock: VirtualClock, when: str) -> None:
     @app.function(trigger="bulk/start")
     async def gather_all(ctx: tarry.Context) -> dict[str, Any]:
-        await ctx.step.sleep("open", "1m")
+        if when == "stored":  # the events are all sent before the step is reached
+            await ctx.step.sleep("open", "1m")
         first = await ctx.step.collect_events("first", event="bulk/item", timeout="1h")
         rest = await ctx.step.collect_events("rest", event="bulk/item", timeout="1m")
         return {"first": [e.data["n"] for e in first], "rest": [e.data["n"] for e in rest]}
@@ -364,7 +366,9 @@ async def test_collect_events_stops_at_a_thousand_events(app: tarry.Tarry, clock
         run = await start_run(app, tarry.Event("bulk/start"))
         for chunk in range(0, 1005, 100):
             await app.send([tarry.Event("bulk/item", {"n": n}) for n in range(chunk, min(chunk + 100, 1005))])
-        await clock.advance("1m")
+        if when == "stored":
+            await clock.advance("1m")
+        await app.idle(timeout=LIMIT)
         waiting = await app.get_run(run.id)
         assert waiting is not None and waiting.status == "waiting"
         assert step_of(waiting, "first").status == "completed", "the first step stopped at 1,000, before its deadline"
