@@ -700,6 +700,20 @@ async def test_the_sync_twins_in_a_plain_def_function(app: tarry.Tarry) -> None:
     assert [s.kind for s in done.steps] == list(KINDS)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_sync_twin_inside_an_async_function_is_a_clear_error(app: tarry.Tarry, kind: str) -> None:
+    @app.function(trigger="mixed")
+    async def mixed(ctx: tarry.Context) -> None:
+        if kind == "collect_events":
+            ctx.step.collect_events_sync("x", event="e", timeout="1h")
+        else:
+            getattr(ctx.step, kind + "_sync")("x", [tarry.Wait(event="e")], timeout="1h")
+
+    async with app:
+        run = await start_run(app, tarry.Event("mixed"))
+    assert run.status == "failed" and run.error is not None and f"await ctx.step.{kind}" in run.error["message"]
+
+
 # -- restarts, cancelling ------------------------------------------------------
 
 
