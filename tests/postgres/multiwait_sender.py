@@ -1,40 +1,33 @@
-"""One of two processes racing events at the same wait_for_any steps: send NAME for every run, at a signal.
+"""One of two processes racing events at the same steps: ``send_all`` sends NAME for every run.
 
-``python -m tests.postgres.multiwait_sender DB_URL RUNS NAME BARRIER`` opens a client app with the
-functions of ``multiwait_app``, prints ``ready``, waits for the file BARRIER, then sends
-``Event(NAME, {"n": n})`` for n = 0 … RUNS-1, one at a time, and prints one JSON object: n -> event id.
+Run in a spawned process (``multiprocessing``): it opens a client app with the functions of
+``multiwait_app`` and sends ``Event(name, {"n": n})`` for n = 0 … runs-1, one at a time, each only
+once every process has reached the shared barrier (so both events of a run are sent at one moment);
+then puts ``(name, {n: event id})`` on ``results``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
-import time
-from pathlib import Path
+from typing import Any
 
 import tarry
 from tests.postgres.multiwait_app import duel
 
 
-async def main(url: str, runs: int, name: str, barrier: Path) -> None:
+def send_all(url: str, runs: int, name: str, barrier: Any, results: Any) -> None:
+    asyncio.run(_send_all(url, runs, name, barrier, results))
+
+
+async def _send_all(url: str, runs: int, name: str, barrier: Any, results: Any) -> None:
     app = tarry.Tarry("duel", database_url=url)
     duel(app)
     await app.start(worker=False)
     try:
-        print("ready", flush=True)
-        deadline = time.monotonic() + 30
-        while not barrier.exists():
-            if time.monotonic() > deadline:
-                raise SystemExit("the barrier never appeared")
-            await asyncio.sleep(0.001)
         sent = {}
         for n in range(runs):
+            barrier.wait()  # blocks this client's loop a moment: nothing of it needs to run meanwhile
             [sent[n]] = await app.send(tarry.Event(name, {"n": n}))
-        print(json.dumps(sent), flush=True)
+        results.put((name, sent))
     finally:
         await app.close()
-
-
-if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3], Path(sys.argv[4])))

@@ -12,6 +12,7 @@ import asyncio
 import re
 import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -21,7 +22,7 @@ import tarry
 from tarry._server import create_app
 from tarry.testing import VirtualClock
 from tests.conftest import LIMIT, start_run
-from tests.postgres.multiwait_app import NAMES, check, duel
+from tests.postgres.multiwait_app import NAMES, STARTS, check, duel, starts
 
 KINDS = ("wait_for_all", "wait_for_any", "collect_events")
 
@@ -136,6 +137,7 @@ async def test_on_timeout(app: tarry.Tarry, clock: VirtualClock, kind: str, on_t
     else:
         assert done.status == "cancelled" and seen == []
         assert done.error is not None and done.error["name"] == "Cancelled"
+        assert "'w'" in done.error["message"] and "on_timeout" in done.error["message"], "naming what cancelled it"
 
 
 async def test_events_taken_before_a_wait_for_all_times_out_stay_consumed(
@@ -350,10 +352,12 @@ async def test_collect_events_without_count_gathers_until_the_deadline(app: tarr
     assert done.output == [0, 1, 2, 3, 4]
 
 
-async def test_collect_events_stops_at_a_thousand_events(app: tarry.Tarry, clock: VirtualClock) -> None:
+@pytest.mark.parametrize("when", ["stored", "arriving"])
+async def test_collect_events_stops_at_a_thousand_events(app: tarry.Tarry, clock: VirtualClock, when: str) -> None:
     @app.function(trigger="bulk/start")
     async def gather_all(ctx: tarry.Context) -> dict[str, Any]:
-        await ctx.step.sleep("open", "1m")
+        if when == "stored":  # the events are all sent before the step is reached
+            await ctx.step.sleep("open", "1m")
         first = await ctx.step.collect_events("first", event="bulk/item", timeout="1h")
         rest = await ctx.step.collect_events("rest", event="bulk/item", timeout="1m")
         return {"first": [e.data["n"] for e in first], "rest": [e.data["n"] for e in rest]}
@@ -362,7 +366,9 @@ async def test_collect_events_stops_at_a_thousand_events(app: tarry.Tarry, clock
         run = await start_run(app, tarry.Event("bulk/start"))
         for chunk in range(0, 1005, 100):
             await app.send([tarry.Event("bulk/item", {"n": n}) for n in range(chunk, min(chunk + 100, 1005))])
-        await clock.advance("1m")
+        if when == "stored":
+            await clock.advance("1m")
+        await app.idle(timeout=LIMIT)
         waiting = await app.get_run(run.id)
         assert waiting is not None and waiting.status == "waiting"
         assert step_of(waiting, "first").status == "completed", "the first step stopped at 1,000, before its deadline"
@@ -414,9 +420,12 @@ async def test_a_condition_with_a_list_of_event_names_takes_any_of_them(app: tar
     async def named(ctx: tarry.Context) -> list[Any]:
         got = await ctx.step.wait_for_all("both", [
             tarry.Wait(event=["n/replied", "n/closed"], match="data.ticket"),
-            tarry.Wait(event="n/billed", match="data.ticket"),
+            tarry.Wait("n/billed", match="data.ticket"),  # the name may be given by position, the rest by keyword
         ], timeout="1h")  # fmt: skip
         return [None if e is None else e.name for e in got]
+
+    with pytest.raises(TypeError):
+        tarry.Wait("n/billed", "data.ticket")  # type: ignore[misc]
 
     async with app:
         run = await start_run(app, tarry.Event("n/start", {"ticket": 3}))
@@ -445,6 +454,22 @@ async def test_a_wait_for_all_whose_events_pass_4_mib_raises_a_step_error(app: t
         done = await app.wait_for_run(run.id, timeout=LIMIT)
     assert done.status == "completed" and done.output[0] == "ValueError", done.output
     assert "nine" in done.output[1], "the message names the step"
+
+
+async def test_every_matching_run_collects_one_event_a_duplicate_is_not_collected_a_delayed_one_at_its_time(
+    app: tarry.Tarry, clock: VirtualClock
+) -> None:
+    polls(app)
+    async with app:
+        runs = [await start_run(app, tarry.Event("poll/opened", {"pollId": "p1"})) for _ in range(2)]
+        await clock.advance("1m")
+        await app.send(tarry.Event("poll/vote.cast", {"pollId": "p1", "n": 1}, id="vote-1"))
+        await app.send(tarry.Event("poll/vote.cast", {"pollId": "p1", "n": 1}, id="vote-1"))  # deduplicated
+        await app.send(tarry.Event("poll/vote.cast", {"pollId": "p1", "n": 2}, ts=clock.now_ms() + 30 * 60_000))
+        await clock.advance("59m")
+        await clock.advance("1m")
+        done = [await app.wait_for_run(r.id, timeout=LIMIT) for r in runs]
+    assert [d.output for d in done] == [[1, 2], [1, 2]]
 
 
 # -- which condition takes an event -----------------------------------------------
@@ -612,6 +637,7 @@ async def test_the_waits_api_lists_each_open_condition_with_its_index_and_kind(
     executions: list[str] = []
     refunds(app, executions)
     polls(app, count=2)
+    reached = clock.now()
     async with app:
         order = await start_run(app, ORDER)
         refund = await start_run(app, tarry.Event("refund/requested", {"refundId": "r1"}))
@@ -630,6 +656,8 @@ async def test_the_waits_api_lists_each_open_condition_with_its_index_and_kind(
         assert waits[0]["events"] == ["kyc/document.verified"] and waits[0]["match"] == {"data.userId": "u1"}
         assert waits[1]["events"] == ["billing/payment.succeeded"] and waits[1]["match"] == {"key": "order-o1"}
         assert waits[0]["until"] == waits[1]["until"] and waits[0]["until"] is not None, "one deadline"
+        until = datetime.fromisoformat(waits[0]["until"].replace("Z", "+00:00"))
+        assert abs(until - (reached + timedelta(days=3))) < timedelta(seconds=1), "3 days after the step was reached"
 
         waits = sorted(by_run[refund.id], key=lambda w: w["condition"])
         assert [(w["condition"], w["kind"]) for w in waits] == [(0, "wait_for_any"), (1, "wait_for_any")]
@@ -670,6 +698,20 @@ async def test_the_sync_twins_in_a_plain_def_function(app: tarry.Tarry) -> None:
         done = await app.wait_for_run(run.id, timeout=LIMIT)
     assert done.output == [["sync/a", "sync/b"], [1, "tarry/notify"], [1, 2]]
     assert [s.kind for s in done.steps] == list(KINDS)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_sync_twin_inside_an_async_function_is_a_clear_error(app: tarry.Tarry, kind: str) -> None:
+    @app.function(trigger="mixed")
+    async def mixed(ctx: tarry.Context) -> None:
+        if kind == "collect_events":
+            ctx.step.collect_events_sync("x", event="e", timeout="1h")
+        else:
+            getattr(ctx.step, kind + "_sync")("x", [tarry.Wait(event="e")], timeout="1h")
+
+    async with app:
+        run = await start_run(app, tarry.Event("mixed"))
+    assert run.status == "failed" and run.error is not None and f"await ctx.step.{kind}" in run.error["message"]
 
 
 # -- restarts, cancelling ------------------------------------------------------
@@ -743,13 +785,56 @@ async def test_a_restart_in_the_middle_of_a_step_keeps_what_it_has_taken(
     assert done.output == {"all": [a, b], "any": ["tuple", 0, c], "collect": v1 + v2}
 
 
+async def test_a_rerun_keeps_a_recorded_step_and_one_from_it_looks_back_from_the_original_trigger(
+    app: tarry.Tarry,
+) -> None:
+    @app.function(trigger="shop/order.placed")
+    async def fulfil_then_ship(ctx: tarry.Context) -> list[Any]:
+        ready = await ctx.step.wait_for_all("kyc-and-payment", [
+            tarry.Wait(event="kyc/document.verified", match="data.userId"),
+            tarry.Wait(event="billing/payment.succeeded", key=f"order-{ctx.event.data['orderId']}"),
+        ], timeout="3d")  # fmt: skip
+        shipped = await ctx.step.run("ship", lambda: "shipped")
+        return [ids(ready), shipped]
+
+    async with app:
+        run = await start_run(app, ORDER)
+        [kyc] = await app.send(tarry.Event("kyc/document.verified", {"userId": "u1"}))
+        [payment] = await app.send(tarry.Event("billing/payment.succeeded", key="order-o1"))
+        done = await app.wait_for_run(run.id, timeout=LIMIT)
+        kept = await app.wait_for_run(await app.rerun(run.id, from_step="ship"), timeout=LIMIT)
+        again = await app.wait_for_run(await app.rerun(run.id, from_step="kyc-and-payment"), timeout=LIMIT)
+    assert done.output == [[kyc, payment], "shipped"]
+    assert kept.output == done.output, "the recorded step keeps its events"
+    assert again.output == done.output, "run anew, it looks back from the original trigger"
+
+
+async def test_a_deadline_that_passed_while_no_worker_ran_fires_when_one_comes_back(
+    make_app: Callable[..., tarry.Tarry], clock: VirtualClock
+) -> None:
+    first = make_app()
+    kyc_and_payment(first)
+    async with first:
+        run = await start_run(first, ORDER)
+        [kyc] = await first.send(tarry.Event("kyc/document.verified", {"userId": "u1"}))
+        assert await status(first, run.id) == "waiting"
+    await clock.advance("4d")
+    second = make_app()
+    kyc_and_payment(second)
+    async with second:
+        await clock.advance("1s")
+        done = await second.wait_for_run(run.id, timeout=LIMIT)
+    assert done.status == "completed" and done.output["ids"] == [kyc, None]
+
+
+@pytest.mark.parametrize("how", ["cancel_run", "cancel_on"])
 @pytest.mark.parametrize("kind", KINDS)
 async def test_cancelling_a_run_in_the_step_closes_every_condition(
-    app: tarry.Tarry, clock: VirtualClock, kind: str
+    app: tarry.Tarry, clock: VirtualClock, kind: str, how: str
 ) -> None:
     reached: list[str] = []
 
-    @app.function(trigger="x/start")
+    @app.function(trigger="x/start", cancel_on=[tarry.CancelOn(event="x/stop")])
     async def cancellable(ctx: tarry.Context) -> str:
         waits = [tarry.Wait(event="x/a"), tarry.Wait(event="x/b")]
         if kind == "collect_events":
@@ -764,13 +849,17 @@ async def test_cancelling_a_run_in_the_step_closes_every_condition(
         if kind != "wait_for_any":  # one event of two taken: cancelled in the middle of the step
             await app.send(tarry.Event("x/a"))
         assert await status(app, run.id) == "waiting"
-        assert await app.cancel_run(run.id) is True
+        if how == "cancel_run":
+            assert await app.cancel_run(run.id) is True
+        else:
+            await app.send(tarry.Event("x/stop"))
         cancelled = await app.wait_for_run(run.id, timeout=LIMIT)
         assert await open_waits(app, run.id) == []
         await app.send([tarry.Event("x/a"), tarry.Event("x/b")])
         await clock.advance("1h")
         after = await app.get_run(run.id)
     assert cancelled.status == "cancelled" and cancelled.error is not None
+    assert ("cancel_run" if how == "cancel_run" else "x/stop") in cancelled.error["message"], cancelled.error
     assert after is not None and after.status == "cancelled" and after.error == cancelled.error
     assert reached == []
 
@@ -793,6 +882,7 @@ BAD_OPTIONS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "empty": ({"waits": [], "timeout": "1h"}, ()),
     "bad-timeout": ({"timeout": "1 month"}, ("timeout", "'1 month'")),
     "negative-timeout": ({"timeout": -1}, ("timeout",)),
+    "too-long-timeout": ({"timeout": "400d"}, ("timeout",)),
     "bad-on-timeout": ({"timeout": "1h", "on_timeout": "explode"}, ("on_timeout", "'explode'")),
     "bad-lookback": ({"timeout": "1h", "lookback": "forever"}, ("lookback",)),
     "missing-timeout": ({}, ("timeout",)),
@@ -879,12 +969,12 @@ async def test_bad_input_is_refused_at_the_call_naming_the_condition_and_nothing
 # -- racing events ------------------------------------------------------------------
 
 
-def test_two_events_racing_for_one_wait_for_any_one_wins_and_the_other_stays(
+def test_two_events_racing_for_one_step_one_wins_a_wait_for_any_and_both_complete_the_others(
     make_app: Callable[..., tarry.Tarry],
 ) -> None:
     app = make_app()
     duel(app)
-    trials = 40
+    trials = 80
     sent: dict[str, dict[int, str]] = {name: {} for name in NAMES}
     barrier = threading.Barrier(2, timeout=LIMIT)
 
@@ -895,16 +985,16 @@ def test_two_events_racing_for_one_wait_for_any_one_wins_and_the_other_stays(
 
     async def scenario() -> None:
         async with app:
-            await app.send([tarry.Event("duel/start", {"n": n}) for n in range(trials)])
+            await app.send([start for n in range(trials) for start in starts(n)])
             await app.idle(timeout=LIMIT)
-            assert len(await app.list_runs(status="waiting", limit=1000)) == trials
+            assert len(await app.list_runs(status="waiting", limit=1000)) == trials * len(STARTS)
             threads = [threading.Thread(target=sender, args=(name,)) for name in sent]
             for thread in threads:
                 thread.start()
             await asyncio.get_running_loop().run_in_executor(None, lambda: [t.join(LIMIT * 3) for t in threads])
             await app.idle(timeout=LIMIT)
-            runs = await app.list_runs(function_id="duelling", limit=1000)
-            assert len(runs) == trials
+            runs = await app.list_runs(limit=1000)
+            assert len(runs) == trials * len(STARTS)
             check([await app.wait_for_run(r.id, timeout=LIMIT) for r in runs], sent)
 
     asyncio.run(scenario())
