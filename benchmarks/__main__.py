@@ -4,6 +4,7 @@ python -m benchmarks report                       # everything, both stores, DBO
 python -m benchmarks render                       # docs/benchmarks.md and .png again from results/report.json
 python -m benchmarks engine --store sqlite        # ingest, park, resume, latency on one store
 python -m benchmarks match --sizes 1000,100000    # match cost as waits grow
+python -m benchmarks match --any --sizes 1000,100000  # the same, the runs in wait_for_any of two conditions
 python -m benchmarks match --scanned              # one 450 KiB event against 100 scanned waits
 python -m benchmarks workers --counts 1,2,4       # PostgreSQL with several worker processes
 python -m benchmarks http --requests 500          # keep-alive latency and /metrics cost on a real tarry dev
@@ -54,6 +55,7 @@ def main() -> None:
     m.add_argument("--sizes", default="1000,10000,100000", help="numbers of waiting runs (comma-separated)")
     m.add_argument("--samples", type=int, default=300, help="events routed per size")
     m.add_argument("--if-exp", action="store_true", help="wait with an if_exp (equality term + residual)")
+    m.add_argument("--any", action="store_true", help="wait in wait_for_any of two conditions (match= each)")
     m.add_argument("--scanned", action="store_true", help="one 450 KiB event against 100 scanned waits instead")
     m.add_argument("--postgres", default=POSTGRES)
     w = commands.add_parser("workers", help="resume throughput on PostgreSQL with 1, 2, 4 worker processes")
@@ -107,9 +109,11 @@ def main() -> None:
             rows = [match.scanned(backend, reads=reads) for reads in match.SCANNED_IF]
             result = {"workload": f"match-scanned-{args.store}", "rows": rows}
         else:
-            print(f"match cost, {'if_exp' if args.if_exp else 'match='} waits, {args.store}:")
-            rows = match.run(backend, [int(s) for s in args.sizes.split(",")], args.samples, args.if_exp)
-            result = {"workload": f"match-{args.store}{'-if-exp' if args.if_exp else ''}", "rows": rows}
+            variant = "wait_for_any" if args.any else "if_exp" if args.if_exp else "match="
+            print(f"match cost, {variant} waits, {args.store}:")
+            rows = match.run(backend, [int(s) for s in args.sizes.split(",")], args.samples, args.if_exp, args.any)
+            suffix = "-any" if args.any else "-if-exp" if args.if_exp else ""
+            result = {"workload": f"match-{args.store}{suffix}", "rows": rows}
         result["machine"] = machine(args.postgres if args.store == "postgresql" else None)
     result["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     RESULTS.mkdir(exist_ok=True)

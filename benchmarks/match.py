@@ -1,7 +1,9 @@
 """Match cost: the time to route one event to its wait as the number of waiting runs grows.
 
 N runs wait on one event name, each for its own key (``match="data.userId"``;
-or an ``if_exp`` with an equality term and a residual). The worker is then
+or an ``if_exp`` with an equality term and a residual; or, with ``any_``, in a
+``wait_for_any`` of two conditions, the event's name with ``match=`` and a
+second name). The worker is then
 stopped and a client sends events one at a time, each matching one waiting
 run: the time of each ``send`` (insert, index probe, ``if_exp`` on the
 candidates, claim, record, commit) is the match cost. The waiting runs grow
@@ -20,23 +22,29 @@ from benchmarks.common import Backend, percentiles
 from benchmarks.engine import until_status
 
 NAME = "bench/user.verified"
+OTHER = "bench/user.rejected"  # the second condition of the wait_for_any variant
 IF_EXP = "event.data.userId == async.data.userId && async.data.level > 1"
 
 
-def define(app: tarry.Tarry, if_exp: bool) -> None:
+def define(app: tarry.Tarry, if_exp: bool, any_: bool = False) -> None:
     @app.function(trigger="bench/user.created", retries=0)
     async def waiter(ctx: tarry.Context) -> Any:
-        if if_exp:
+        if any_:
+            chosen = await ctx.step.wait_for_any("w", [
+                tarry.Wait(event=NAME, match="data.userId"), tarry.Wait(event=OTHER, match="data.userId"),
+            ], timeout="7d")  # fmt: skip
+            got = None if chosen is None else chosen[1]
+        elif if_exp:
             got = await ctx.step.wait_for_event("w", event=NAME, timeout="7d", if_exp=IF_EXP)
         else:
             got = await ctx.step.wait_for_event("w", event=NAME, timeout="7d", match="data.userId")
         return None if got is None else got.data
 
 
-async def park(url: str, first: int, last: int, waiting: int, if_exp: bool) -> float:
+async def park(url: str, first: int, last: int, waiting: int, if_exp: bool, any_: bool = False) -> float:
     """Start runs ``first`` .. ``last - 1`` and wait until ``waiting`` runs wait; runs parked per second."""
     app = tarry.Tarry("bench", database_url=url, concurrency=256)
-    define(app, if_exp)
+    define(app, if_exp, any_)
     async with app:
         began = time.perf_counter()
         for start in range(first, last, 1000):
@@ -48,9 +56,9 @@ async def park(url: str, first: int, last: int, waiting: int, if_exp: bool) -> f
         return (last - first) / (time.perf_counter() - began)
 
 
-async def route(url: str, keys: list[int], if_exp: bool) -> list[float]:
+async def route(url: str, keys: list[int], if_exp: bool, any_: bool = False) -> list[float]:
     client = tarry.Tarry("bench", database_url=url)
-    define(client, if_exp)
+    define(client, if_exp, any_)
     await client.start(worker=False)
     costs = []
     try:
@@ -64,16 +72,16 @@ async def route(url: str, keys: list[int], if_exp: bool) -> list[float]:
     return costs
 
 
-def run(backend: Backend, sizes: list[int], samples: int, if_exp: bool) -> list[dict[str, Any]]:
+def run(backend: Backend, sizes: list[int], samples: int, if_exp: bool, any_: bool = False) -> list[dict[str, Any]]:
     """Route ``samples`` events at each size; one row per size, with the p50's ratio to the smallest's."""
-    url = backend.fresh("match-if" if if_exp else "match")
+    url = backend.fresh("match-any" if any_ else "match-if" if if_exp else "match")
     rows: list[dict[str, Any]] = []
     parked, consumed = 0, set[int]()
     for n in sizes:
-        rate = asyncio.run(park(url, parked, n, n - len(consumed), if_exp))
+        rate = asyncio.run(park(url, parked, n, n - len(consumed), if_exp, any_))
         parked = n
         keys = _spread(n, samples, consumed)
-        costs = asyncio.run(route(url, keys, if_exp))
+        costs = asyncio.run(route(url, keys, if_exp, any_))
         consumed.update(keys)
         rows.append(
             {"waiting": n, "park_per_s": round(rate), **{k: round(v, 3) for k, v in percentiles(costs).items()}}

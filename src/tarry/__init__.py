@@ -19,7 +19,7 @@ from tarry._errors import (
     WaitTimeoutError,
 )
 from tarry._flow import Batch, Concurrency, Debounce, Priority, RateLimit, Singleton, Throttle, Timeouts
-from tarry._function import CancelOn, Trigger
+from tarry._function import CancelOn, Trigger, Wait
 from tarry._model import DeadLetter, DeadLetterKind, Event, ResumeHandle, Run, RunStatus, StepRecord, StepStatus
 from tarry._step import Step
 
@@ -55,6 +55,7 @@ __all__ = [
     "Throttle",
     "Timeouts",
     "Trigger",
+    "Wait",
     "WaitTimeoutError",
     "testing",
 ]

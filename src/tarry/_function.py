@@ -37,6 +37,19 @@ class CancelOn:
     timeout: Any = None
 
 
+@dataclass(frozen=True)
+class Wait:
+    """One condition of ``wait_for_all`` or ``wait_for_any``, with the rules of ``wait_for_event``:
+    an ``event`` name (or a list of names), ``match``, ``if_exp`` and ``key``; at least one of
+    ``event`` and ``key``."""
+
+    event: str | list[str] | None = None
+    _: KW_ONLY
+    match: str | None = None
+    if_exp: str | None = None
+    key: str | None = None
+
+
 def _check_name(item: object) -> str:
     if not isinstance(item, str) or not item.strip() or len(item) > 256:
         raise ValueError(f"invalid trigger {item!r}: an event name is a non-empty string of at most 256 characters")

@@ -146,7 +146,7 @@ class RunStatus(enum.StrEnum):
     QUEUED = "queued"  #: ready to run; a worker will claim it
     RUNNING = "running"  #: a worker is executing it
     SLEEPING = "sleeping"  #: in sleep, sleep_until, or a retry's backoff
-    WAITING = "waiting"  #: in wait_for_event, wait_for_resume or invoke
+    WAITING = "waiting"  #: in wait_for_event, wait_for_all, wait_for_any, collect_events, wait_for_resume or invoke
     COMPLETED = "completed"  #: returned; ``output`` holds the value
     FAILED = "failed"  #: raised; ``error`` holds name and message
     CANCELLED = "cancelled"  #: cancelled: ``error["message"]`` names by what (cancel_run, cancel_on, a timeout...)
@@ -261,10 +261,14 @@ class EventRecord:
 class Wait:
     """An open wait: what a run waits for, since when, until when.
 
-    ``kind`` is ``event`` (wait_for_event), ``resume`` (wait_for_resume) or
-    ``invoke``; ``events`` the awaited names (empty for a key-only wait);
-    ``match`` the index terms as ``{path: value}``; ``if_exp`` what is checked
-    on each candidate; ``resume_url`` the handle's URL for a resume wait.
+    ``kind`` is ``event`` (wait_for_event), ``resume`` (wait_for_resume),
+    ``invoke``, or the step of several conditions it is one condition of
+    (``wait_for_all``, ``wait_for_any``, ``collect_events``; ``condition`` its
+    index, ``None`` for the others; ``remaining`` how many events a
+    ``collect_events`` still takes); ``events`` the awaited names (empty for a
+    key-only wait); ``match`` the index terms as ``{path: value}``;
+    ``if_exp`` what is checked on each candidate; ``resume_url`` the handle's
+    URL for a resume wait.
     """
 
     run_id: str
@@ -278,6 +282,8 @@ class Wait:
     until: datetime | None
     resume_url: str | None = None
     redirect_url: str | None = None
+    condition: int | None = None
+    remaining: int | None = None
     seq: int = field(default=0, kw_only=True)  #: its position in the list of open waits
 
 

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import inspect
 import logging
+import reprlib
 import time
 from collections.abc import Callable, Coroutine
 from datetime import datetime
@@ -24,6 +25,7 @@ from tarry._engine import runlog, signing, waits
 from tarry._engine.execution import STORE_FAILED, Intent, Park, Stop
 from tarry._engine.retry import retry_delay_ms
 from tarry._errors import NonRetriableError, StepError, StoreError, WaitTimeoutError, describe
+from tarry._function import Wait
 from tarry._model import Event, ResumeHandle, RunStatus, StepStatus
 from tarry._store.base import Control, HandleWrite, StepRow, StepWrite, TimerWrite, WaitWrite
 from tarry._twins import sync_twin
@@ -209,6 +211,58 @@ class Step:
         ))  # fmt: skip
         return None if output is None else _received(output)
 
+    async def wait_for_all(self, step_id: str, waits: list[Wait], *, timeout: Duration, on_timeout: str = "continue",
+                           lookback: Duration | None = "run") -> list[Event | None]:  # fmt: skip
+        """Park until every condition has taken an event; returns them in the order of ``waits``.
+
+        One deadline for all: when it passes first, per ``on_timeout`` (``"continue"``: ``None`` for
+        the conditions still open); the events already taken stay consumed."""
+        output = await self._wait(step_id, "wait_for_all", self._conditions("wait_for_all", waits, timeout=timeout,
+                                                                           on_timeout=on_timeout, lookback=lookback))  # fmt: skip
+        return [None if e is None else _received(e) for e in output]
+
+    async def wait_for_any(self, step_id: str, waits: list[Wait], *, timeout: Duration, on_timeout: str = "continue",
+                           lookback: Duration | None = "run") -> tuple[int, Event] | None:  # fmt: skip
+        """Park until the first event that matches any condition: returns ``(its index, the event)``.
+
+        The other conditions close in the same transaction and consume nothing; at the deadline, per
+        ``on_timeout`` (``None`` for ``"continue"``)."""
+        output = await self._wait(step_id, "wait_for_any", self._conditions("wait_for_any", waits, timeout=timeout,
+                                                                           on_timeout=on_timeout, lookback=lookback))  # fmt: skip
+        return None if output is None else (output[0], _received(output[1]))
+
+    async def collect_events(
+        self, step_id: str, *, event: str | list[str] | None = None, match: str | None = None,
+        if_exp: str | None = None, key: str | None = None, count: int | None = None, timeout: Duration,
+        lookback: Duration | None = "run",
+    ) -> list[Event]:  # fmt: skip
+        """Gather matching events until ``count`` have arrived or ``timeout`` passes; oldest first.
+
+        The timeout is no error here: the step returns what it has (possibly ``[]``). It stops at
+        1,000 events, or before its events would pass 4 MiB of JSON."""
+        condition = {"event": event, "match": match, "if_exp": if_exp, "key": key}
+        x = self._x
+        output = await self._wait(step_id, "collect_events", lambda sid: waits.group(
+            sid, "collect_events", [condition], timeout=timeout, on_timeout="continue", lookback=lookback,
+            count=count, trigger=x.trigger_json(), now=x.now()))  # fmt: skip
+        return [_received(e) for e in output]
+
+    def _conditions(self, kind: str, items: object, **options: Any) -> Callable[[str], list[WaitWrite]]:
+        """Build a step's conditions when it is first reached (its options checked then, as a wait's)."""
+        x = self._x
+
+        def build(sid: str) -> list[WaitWrite]:
+            if not isinstance(items, list | tuple) or not items:
+                raise ValueError(f"invalid waits {reprlib.repr(items)}: a non-empty list of tarry.Wait")
+            conditions = []
+            for i, item in enumerate(items):
+                if not isinstance(item, Wait):
+                    raise ValueError(f"condition {i}: {reprlib.repr(item)} is not a tarry.Wait")
+                conditions.append({"event": item.event, "match": item.match, "if_exp": item.if_exp, "key": item.key})
+            return waits.group(sid, kind, conditions, trigger=x.trigger_json(), now=x.now(), **options)
+
+        return build
+
     async def invoke(
         self, step_id: str, function: Callable[..., Any] | str, data: dict[str, Any] | None = None,
         timeout: Duration | None = None,
@@ -276,7 +330,7 @@ class Step:
         return await self._wait(step_id, "wait_for_resume", lambda sid: waits.wait_for_resume(
             sid, waits.token_hash(handle.token), expires_at, on_timeout))  # fmt: skip
 
-    async def _wait(self, step_id: str, kind: str, build: Callable[[str], WaitWrite]) -> Any:
+    async def _wait(self, step_id: str, kind: str, build: Callable[[str], WaitWrite | list[WaitWrite]]) -> Any:
         """A wait step: its recorded result on replay; else ``build(recorded id)`` registers it.
 
         The options are checked and turned into index rows only when the wait is first reached,
@@ -294,7 +348,7 @@ class Step:
         if row is None:
             wait = build(sid)
             step = StepWrite(sid, kind, StepStatus.WAITING, 0, None, None, x.now())
-            await x.park(Intent(RunStatus.WAITING, [step], waits=[wait]))
+            await x.park(Intent(RunStatus.WAITING, [step], waits=wait if isinstance(wait, list) else [wait]))
         await x.park(Intent(RunStatus.WAITING))
 
     # -- bridging for plain def functions ------------------------------------
@@ -316,6 +370,9 @@ class Step:
     sleep_until_sync = sync_twin(sleep_until)
     send_event_sync = sync_twin(send_event)
     wait_for_event_sync = sync_twin(wait_for_event)
+    wait_for_all_sync = sync_twin(wait_for_all)
+    wait_for_any_sync = sync_twin(wait_for_any)
+    collect_events_sync = sync_twin(collect_events)
     invoke_sync = sync_twin(invoke)
     resume_url_sync = sync_twin(resume_url)
     wait_for_resume_sync = sync_twin(wait_for_resume)

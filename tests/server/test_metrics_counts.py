@@ -183,3 +183,49 @@ async def test_counts_stay_right_with_two_processes_writing_and_scraping_at_once
         counts = await second.engine.store.counts()
     assert sum(truth.runs.values()) == 80 and truth.runs["sleeping"] == 40  # some resumed, or still waiting
     assert ({s: n for s, n in counts.runs.items() if n}, counts.open_waits) == (truth.runs, truth.open_waits)
+
+
+async def test_a_step_of_several_conditions_counts_once_and_as_scanned_while_a_scanned_condition_is_open(
+    make_app: Callable[..., tarry.Tarry],
+) -> None:
+    app = make_app(base_url="http://testserver")
+
+    @app.function(trigger="m/all")
+    async def mixed_all(ctx: tarry.Context) -> object:
+        got = await ctx.step.wait_for_all("both", [
+            tarry.Wait(event="m/indexed", match="data.id"), tarry.Wait(event="m/scanned"),
+        ], timeout="1d")  # fmt: skip
+        return [e is not None for e in got]
+
+    @app.function(trigger="m/any")
+    async def mixed_any(ctx: tarry.Context) -> object:
+        got = await ctx.step.wait_for_any("either", [
+            tarry.Wait(event="m/scanned-too"), tarry.Wait(event="m/other", match="data.id"),
+        ], timeout="1d")  # fmt: skip
+        return None if got is None else got[0]
+
+    async with app:
+        transport = httpx.ASGITransport(app=create_app(app, manage=False))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+
+            async def check(stage: str) -> Counts:
+                await app.idle(timeout=LIMIT)
+                truth = await rows_counted(app)
+                truth = Counts({s: n for s, n in truth.runs.items() if n}, truth.open_waits, truth.scanned_waits)
+                assert scraped((await client.get("/metrics")).text) == truth, stage
+                return truth
+
+            await app.send([tarry.Event("m/all", {"id": "1"}), tarry.Event("m/all", {"id": "2"}),
+                            tarry.Event("m/any", {"id": "3"})])  # fmt: skip
+            parked = await check("parked")
+            assert parked.open_waits == 3 and parked.scanned_waits == 3
+            await app.send(tarry.Event("m/scanned"))  # both wait_for_all: their indexed conditions are left
+            partly = await check("the scanned condition of each wait_for_all taken")
+            assert partly.open_waits == 3 and partly.scanned_waits == 1
+            await app.send(tarry.Event("m/indexed", {"id": "2"}))  # the second run completes
+            await app.send(tarry.Event("m/other", {"id": "3"}))  # the wait_for_any closes both conditions
+            later = await check("a wait_for_all completed, a wait_for_any resolved by its indexed condition")
+            assert later.open_waits == 1 and later.scanned_waits == 0
+            await app.send(tarry.Event("m/indexed", {"id": "1"}))
+            done = await check("all resolved")
+            assert done.open_waits == 0 and done.scanned_waits == 0

@@ -10,7 +10,7 @@ def test_public_names() -> None:
         "Batch", "CancelOn", "Concurrency", "Context", "Cron", "DeadLetter", "DeadLetterKind", "Debounce", "Event",
         "ExpressionError", "InvalidEventError", "NonRetriableError", "Priority", "RateLimit", "ResumeHandle",
         "RetryAfterError", "Run", "RunStatus", "Singleton", "Step", "StepError", "StepRecord", "StepStatus",
-        "StoreError", "Tarry", "TarryError", "Throttle", "Timeouts", "Trigger", "WaitTimeoutError",
+        "StoreError", "Tarry", "TarryError", "Throttle", "Timeouts", "Trigger", "Wait", "WaitTimeoutError",
         "testing",
     }  # fmt: skip
     for name in tarry.__all__:

@@ -22,6 +22,7 @@ from tarry._flow import NO_FLOW, Filter, Flow
 from tarry._function import Registry
 from tarry._model import Buffer, Event, Run, RunStatus, Wait
 from tarry._store.base import NewEvent, ScheduleWrite, Store, WaitRow, WaitWrite
+from tarry._store.sql_waits import GROUPS
 
 if TYPE_CHECKING:
     from tarry._engine.worker import Worker
@@ -182,5 +183,7 @@ class Engine:
         since = to_datetime(row.created_at)
         assert since is not None
         names = [] if row.kind == "resume" else row.names
+        condition = row.condition if row.kind in GROUPS else None
+        remaining = row.take if row.kind == "collect_events" else None
         return Wait(row.run_id, row.function_id, row.step_id, row.kind, names, match, row.if_exp, since,
-                    to_datetime(row.due_at), url, row.redirect_url, seq=row.seq)  # fmt: skip
+                    to_datetime(row.due_at), url, row.redirect_url, condition, remaining, seq=row.seq)  # fmt: skip

@@ -10,6 +10,7 @@ candidates found. A wait with no term is in the scanned bucket of its name.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import reprlib
 from typing import Any
@@ -19,6 +20,7 @@ from tarry import _expressions
 from tarry._durations import to_ms
 from tarry._errors import ExpressionError
 from tarry._function import CancelOn
+from tarry._serde import MAX_RESULT_BYTES
 from tarry._store.base import TimerWrite, WaitWrite
 
 ON_TIMEOUT = ("continue", "fail", "cancel")
@@ -84,6 +86,66 @@ def wait_for_event(
     residual = compiled.text if compiled is not None and compiled.residual else None
     timer = TimerWrite(step_id, f"wait-{on_timeout}", now + timeout_ms)
     return WaitWrite(step_id, "event", names, shape, match_key, residual, mode, since, timer, correlation)
+
+
+def _condition(step_id: str, kind: str, *, event: object, match: object, if_exp: object, key: object,
+               lookback: tuple[str, int], trigger: dict[str, Any], condition: int | None) -> WaitWrite:  # fmt: skip
+    """One condition's rows of the index, its options checked (errors name the condition's index)."""
+    try:
+        if event is None and key is None:
+            raise ValueError("a condition needs event=, key=, or both")
+        names = event_names(event) if event is not None else ("",)
+        if key is not None and (not isinstance(key, str) or not key):
+            raise ValueError(f"invalid key {key!r}: a non-empty string")
+        terms: list[_expressions.Term] = []
+        if match is not None:
+            path = check_match(match)
+            terms.append(_expressions.Term(path, event_path=path))
+        if key is not None:
+            terms.append(_expressions.Term("key", constant=key))
+        compiled = None
+        if if_exp is not None:
+            if not isinstance(if_exp, str):
+                raise ExpressionError(repr(if_exp), "an expression must be a string")
+            compiled = _expressions.compile_expression(if_exp)
+            terms.extend(compiled.terms)
+    except ExpressionError as exc:
+        if condition is None:
+            raise
+        raise ExpressionError(exc.expression, exc.reason, f"condition {condition}") from None
+    except ValueError as exc:
+        if condition is None:
+            raise
+        raise ValueError(f"condition {condition}: {exc}") from None
+    shape, match_key = index_of(terms, trigger)
+    residual = compiled.text if compiled is not None and compiled.residual else None
+    mode, since = lookback
+    return WaitWrite(step_id, kind, names, shape, match_key, residual, mode, since, None,
+                     key if isinstance(key, str) else None, condition or 0)  # fmt: skip
+
+
+GROUP_TIMERS = {"wait_for_all": "all", "wait_for_any": "any", "collect_events": "collect"}
+MAX_COLLECT = 1000
+
+
+def group(step_id: str, kind: str, conditions: list[dict[str, Any]], *, timeout: object, on_timeout: object,
+          lookback: object, count: object = None, trigger: dict[str, Any], now: int) -> list[WaitWrite]:  # fmt: skip
+    """The rows of a step of several conditions, every option checked first; one timer, the deadline."""
+    timeout_ms = to_ms(timeout, what="timeout")
+    if on_timeout not in ON_TIMEOUT:
+        raise ValueError(f"invalid on_timeout {reprlib.repr(on_timeout)}: one of 'continue', 'fail', 'cancel'")
+    if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 1):
+        raise ValueError(f"invalid count {reprlib.repr(count)}: an int >= 1, or None")
+    span = _lookback(lookback, now)
+    single = kind == "collect_events"
+    waits = [_condition(step_id, kind, **c, lookback=span, trigger=trigger, condition=None if single else i)
+             for i, c in enumerate(conditions)]  # fmt: skip
+    timer = TimerWrite(step_id, f"{GROUP_TIMERS[kind]}-{on_timeout}", now + timeout_ms)
+    waits[0] = dataclasses.replace(waits[0], timer=timer)
+    if single:
+        take = MAX_COLLECT if count is None else min(count, MAX_COLLECT)
+        waits[0] = dataclasses.replace(waits[0], take=take, room=MAX_RESULT_BYTES - 2)
+    return waits
 
 
 def _lookback(lookback: object, now: int) -> tuple[str, int]:

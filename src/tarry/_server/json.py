@@ -49,7 +49,8 @@ def wait_json(wait: Wait) -> dict[str, Any]:
     return {
         "run_id": wait.run_id, "function_id": wait.function_id, "step_id": wait.step_id, "kind": wait.kind,
         "events": wait.events, "match": wait.match, "if_exp": wait.if_exp, "since": iso(wait.since),
-        "until": iso(wait.until), "resume_url": wait.resume_url,
+        "until": iso(wait.until), "resume_url": wait.resume_url, "condition": wait.condition,
+        "remaining": wait.remaining,
     }  # fmt: skip
 
 

@@ -70,9 +70,12 @@ _DEAD_LETTER = {"type": "object", "properties": {
 
 _WAIT = {"type": "object", "properties": {
     "run_id": {"type": "string"}, "function_id": {"type": "string"}, "step_id": {"type": "string"},
-    "kind": {"type": "string"}, "events": {"type": "array", "items": {"type": "string"}}, "match": {"type": "object"},
+    "kind": {"type": "string", "description": "event, resume, invoke, or wait_for_all, wait_for_any, collect_events"},
+    "events": {"type": "array", "items": {"type": "string"}}, "match": {"type": "object"},
     "if_exp": {"type": ["string", "null"]}, "since": {"type": "string"}, "until": {"type": ["string", "null"]},
     "resume_url": {"type": ["string", "null"]},
+    "condition": {"type": ["integer", "null"], "description": "its index among the conditions of its step"},
+    "remaining": {"type": ["integer", "null"], "description": "collect_events: how many events it still takes"},
 }}  # fmt: skip
 
 _FUNCTION = {"type": "object", "properties": {

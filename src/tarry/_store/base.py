@@ -103,6 +103,13 @@ class TimerKind(enum.StrEnum):
     WAIT_CONTINUE = "wait-continue"  #: a wait's timeout: the step returns None
     WAIT_FAIL = "wait-fail"  #: a wait's timeout: the step fails with WaitTimeoutError
     WAIT_CANCEL = "wait-cancel"  #: a wait's timeout: the run is cancelled
+    ALL_CONTINUE = "all-continue"  #: a wait_for_all's deadline: the step returns what it has, None for the rest
+    ALL_FAIL = "all-fail"  #: a wait_for_all's deadline: the step fails with WaitTimeoutError
+    ALL_CANCEL = "all-cancel"  #: a wait_for_all's deadline: the run is cancelled
+    ANY_CONTINUE = "any-continue"  #: a wait_for_any's deadline: the step returns None
+    ANY_FAIL = "any-fail"  #: a wait_for_any's deadline: the step fails with WaitTimeoutError
+    ANY_CANCEL = "any-cancel"  #: a wait_for_any's deadline: the run is cancelled
+    COLLECT = "collect-continue"  #: a collect_events's deadline: the step returns what it gathered
     CANCEL_EXPIRE = "cancel-expire"  #: a cancel_on stops listening
     START_TIMEOUT = "start-timeout"  #: ``timeouts.start``: a run not started by now is cancelled
     FINISH_TIMEOUT = "finish-timeout"  #: ``timeouts.finish``: a run not finished by now is cancelled
@@ -149,6 +156,9 @@ class WaitWrite:
     since: int = 0
     timer: TimerWrite | None = None
     key: str | None = None  # the correlation key, for looking back by key
+    condition: int = 0  # its position among the conditions of a step of several (wait_for_all, ...)
+    take: int = 1  # how many events it takes (collect_events: up to its count)
+    room: int = 0  # collect_events: how many bytes of events its result has room for
 
 
 @dataclass(frozen=True)
@@ -216,6 +226,8 @@ class WaitRow:
     handle_step: str | None
     redirect_url: str | None
     seq: int = 0  # its position in the list of waits
+    condition: int = 0  # its position among the conditions of its step
+    take: int = 1  # how many events it still takes
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from tarry._store.base import (
 )
 from tarry._store.lifecycle import LifecycleMixin, unstorable
 from tarry._store.rows import buffer_from_row, dead_letter_from_row, event_from_row, event_record, run_from_row
-from tarry._store.sql_waits import Conn
+from tarry._store.sql_waits import Conn, group_waits
 
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741 - an item of a batch
@@ -315,8 +315,8 @@ class SQLStore(LifecycleMixin):
             self._x(c, "insert_timer", {"run_id": run_id, **timer.__dict__})
         self._send(c, events, now, True, None)
         resolved = False
-        for wait in waits:
-            resolved = self._register_wait(c, run_id, wait, now) or resolved
+        for group in group_waits(waits):
+            resolved = self._register(c, run_id, group, now) or resolved
         if not resolved:
             parked = self._x(c, "park_run", {"run_id": run_id, "owner": owner, "status": status}).fetchall()
             if parked:
@@ -496,7 +496,8 @@ class SQLStore(LifecycleMixin):
             rows = self._x(c, "list_waits" if run_id is None else "list_waits_of_run", params).fetchall()
             return [WaitRow(r["run_id"], r["function_id"], r["step_id"], r["kind"],
                             [n for n in r["names"].split("\x1f") if n], r["shape"], r["match_key"], r["if_exp"],
-                            r["created_at"], r["due_at"], r["handle_step"], r["redirect_url"], r["seq"])
+                            r["created_at"], r["due_at"], r["handle_step"], r["redirect_url"], r["seq"],
+                            r["condition"], r["take"])
                     for r in rows]  # fmt: skip
 
         return await self._read(read)

@@ -9,6 +9,7 @@ event is either seen by the registration's look-back or finds the wait.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -30,7 +31,11 @@ SCAN_BUDGET = 1000
 SCAN_BUDGET_BYTES = 8 * 1024 * 1024
 log = logging.getLogger("tarry.store")
 
-__all__ = ["Conn", "Row", "WaitsMixin"]
+#: the kinds of steps that wait for several conditions at once, each condition its own rows of the index
+GROUPS = ("wait_for_all", "wait_for_any", "collect_events")
+TAKERS = ("wait_for_all", "collect_events")  # their conditions take events one by one
+
+__all__ = ["GROUPS", "Conn", "Row", "WaitsMixin", "group_waits"]
 
 
 class WaitsMixin:
@@ -53,19 +58,30 @@ class WaitsMixin:
         for name in wait.names:
             self._x(c, "insert_wait", {"run_id": run_id, "step_id": wait.step_id, "kind": wait.kind,
                                          "event_name": name, "shape": wait.shape, "match_key": wait.match_key,
-                                         "if_exp": wait.if_exp, "now": now})  # fmt: skip
+                                         "if_exp": wait.if_exp, "now": now, "condition": wait.condition,
+                                         "take": wait.take, "room": wait.room})  # fmt: skip
             if wait.shape and name != RESUME:
                 self._x(c, "insert_shape", {"event_name": name, "shape": wait.shape})
         if wait.timer is not None:
             self._x(c, "insert_timer", {"run_id": run_id, **wait.timer.__dict__})
 
+    def _register(self, c: Conn, run_id: str, group: list[WaitWrite], now: int) -> bool:
+        """Register one step's wait (or its conditions), or resolve it at once from what is stored."""
+        if group[0].kind in GROUPS:
+            return self._register_group(c, run_id, group, now)
+        return self._register_wait(c, run_id, group[0], now)
+
+    def _lock_registration(self, c: Conn, waits: list[WaitWrite]) -> None:
+        """Order a registration against events of its names, so that each sees the other (PostgreSQL)."""
+        new_shapes = sorted({name_lock(n) for w in waits for n in w.names if w.shape and n != RESUME
+                             and self._x(c, "shape_since", {"event_name": n, "shape": w.shape}).fetchone() is None})  # fmt: skip
+        if new_shapes:  # events of these names must not slip between the look-back and the new shape
+            self._lock(c, new_shapes)
+        self._lock(c, sorted({key_lock(n, w.shape, w.match_key) for w in waits for n in w.names}))
+
     def _register_wait(self, c: Conn, run_id: str, wait: WaitWrite, now: int) -> bool:
         """Register ``wait``, or resolve it at once from what is stored; True if resolved."""
-        new_shapes = [n for n in wait.names if wait.shape and n != RESUME
-                      and self._x(c, "shape_since", {"event_name": n, "shape": wait.shape}).fetchone() is None]  # fmt: skip
-        if new_shapes:  # events of these names must not slip between the look-back and the new shape
-            self._lock(c, sorted(name_lock(n) for n in new_shapes))
-        self._lock(c, sorted(key_lock(n, wait.shape, wait.match_key) for n in wait.names))
+        self._lock_registration(c, [wait])
         if wait.kind == "resume":
             handle = self._x(c, "handle_by_hash", {"token_hash": wait.match_key}).fetchone()
             if handle is not None and handle["used_at"] is not None:
@@ -75,10 +91,117 @@ class WaitsMixin:
             found = self._look_back(c, run_id, wait)
             if found is not None:
                 self._complete(c, run_id, wait.step_id, _serde.dumps(event_json(found)), now)
-                self._x(c, "insert_consumed", {"run_id": run_id, "seq": found["seq"], "step_id": wait.step_id})
+                self._consume(c, run_id, wait.step_id, 0, found["seq"])
                 return True
         self._insert_wait(c, run_id, wait, now)
         return False
+
+    def _register_group(self, c: Conn, run_id: str, group: list[WaitWrite], now: int) -> bool:
+        """Register the conditions of a step of several, taking what is stored first; True if resolved.
+
+        ``wait_for_any`` takes the oldest stored event any condition matches (the lowest condition for
+        one event matching several); ``wait_for_all``, in condition order, each condition the oldest
+        unconsumed event it matches; ``collect_events`` the oldest ones, up to its count and room."""
+        self._lock_registration(c, group)
+        first = group[0]
+        step_id, kind = first.step_id, first.kind
+        if kind == "wait_for_any":
+            best: tuple[int, Row] | None = None
+            for wait in group:
+                found = self._look_back(c, run_id, wait) if wait.lookback != "none" else None
+                if found is not None and (best is None or found["seq"] < best[1]["seq"]):
+                    best = (wait.condition, found)
+            if best is not None:
+                self._consume(c, run_id, step_id, best[0], best[1]["seq"])
+                self._complete(c, run_id, step_id, _serde.dumps([best[0], event_json(best[1])]), now)
+                return True
+            open_ = group
+        elif kind == "wait_for_all":
+            open_ = []
+            for wait in group:
+                found = self._look_back(c, run_id, wait) if wait.lookback != "none" else None
+                if found is not None:
+                    self._consume(c, run_id, step_id, wait.condition, found["seq"])
+                else:
+                    open_.append(wait)
+            if not open_:
+                self._settle(c, run_id, step_id, self._gathered(c, run_id, step_id, kind), now)
+                return True
+        else:
+            take, room = first.take, first.room
+            while take > 0 and first.lookback != "none":
+                found = self._look_back(c, run_id, first)
+                if found is None:
+                    break
+                size = event_size(found)
+                if size > room:
+                    take = 0  # its result is full: the step ends with what it has
+                    break
+                self._consume(c, run_id, step_id, 0, found["seq"])
+                take, room = take - 1, room - size
+            if take == 0:
+                self._settle(c, run_id, step_id, self._gathered(c, run_id, step_id, kind), now)
+                return True
+            open_ = [dataclasses.replace(first, take=take, room=room)]
+        timer = first.timer
+        for wait in open_:
+            self._insert_wait(c, run_id, dataclasses.replace(wait, timer=None), now)
+        if timer is not None:
+            self._x(c, "insert_timer", {"run_id": run_id, **timer.__dict__})
+        return False
+
+    def _consume(self, c: Conn, run_id: str, step_id: str, condition: int, seq: int) -> None:
+        self._x(c, "insert_consumed", {"run_id": run_id, "seq": seq, "step_id": step_id, "condition": condition})
+
+    def _gathered(self, c: Conn, run_id: str, step_id: str, kind: str, conditions: int = 0) -> str:
+        """The result of a step of several, from the events its conditions consumed (JSON); ``conditions``:
+        at least this many (a wait_for_all's last conditions may have consumed nothing)."""
+        rows = self._x(c, "consumed_by_step", {"run_id": run_id, "step_id": step_id}).fetchall()
+        if kind == "collect_events":
+            return _serde.dumps([event_json(r) for r in rows])
+        if kind == "wait_for_any":
+            return _serde.dumps([rows[0]["condition"], event_json(rows[0])] if rows else None)
+        result: list[Any] = [None] * max([conditions] + [r["condition"] + 1 for r in rows])
+        for r in rows:
+            result[r["condition"]] = event_json(r)
+        return _serde.dumps(result)
+
+    def _settle(self, c: Conn, run_id: str, step_id: str, output: str, now: int) -> None:
+        """A step of several ends with ``output``, unless that is over the limit: then it fails."""
+        too_big = _serde.too_big(f"step {step_id!r} gathered", len(output.encode()))
+        if too_big is None:
+            self._complete(c, run_id, step_id, output, now)
+        else:
+            self._fail(c, run_id, step_id, {"name": "ValueError", "message": too_big}, now)
+
+    def _take(self, c: Conn, wait: Row, event: Row, incoming: dict[str, Any], now: int) -> bool:
+        """A condition of a ``wait_for_all`` or ``collect_events`` takes ``event``; True if it did.
+
+        The deadline's row is taken first (a firing timer takes it first too), so the events of one
+        step and its deadline are ordered; the step completes in the transaction of its last event."""
+        run_id, step_id, kind = wait["run_id"], wait["step_id"], wait["kind"]
+        key = {"run_id": run_id, "step_id": step_id}
+        self._x(c, "lock_timer", key).fetchall()
+        if kind == "wait_for_all":
+            if not self._x(c, "claim_condition", {**key, "condition": wait["condition"]}).rowcount:
+                return False
+            self._consume(c, run_id, step_id, wait["condition"], event["seq"])
+            if self._x(c, "step_is_open", key).fetchone() is not None:
+                return True
+            self._x(c, "delete_timer", key)
+            self._settle(c, run_id, step_id, self._gathered(c, run_id, step_id, kind), now)
+            return True
+        size = len(_serde.dumps(incoming).encode()) + 1
+        left = self._x(c, "take_event", {**key, "size": size}).fetchall()
+        if left:
+            self._consume(c, run_id, step_id, 0, event["seq"])
+            if min(r["take"] for r in left) > 0:
+                return True
+        elif self._x(c, "step_is_open", key).fetchone() is None:
+            return False  # closed already
+        self._claim_wait(c, run_id, step_id)  # full (this event has no room: it stays for others)
+        self._settle(c, run_id, step_id, self._gathered(c, run_id, step_id, kind), now)
+        return bool(left)
 
     def _look_back(self, c: Conn, run_id: str, wait: WaitWrite) -> Row | None:
         """The oldest stored event that the wait accepts and the run has not consumed."""
@@ -148,8 +271,9 @@ class WaitsMixin:
         incoming = incoming or event_json(event)
         output: str | None = None
         budget = Budget(SCAN_BUDGET, SCAN_BUDGET_BYTES)  # for the scanned bucket only: an index probe is bounded
+        taken: set[str] = set()
         for wait in sorted(candidates, key=lambda w: w["id"]):
-            if wait["run_id"] in resumed:
+            if wait["run_id"] in taken:
                 continue  # an event resolves at most one wait per run
             if wait["if_exp"] is not None:
                 if wait["id"] in scanned and budget.skipped:
@@ -159,16 +283,25 @@ class WaitsMixin:
                 spend = budget if wait["id"] in scanned else None
                 if not self.hooks.accepts(wait["if_exp"], event_json(trigger), incoming, spend):
                     continue
+            if wait["kind"] in TAKERS:  # a condition of a wait_for_all or collect_events
+                if self._take(c, wait, event, incoming, now):
+                    taken.add(wait["run_id"])
+                    resumed.append(wait["run_id"])
+                continue
             if self._claim_wait(c, wait["run_id"], wait["step_id"]):
                 if wait["kind"] == "cancel":
                     self._cancel(
                         c, wait["run_id"], now, f"cancelled by a cancel_on event ({event['name']} {event['id']})"
                     )
+                elif wait["kind"] == "wait_for_any":
+                    chosen = _serde.dumps([wait["condition"], incoming])
+                    self._complete(c, wait["run_id"], wait["step_id"], chosen, now)
+                    self._consume(c, wait["run_id"], wait["step_id"], wait["condition"], event["seq"])
                 else:
                     output = output or _serde.dumps(incoming)
                     self._complete(c, wait["run_id"], wait["step_id"], output, now)
-                    self._x(c, "insert_consumed", {"run_id": wait["run_id"], "seq": event["seq"],
-                                                     "step_id": wait["step_id"]})  # fmt: skip
+                    self._consume(c, wait["run_id"], wait["step_id"], 0, event["seq"])
+                taken.add(wait["run_id"])
                 resumed.append(wait["run_id"])
         if budget.skipped:
             log.warning("event %s: %d scanned waits of %r were past the budget of %d evaluations and %d MiB "
@@ -208,13 +341,21 @@ class WaitsMixin:
             self._fail(c, run_id, step_id, {"name": "ValueError", "message": too_big}, now)
 
     def _wait_timed_out(self, c: Conn, run_id: str, step_id: str, kind: str, now: int) -> None:
-        if self._x(c, "claim_wait", {"run_id": run_id, "step_id": step_id}).rowcount == 0:
+        group, _, action = kind.partition("-")
+        key = {"run_id": run_id, "step_id": step_id}
+        conditions = 0
+        if group in ("all", "collect"):  # the number of conditions: the last is open still, or consumed
+            conditions = 1 + max([r["condition"] for r in self._x(c, "open_conditions", key)], default=-1)
+        if self._x(c, "claim_wait", key).rowcount == 0:
             return  # resolved first by an event
-        if kind == "wait-continue":
+        if group in ("all", "collect") and action == "continue":
+            step_kind = "wait_for_all" if group == "all" else "collect_events"
+            self._settle(c, run_id, step_id, self._gathered(c, run_id, step_id, step_kind, conditions), now)
+        elif action == "continue":
             self._complete(c, run_id, step_id, "null", now)
-        elif kind == "wait-fail":
+        elif action == "fail":
             self._fail(c, run_id, step_id, TIMED_OUT, now)
-        elif kind == "wait-cancel":
+        elif action == "cancel":
             self._cancel(c, run_id, now, f"the wait {step_id!r} timed out (on_timeout='cancel')")
         # "cancel-expire": a cancel_on stops listening; nothing else changes
 
@@ -230,6 +371,22 @@ class WaitsMixin:
             if self._claim_wait(c, wait["run_id"], wait["step_id"]):
                 self._resumed(c, wait["run_id"], wait["step_id"], handle, data, now)
         return True
+
+
+def group_waits(waits: list[WaitWrite]) -> list[list[WaitWrite]]:
+    """The waits of a park, one list per step: the conditions of a step of several together."""
+    groups: list[list[WaitWrite]] = []
+    for wait in waits:
+        if groups and wait.kind in GROUPS and groups[-1][0].kind == wait.kind and groups[-1][0].step_id == wait.step_id:
+            groups[-1].append(wait)
+        else:
+            groups.append([wait])
+    return groups
+
+
+def event_size(row: Row) -> int:
+    """What a stored event adds to a collect_events result: its JSON and a comma."""
+    return len(_serde.dumps(event_json(row)).encode()) + 1
 
 
 def name_lock(name: str) -> str:

@@ -135,10 +135,11 @@ function waitTable(waits) {
       const what = w.kind === "resume" ? "a resume URL" :
         [w.events.length ? `<code>${esc(w.events.join(" | "))}</code>` : "any event",
          Object.keys(w.match).length ? `where ${esc(Object.entries(w.match).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(", "))}` : "",
-         w.if_exp ? `if <code>${esc(w.if_exp)}</code>` : ""].filter(Boolean).join(" ");
+         w.if_exp ? `if <code>${esc(w.if_exp)}</code>` : "",
+         w.remaining != null ? `(${esc(w.remaining)} more at most)` : ""].filter(Boolean).join(" ");
       const button = w.resume_url ? `<button data-action="resume" data-url="${esc(w.resume_url)}">Resume</button>` : "";
       return `<tr data-wait-run="${esc(w.run_id)}"><td><a href="#/runs/${esc(w.run_id)}">${esc(w.function_id)}</a></td>
-        <td><code>${esc(w.step_id)}</code> <span class="muted">${esc(w.kind)}</span></td><td>${what}</td>
+        <td><code>${esc(w.step_id)}</code> <span class="muted">${esc(w.kind)}${w.condition != null ? `, condition ${esc(w.condition)}` : ""}</span></td><td>${what}</td>
         <td>${when(w.since)}</td><td>${when(w.until)}</td><td>${button}</td></tr>`;
     }).join("")}</tbody></table>`;
 }

@@ -153,11 +153,11 @@ DELETE FROM workers WHERE heartbeat_at < %(alive_since)s;
 SELECT event_name, shape FROM wait_shapes WHERE event_name IN (%(name)s, '');
 
 -- name: scanned_waits
-SELECT w.id, w.run_id, w.step_id, w.kind, w.if_exp FROM waits w
+SELECT w.id, w.run_id, w.step_id, w.kind, w.if_exp, w.condition FROM waits w
 WHERE w.event_name IN (%(name)s, '') AND w.shape = '' AND w.match_key = '';
 
 -- name: waits_for_key
-SELECT w.id, w.run_id, w.step_id, w.kind, w.if_exp FROM waits w
+SELECT w.id, w.run_id, w.step_id, w.kind, w.if_exp, w.condition FROM waits w
 WHERE w.event_name = %(event_name)s AND w.shape = %(shape)s AND w.match_key = %(match_key)s ORDER BY w.id;
 
 -- name: insert_event_key
@@ -165,8 +165,8 @@ INSERT INTO event_keys (event_name, shape, match_key, seq) VALUES (%(event_name)
 ON CONFLICT DO NOTHING;
 
 -- name: insert_wait
-INSERT INTO waits (run_id, step_id, kind, event_name, shape, match_key, if_exp, created_at)
-VALUES (%(run_id)s, %(step_id)s, %(kind)s, %(event_name)s, %(shape)s, %(match_key)s, %(if_exp)s, %(now)s);
+INSERT INTO waits (run_id, step_id, kind, event_name, shape, match_key, if_exp, created_at, condition, take, room)
+VALUES (%(run_id)s, %(step_id)s, %(kind)s, %(event_name)s, %(shape)s, %(match_key)s, %(if_exp)s, %(now)s, %(condition)s, %(take)s, %(room)s);
 
 -- name: insert_shape
 INSERT INTO wait_shapes (event_name, shape, since_seq)
@@ -189,7 +189,7 @@ UPDATE steps SET status = 'completed', output = %(output)s, ended_at = %(now)s W
 UPDATE steps SET status = 'failed', error = %(error)s, ended_at = %(now)s WHERE run_id = %(run_id)s AND id = %(step_id)s;
 
 -- name: insert_consumed
-INSERT INTO consumed (run_id, event_seq, step_id) VALUES (%(run_id)s, %(seq)s, %(step_id)s)
+INSERT INTO consumed (run_id, event_seq, step_id, condition) VALUES (%(run_id)s, %(seq)s, %(step_id)s, %(condition)s)
 ON CONFLICT DO NOTHING;
 
 -- name: trigger_of_run
@@ -260,29 +260,29 @@ WHERE x.id = %(event_id)s AND (%(before)s::text IS NULL OR r.id < %(before)s) OR
 
 -- name: list_waits
 -- A wait of several names has a row per name; each is listed at its first row, newest first.
-SELECT w.id AS seq, w.run_id, w.step_id, w.kind, w.shape, w.match_key, w.if_exp, w.created_at,
+SELECT w.id AS seq, w.run_id, w.step_id, w.kind, w.condition, w.take, w.shape, w.match_key, w.if_exp, w.created_at,
        (SELECT string_agg(x.event_name, chr(31) ORDER BY x.id) FROM waits x
-        WHERE x.run_id = w.run_id AND x.step_id = w.step_id) AS names,
+        WHERE x.run_id = w.run_id AND x.step_id = w.step_id AND x.condition = w.condition) AS names,
        r.function_id, t.due_at, h.step_id AS handle_step, h.redirect_url
 FROM waits w
 JOIN runs r ON r.id = w.run_id
 LEFT JOIN timers t ON t.run_id = w.run_id AND t.step_id = w.step_id
 LEFT JOIN resume_handles h ON w.kind = 'resume' AND h.token_hash = w.match_key
 WHERE w.kind != 'cancel' AND w.id < %(before)s
-  AND NOT EXISTS (SELECT 1 FROM waits f WHERE f.run_id = w.run_id AND f.step_id = w.step_id AND f.id < w.id)
+  AND NOT EXISTS (SELECT 1 FROM waits f WHERE f.run_id = w.run_id AND f.step_id = w.step_id AND f.condition = w.condition AND f.id < w.id)
 ORDER BY w.id DESC LIMIT %(limit)s;
 
 -- name: list_waits_of_run
-SELECT w.id AS seq, w.run_id, w.step_id, w.kind, w.shape, w.match_key, w.if_exp, w.created_at,
+SELECT w.id AS seq, w.run_id, w.step_id, w.kind, w.condition, w.take, w.shape, w.match_key, w.if_exp, w.created_at,
        (SELECT string_agg(x.event_name, chr(31) ORDER BY x.id) FROM waits x
-        WHERE x.run_id = w.run_id AND x.step_id = w.step_id) AS names,
+        WHERE x.run_id = w.run_id AND x.step_id = w.step_id AND x.condition = w.condition) AS names,
        r.function_id, t.due_at, h.step_id AS handle_step, h.redirect_url
 FROM waits w
 JOIN runs r ON r.id = w.run_id
 LEFT JOIN timers t ON t.run_id = w.run_id AND t.step_id = w.step_id
 LEFT JOIN resume_handles h ON w.kind = 'resume' AND h.token_hash = w.match_key
 WHERE w.run_id = %(run_id)s AND w.kind != 'cancel' AND w.id < %(before)s
-  AND NOT EXISTS (SELECT 1 FROM waits f WHERE f.run_id = w.run_id AND f.step_id = w.step_id AND f.id < w.id)
+  AND NOT EXISTS (SELECT 1 FROM waits f WHERE f.run_id = w.run_id AND f.step_id = w.step_id AND f.condition = w.condition AND f.id < w.id)
 ORDER BY w.id DESC LIMIT %(limit)s;
 
 -- name: count_runs_by_status
@@ -489,8 +489,8 @@ SELECT ckey1, ckey2, skey FROM runs WHERE id = %(run_id)s;
 
 -- name: copy_consumed
 -- What a kept step of a rerun consumed stays consumed in the rerun.
-INSERT INTO consumed (run_id, event_seq, step_id)
-SELECT %(run_id)s, event_seq, step_id FROM consumed WHERE run_id = %(from_run)s AND step_id = %(step_id)s
+INSERT INTO consumed (run_id, event_seq, step_id, condition)
+SELECT %(run_id)s, event_seq, step_id, condition FROM consumed WHERE run_id = %(from_run)s AND step_id = %(step_id)s
 ON CONFLICT DO NOTHING;
 
 -- name: copy_step_errors
@@ -586,3 +586,27 @@ DELETE FROM schedules WHERE id = %(id)s;
 -- name: insert_timer_if_absent
 INSERT INTO timers (run_id, step_id, kind, due_at) VALUES (%(run_id)s, %(step_id)s, %(kind)s, %(due_at)s)
 ON CONFLICT (run_id, step_id) DO NOTHING;
+
+-- Steps of several conditions (wait_for_all, wait_for_any, collect_events).
+
+-- name: lock_timer
+-- The row of the deadline first, as a firing timer takes it, so that an event of a condition and the deadline are ordered.
+SELECT due_at FROM timers WHERE run_id = %(run_id)s AND step_id = %(step_id)s FOR UPDATE;
+
+-- name: claim_condition
+DELETE FROM waits WHERE run_id = %(run_id)s AND step_id = %(step_id)s AND condition = %(condition)s;
+
+-- name: step_is_open
+SELECT 1 AS open FROM waits WHERE run_id = %(run_id)s AND step_id = %(step_id)s LIMIT 1;
+
+-- name: consumed_by_step
+SELECT c.condition, e.seq, e.id, e.name, e.data, e.key, e.v, e.ts FROM consumed c JOIN events e ON e.seq = c.event_seq
+WHERE c.run_id = %(run_id)s AND c.step_id = %(step_id)s ORDER BY c.event_seq;
+
+-- name: take_event
+-- A collect_events condition takes one more event, if its result has room for it.
+UPDATE waits SET take = take - 1, room = room - %(size)s
+WHERE run_id = %(run_id)s AND step_id = %(step_id)s AND room >= %(size)s RETURNING take;
+
+-- name: open_conditions
+SELECT DISTINCT condition FROM waits WHERE run_id = %(run_id)s AND step_id = %(step_id)s;
