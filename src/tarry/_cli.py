@@ -208,7 +208,9 @@ def _serve(app: Tarry, host: str, port: int, **server: Any) -> None:
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     click.echo(f"Tarry {server.get('mode', 'dev')} server for {app.id!r}: http://{shown}:{port}/")
     if server.get("mode") == "serve" and server.get("dashboard_key") is None:
-        click.echo(f"dashboard: off (set TARRY_DASHBOARD_KEY, at least {MIN_KEY_LENGTH} characters, to serve it)", err=True)
+        click.echo(
+            f"dashboard: off (set TARRY_DASHBOARD_KEY, at least {MIN_KEY_LENGTH} characters, to serve it)", err=True
+        )
     try:
         uvicorn_server.run(sockets=[listener])
     except SystemExit:
@@ -280,7 +282,9 @@ def read_dashboard_key(path: str | None) -> str | None:
     key = _read_key_file(path, "--dashboard-key-file").strip() if path else os.environ.get("TARRY_DASHBOARD_KEY", "")
     if not key:
         if path:
-            raise UserError(f"{setting} holds no key (put the dashboard key in it, at least {MIN_KEY_LENGTH} characters)")
+            raise UserError(
+                f"{setting} holds no key (put the dashboard key in it, at least {MIN_KEY_LENGTH} characters)"
+            )
         return None
     if len(key) < MIN_KEY_LENGTH:
         raise UserError(f"{setting}: the dashboard key is too short ({len(key)} characters); "

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 from starlette.routing import Route
 
 import tarry
@@ -19,9 +20,9 @@ DASHBOARD_KEY = "dashboard-key-for-people"
 Console = tuple[tarry.Tarry, httpx.AsyncClient]
 
 
-def serve_app(app: tarry.Tarry, **options: object) -> object:
+def serve_app(app: tarry.Tarry, *, dashboard_key: str | None = None) -> Starlette:
     return create_app(app, mode="serve", event_keys=[EVENT_KEY_1], api_key=SIGNING_KEY, manage=False,
-                      **options)  # type: ignore[arg-type]  # fmt: skip
+                      dashboard_key=dashboard_key)  # fmt: skip
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ async def console(make_app: Callable[..., tarry.Tarry]) -> AsyncIterator[Console
     define(app)
     async with app:
         server = serve_app(app, dashboard_key=DASHBOARD_KEY)
-        transport = httpx.ASGITransport(app=server)  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=server)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield app, client
 
@@ -65,7 +66,7 @@ async def test_without_a_dashboard_key_serve_says_the_dashboard_is_off_and_how_t
 ) -> None:
     app = make_app()
     async with app:
-        transport = httpx.ASGITransport(app=serve_app(app))  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=serve_app(app))
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             page = await client.get("/")
             assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
@@ -122,7 +123,9 @@ async def test_a_wrong_key_is_401_with_the_sign_in_page_saying_so(console: Conso
     for response in (await client.post("/dashboard/sign-in", data={"key": wrong}),
                      await client.post("/dashboard/sign-in", json={"key": wrong})):  # fmt: skip
         assert response.status_code == 401 and response.headers["content-type"].startswith("text/html")
-        assert '<p id="signin-error" class="notice error" role="alert">That dashboard key is wrong.</p>' in response.text
+        assert (
+            '<p id="signin-error" class="notice error" role="alert">That dashboard key is wrong.</p>' in response.text
+        )
         assert 'id="signin"' in response.text and "set-cookie" not in response.headers
     assert 'id="signin"' in (await client.get("/")).text, "still signed out"
 
@@ -164,7 +167,7 @@ async def test_the_right_key_sets_an_http_only_strict_cookie_without_secure_over
 async def test_over_https_the_cookie_is_secure(make_app: Callable[..., tarry.Tarry]) -> None:
     app = make_app()
     async with app:
-        transport = httpx.ASGITransport(app=serve_app(app, dashboard_key=DASHBOARD_KEY))  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=serve_app(app, dashboard_key=DASHBOARD_KEY))
         async with httpx.AsyncClient(transport=transport, base_url="https://console.example") as client:
             response = await client.post("/dashboard/sign-in", data={"key": DASHBOARD_KEY},
                                          headers={"origin": "https://console.example"})  # fmt: skip
@@ -264,7 +267,9 @@ async def test_a_tampered_cookie_is_refused(console: Console) -> None:
     assert (await client.get("/api/v1/runs", headers=session(cookie))).status_code == 200
 
 
-async def test_a_session_expires_after_12_hours(console: Console, clock_of: Callable[[tarry.Tarry], VirtualClock]) -> None:
+async def test_a_session_expires_after_12_hours(
+    console: Console, clock_of: Callable[[tarry.Tarry], VirtualClock]
+) -> None:
     app, client = console
     cookie, token = await sign_in(client)
     clock = clock_of(app)
@@ -283,11 +288,11 @@ async def test_changing_the_dashboard_key_signs_everyone_out(console: Console) -
     app, client = console
     cookie, _ = await sign_in(client)
     restarted = serve_app(app, dashboard_key="another-dashboard-key")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=restarted),  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=restarted),
                                  base_url="http://testserver") as other:  # fmt: skip
         assert (await other.get("/api/v1/runs", headers=session(cookie))).status_code == 401
     again = serve_app(app, dashboard_key=DASHBOARD_KEY)  # the same key, another process: still signed in
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=again),  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=again),
                                  base_url="http://testserver") as same:  # fmt: skip
         assert (await same.get("/api/v1/runs", headers=session(cookie))).status_code == 200
 
@@ -358,7 +363,7 @@ async def test_a_cross_site_form_post_to_any_state_changing_route_is_refused(
     define(app)
     async with app:
         server = serve_app(app, dashboard_key=DASHBOARD_KEY) if mode == "serve" else create_app(app, manage=False)
-        transport = httpx.ASGITransport(app=server)  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=server)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             key = EVENT_KEY_1 if mode == "serve" else "k"
             placed = await client.post(f"/e/{key}", json={"name": "order/placed", "data": {"id": "7"}})
@@ -368,7 +373,7 @@ async def test_a_cross_site_form_post_to_any_state_changing_route_is_refused(
                 cookie, token = await sign_in(client)
                 credentials = session(cookie, token)
             values = {"event_key": key, "run_id": run.id, "key": "order-7", "event_id": placed.json()["ids"][0]}
-            posts = [r.path for r in server.routes if isinstance(r, Route) and "POST" in (r.methods or ())]  # type: ignore[attr-defined]
+            posts = [r.path for r in server.routes if isinstance(r, Route) and "POST" in (r.methods or ())]
             assert {"/dashboard/sign-in", "/dashboard/sign-out", "/api/v1/events", "/e/{event_key}"} <= set(posts)
             form = {"name": "evil/event", "key": DASHBOARD_KEY, "function_id": "order", "csrf": credentials.get(
                 "x-tarry-csrf", "")}  # fmt: skip

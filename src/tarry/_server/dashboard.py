@@ -15,13 +15,15 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from tarry._server.json import error
 from tarry._server.routes import BodyRefused, parse, read_body
-from tarry._server.session import COOKIE, CSRF_HEADER, Access, Sessions
+from tarry._server.session import COOKIE, CSRF_HEADER, Access
 
 log = logging.getLogger("tarry.server")
 
 WRONG_KEY = '<p id="signin-error" class="notice error" role="alert">That dashboard key is wrong.</p>'
-SIGN_OUT = ('<form id="sign-out" method="post" action="/dashboard/sign-out">'
-            '<input type="hidden" name="csrf" value="{{CSRF}}"><button type="submit">Sign out</button></form>')
+SIGN_OUT = (
+    '<form id="sign-out" method="post" action="/dashboard/sign-out">'
+    '<input type="hidden" name="csrf" value="{{CSRF}}"><button type="submit">Sign out</button></form>'
+)
 PAGE_HEADERS = {  # the page holds a CSRF token: never cached, never framed by another site
     "Cache-Control": "no-store",
     "Content-Security-Policy": "frame-ancestors 'none'",
