@@ -129,8 +129,9 @@ class WaitsMixin:
                 return True
         else:
             take, room = first.take, first.room
+            floor = None  # the events are taken oldest first: each look-back starts after the last taken
             while take > 0 and first.lookback != "none":
-                found = self._look_back(c, run_id, first)
+                found = self._look_back(c, run_id, first, floor)
                 if found is None:
                     break
                 size = event_size(found)
@@ -138,7 +139,7 @@ class WaitsMixin:
                     take = 0  # its result is full: the step ends with what it has
                     break
                 self._consume(c, run_id, step_id, 0, found["seq"])
-                take, room = take - 1, room - size
+                take, room, floor = take - 1, room - size, found["seq"]
             if take == 0:
                 self._settle(c, run_id, step_id, self._gathered(c, run_id, step_id, kind), now)
                 return True
@@ -203,8 +204,9 @@ class WaitsMixin:
         self._settle(c, run_id, step_id, self._gathered(c, run_id, step_id, kind), now)
         return bool(left)
 
-    def _look_back(self, c: Conn, run_id: str, wait: WaitWrite) -> Row | None:
-        """The oldest stored event that the wait accepts and the run has not consumed."""
+    def _look_back(self, c: Conn, run_id: str, wait: WaitWrite, floor: int | None = None) -> Row | None:
+        """The oldest stored event that the wait accepts and the run has not consumed; after ``floor``
+        (a seq) when given."""
         trigger = self._x(c, "trigger_of_run", {"run_id": run_id}).fetchone()
         if wait.lookback == "run":  # after the trigger; after the last event of a batch or burst
             after = trigger["last_seq"] if trigger["last_seq"] is not None else trigger["seq"]
@@ -213,6 +215,8 @@ class WaitsMixin:
             if first is None:
                 return None
             after = first - 1
+        if floor is not None:
+            after = max(after, floor)
         best: Row | None = None
         for name in wait.names:
             for seq in self._lookback_candidates(c, run_id, name, wait, after):

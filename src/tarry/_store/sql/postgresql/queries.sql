@@ -203,15 +203,17 @@ SELECT seq, id, name, data, key, v, ts FROM events WHERE seq = %(seq)s;
 SELECT min(seq) AS first FROM events WHERE received_at >= %(since)s;
 
 -- name: lookback_indexed
+-- The events a run consumed are read once per look-back, as a hashed set (NOT IN), not probed once per
+-- candidate event, so a run that consumed many events (collect_events) costs no more per look-back.
 SELECT k.seq FROM event_keys k
 WHERE k.event_name = %(event_name)s AND k.shape = %(shape)s AND k.match_key = %(match_key)s AND k.seq > %(after)s
-  AND NOT EXISTS (SELECT 1 FROM consumed c WHERE c.run_id = %(run_id)s AND c.event_seq = k.seq)
+  AND k.seq NOT IN (SELECT c.event_seq FROM consumed c WHERE c.run_id = %(run_id)s AND c.event_seq > %(after)s)
 ORDER BY k.seq LIMIT %(limit)s;
 
 -- name: lookback_by_name
 SELECT e.seq FROM events e
 WHERE e.name = %(event_name)s AND e.seq > %(after)s AND e.seq <= %(upto)s AND e.delivered = 1
-  AND NOT EXISTS (SELECT 1 FROM consumed c WHERE c.run_id = %(run_id)s AND c.event_seq = e.seq)
+  AND e.seq NOT IN (SELECT c.event_seq FROM consumed c WHERE c.run_id = %(run_id)s AND c.event_seq > %(after)s)
 ORDER BY e.seq LIMIT %(limit)s;
 
 -- name: backoff_run
@@ -221,7 +223,7 @@ RETURNING ckey1, ckey2, skey;
 -- name: lookback_by_key
 SELECT e.seq FROM events e
 WHERE e.key = %(key)s AND e.seq > %(after)s AND e.seq <= %(upto)s AND e.delivered = 1
-  AND NOT EXISTS (SELECT 1 FROM consumed c WHERE c.run_id = %(run_id)s AND c.event_seq = e.seq)
+  AND e.seq NOT IN (SELECT c.event_seq FROM consumed c WHERE c.run_id = %(run_id)s AND c.event_seq > %(after)s)
 ORDER BY e.seq LIMIT %(limit)s;
 
 -- name: insert_handle
