@@ -88,7 +88,7 @@ def create_app(
                 if hmac.compare_digest(dashboard_key.encode(), other.encode()):
                     raise ValueError(f"TARRY_DASHBOARD_KEY must differ from {setting}: "
                                      "each key opens one door")  # fmt: skip
-        config = ServerConfig(mode, frozenset(keys), api_key, metrics_key, dashboard_key)
+        config = ServerConfig(mode, frozenset(keys), api_key, metrics_key, dashboard_key=dashboard_key)
     else:
         if dashboard_key is not None:
             raise ValueError("dashboard_key is for mode='serve': the dashboard of dev is open (it binds to 127.0.0.1)")
