@@ -38,6 +38,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -48,6 +49,10 @@ from benchmarks.common import Backend, percentiles
 from tarry._engine import bulk
 from tarry._server import create_app
 
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOC = ROOT / "docs" / "benchmarks.md"
+STORES = ("sqlite", "postgresql")
 DAY_MS = 86_400_000
 SPREAD_MS = 30 * DAY_MS  # the copies' span, back from now
 TARGET_MS = 300.0
@@ -628,3 +633,43 @@ def run(backend: Backend, runs: int, samples: int, load_rate: int, keep: bool = 
 
 def dumps(result: dict[str, Any]) -> str:
     return json.dumps(result, indent=2) + "\n"
+
+
+def render(results: Path = RESULTS, doc: Path = DOC) -> None:
+    """Write the figures of ``results/console-<store>.json`` into ``doc``, between its console markers."""
+    found = {store: json.loads((results / f"console-{store}.json").read_text()) for store in STORES
+             if (results / f"console-{store}.json").exists()}  # fmt: skip
+    text = doc.read_text()
+    head, marker, rest = text.partition("<!-- console -->")
+    if not found or not marker:
+        return
+    lines = []
+    for store, f in found.items():
+        m, fill = f.get("machine", {}), f["fill"]
+        load = (f.get("loaded") or {}).get("load")
+        lines.append(f"{store}: measured {f.get('when', '?')}, {m.get('cpus', '?')} cores, Tarry {m.get('tarry', '?')}, "
+                     f"{store} {m.get(store, '?')}; {f['runs']:,} runs and {f['events']:,} events ({fill['copies']} "
+                     f"copies of a template of {fill['template_runs']} runs, loaded in {fill['load_s']} s); "
+                     f"{f['samples']} calls of each request"
+                     + (f"; under load: runs started at {load['asked_runs_per_s']}/s, "
+                        f"{load['completed_runs_per_s']}/s completed meanwhile." if load else "."))  # fmt: skip
+    stores = list(found)
+    cells = " | ".join(f"{s} p50 | {s} p99" + (f" | {s} p99 under load" if found[s].get("loaded") else "")
+                       for s in stores)  # fmt: skip
+    lines += ["", f"| request | how | {cells} |",
+              "| --- | --- | " + " | ".join("---: | ---:" + (" | ---:" if found[s].get("loaded") else "")
+                                         for s in stores) + " |"]  # fmt: skip
+    names = [fig["figure"] for fig in found[stores[0]]["quiet"]["figures"]]
+    for name in names:
+        row, how = [], ""
+        for s in stores:
+            quiet = {fig["figure"]: fig for fig in found[s]["quiet"]["figures"]}.get(name)
+            loaded = {fig["figure"]: fig for fig in (found[s].get("loaded") or {"figures": []})["figures"]}.get(name)
+            how = how or (quiet or {}).get("via", "")
+            row.append(f"{quiet['p50_ms']:.2f} ms | {quiet['p99_ms']:.2f} ms" if quiet else " | ")
+            if found[s].get("loaded"):
+                row.append(f"{loaded['p99_ms']:.2f} ms" if loaded else "")
+        lines.append(f"| {name} | {how} | " + " | ".join(row) + " |")
+    _, _, tail = rest.partition("<!-- /console -->")
+    doc.write_text(f"{head}<!-- console -->\n" + "\n".join(lines) + f"\n<!-- /console -->{tail}")
+    print(f"written {doc}")
