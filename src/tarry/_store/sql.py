@@ -433,7 +433,7 @@ class SQLStore(LifecycleMixin):
         order = "oldest" if query.oldest_first else "newest"
         one_status = query.statuses is not None and len(query.statuses) == 1
         if query.run_id is not None:
-            name = "query_runs_one"
+            name = "query_one_run"
         elif query.rerun_of is not None:
             name = f"query_runs_of_rerun_{order}"
         elif query.event_id is not None:

@@ -600,7 +600,7 @@ SELECT DISTINCT condition FROM waits WHERE run_id = :run_id AND step_id = :step_
 
 -- The console's reads (query_runs by run id or by rerun_of, runs by ids, counts by status).
 
--- name: query_runs_one
+-- name: query_one_run
 -- One run by its id, if every other filter holds for it.
 SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
