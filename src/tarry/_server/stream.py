@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -83,6 +83,7 @@ class Streams:
     def __init__(self, limit: int = MAX_STREAMS) -> None:
         self.limit = limit
         self.open = 0
+        self._counts: dict[RunQuery, tuple[float, dict[str, int]]] = {}
 
     async def stream(self, request: Request) -> Response:
         """``GET /api/v1/stream``: see the module docstring and docs/server.md."""
@@ -98,13 +99,26 @@ class Streams:
                               "close one, or try again later")  # fmt: skip
         self.open += 1
         response = EventSourceResponse(
-            updates(app, watch), ping=PING, ping_message_factory=lambda: ServerSentEvent(comment="ping"),
+            updates(app, watch, self.counts), ping=PING, ping_message_factory=lambda: ServerSentEvent(comment="ping"),
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )  # fmt: skip
         return _Held(response, self._release)
 
     def _release(self) -> None:
         self.open -= 1
+
+    async def counts(self, app: Tarry, query: RunQuery) -> dict[str, int]:
+        """The counts of a list's filters, read once per ``COUNTS_EVERY`` for all the streams showing them."""
+        key = RunQuery(function_id=query.function_id, event_id=query.event_id, created_after=query.created_after,
+                       created_before=query.created_before)  # fmt: skip
+        cached = self._counts.get(key)
+        if cached is not None and time.monotonic() - cached[0] < COUNTS_EVERY:
+            return cached[1]
+        counts = await app._count_runs(key)
+        now = time.monotonic()
+        self._counts = {k: v for k, v in self._counts.items() if now - v[0] < COUNTS_EVERY}  # only the fresh
+        self._counts[key] = (now, counts)
+        return counts
 
 
 class _Held(Response):
@@ -130,7 +144,8 @@ def _position(run: Run) -> tuple[int, str]:
     return to_ms(run.created_at), run.id
 
 
-async def updates(app: Tarry, watch: Watch) -> AsyncIterator[ServerSentEvent]:
+async def updates(app: Tarry, watch: Watch,
+                  count: Callable[[Tarry, RunQuery], Awaitable[dict[str, int]]]) -> AsyncIterator[ServerSentEvent]:  # fmt: skip
     """The stream's messages, as what it watches changes; ends when the client goes (it is cancelled)."""
     store = app.engine.store
     runs: dict[str, tuple[Any, ...] | None] = dict.fromkeys(watch.runs)
@@ -183,7 +198,7 @@ async def updates(app: Tarry, watch: Watch) -> AsyncIterator[ServerSentEvent]:
                     break
             if time.monotonic() - counted_at >= COUNTS_EVERY:
                 counted_at = time.monotonic()
-                fresh = await app._count_runs(watch.list_query)
+                fresh = await count(app, watch.list_query)
                 if fresh != counts:
                     counts = fresh
                     yield _message("counts", {"counts": fresh, "total": sum(fresh.values())})
