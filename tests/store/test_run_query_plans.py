@@ -21,7 +21,7 @@ async def test_a_page_of_runs_reads_one_index_in_order(tmp_path: Path, name: str
     await app.start(worker=False)
     await app.close()
     params = {**RunQuery(after=(5, "R")).bounds(), "function_id": "f", "status": "failed",
-              "statuses": '["failed", "cancelled"]', "event_id": None, "oldest": 0, "limit": 51}  # fmt: skip
+              "statuses": '["failed", "cancelled"]', "event_id": None, "rerun_of": "Q", "oldest": 0, "limit": 51}  # fmt: skip
     with sqlite3.connect(tmp_path / "plans.db") as conn:
         plan = " / ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + load_queries("sqlite")[name], params))
     assert "SEARCH r USING INDEX runs_" in plan and "(created_at,id)>" in plan, plan
