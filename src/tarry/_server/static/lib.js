@@ -13,8 +13,10 @@ export class ApiError extends Error {
 export async function api(path, options = {}) {
   const method = (options.method || "GET").toUpperCase();
   const headers = {...(options.headers || {})};
-  if (options.body !== undefined) headers["Content-Type"] = "application/json";
-  if (method !== "GET") headers["X-Tarry-CSRF"] = csrf;
+  if (method !== "GET") {  // JSON, even with no body: what the server accepts from a page
+    headers["Content-Type"] = "application/json";
+    headers["X-Tarry-CSRF"] = csrf;
+  }
   let response;
   try {
     response = await fetch(path, {...options, method, headers, credentials: "same-origin"});

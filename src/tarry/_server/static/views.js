@@ -207,11 +207,11 @@ export function waitsView(ctx) {
        Object.keys(w.match || {}).length ? `where ${esc(Object.entries(w.match).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(", "))}` : "",
        w.if_exp ? `if <code>${esc(w.if_exp)}</code>` : "",
        w.remaining != null ? `(${esc(w.remaining)} more at most)` : ""].filter(Boolean).join(" ");
-    const action = w.kind === "resume"
-      ? `<a class="button small" href="#/runs/${enc(w.run_id)}?resume=${enc(w.step_id)}">Resume…</a>`
-      : `<a class="small-link" href="#/runs/${enc(w.run_id)}">open the run</a>`;
+    const page = w.kind === "resume" ? `#/runs/${enc(w.run_id)}?resume=${enc(w.step_id)}` : `#/runs/${enc(w.run_id)}`;
+    const action = w.kind === "resume"  // one link a row: the run's page (at its resume form); the button goes there too
+      ? `<button type="button" class="small" data-go="${esc(page)}" title="open the run's resume form">Resume…</button>` : "";
     return `<tr data-key="${esc(keyOf(w))}" data-wait-run="${esc(w.run_id)}" data-kind="${esc(w.kind)}">
-      <td><a href="#/runs/${enc(w.run_id)}" title="${esc(w.run_id)}">${esc(w.function_id)}</a> <code class="muted">${shortId(w.run_id)}</code></td>
+      <td><a href="${esc(page)}" title="${esc(w.run_id)}">${esc(w.function_id)}</a> <code class="muted">${shortId(w.run_id)}</code></td>
       <td><code>${esc(w.step_id)}</code> <span class="muted">${esc(w.kind)}${w.condition != null ? `, condition ${esc(w.condition)}` : ""}</span></td>
       <td>${what}</td><td>${when(w.since)}</td>
       <td>${w.until ? `${when(w.until)} <span class="muted">${esc(relative(w.until))}</span>` : '<span class="muted">no timeout</span>'}</td>
@@ -238,6 +238,8 @@ export function waitsView(ctx) {
     waits({waits}) { list.pages[0] = waits; if (list.pages.length === 1 && waits.length < 100) list.next = null; draw(); },
   };
   box.addEventListener("click", async (e) => {
+    const go = e.target.closest("button[data-go]");
+    if (go) { location.hash = go.dataset.go; return; }
     if (e.target.closest("#older-waits")) { await list.more(); draw(); }
   });
   const tick = setInterval(() => ctx.alive() && list.pages.length && draw(), 5000);  // "in 3 min" stays true
@@ -300,7 +302,7 @@ export function sendView(ctx) {
       <label>Data <span class="muted">(a JSON object)</span> <textarea name="data" rows="8" spellcheck="false">{}</textarea></label>
       <div class="grid-2">
         <label>Id <span class="muted">(optional: an event with an id already received is not sent twice)</span> <input name="id" spellcheck="false"></label>
-        <label>Time <span class="muted">(optional, local time; default: now)</span> <input name="ts" type="datetime-local" step="1"></label>
+        <label>Time <span class="muted">(optional, local time; default: now; a later time delays the event until then)</span> <input name="ts" type="datetime-local" step="1"></label>
         <label>Key <span class="muted">(optional)</span> <input name="key" spellcheck="false" placeholder="order-1324"></label>
         <label>Version <span class="muted">(optional, v)</span> <input name="v" spellcheck="false" placeholder="2024-01-01.1"></label>
       </div>
