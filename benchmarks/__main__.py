@@ -10,6 +10,7 @@ python -m benchmarks workers --counts 1,2,4       # PostgreSQL with several work
 python -m benchmarks http --requests 500          # keep-alive latency and /metrics cost on a real tarry dev
 python -m benchmarks flow --store postgresql      # runs/s under concurrency and throttle; a claim's cost as runs queue
 python -m benchmarks bulk --runs 100000           # cancel_runs and rerun_runs over many runs; a run beside them
+python -m benchmarks console --store sqlite       # the dashboard's requests, server time, at 100,000 runs
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import os
 import time
 from pathlib import Path
 
-from benchmarks import bulk, engine, flow, http, match, report, workers
+from benchmarks import bulk, console, engine, flow, http, match, report, workers
 from benchmarks.common import Backend, PostgresBackend, SQLiteBackend, machine
 
 RESULTS = Path(__file__).parent / "results"
@@ -77,6 +78,14 @@ def main() -> None:
     b.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     b.add_argument("--runs", type=int, default=100_000)
     b.add_argument("--postgres", default=POSTGRES)
+    c = commands.add_parser("console", help="the server time of the dashboard's requests at 100,000 runs")
+    c.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
+    c.add_argument("--runs", type=int, default=100_000, help="runs in the database (copies of a template)")
+    c.add_argument("--samples", type=int, default=30, help="timed calls of each request")
+    c.add_argument("--load-rate", type=int, default=200, help="runs started per second meanwhile, measured "
+                   "again (0: skip)")  # fmt: skip
+    c.add_argument("--keep", action="store_true", help="keep the database (its URL is printed)")
+    c.add_argument("--postgres", default=POSTGRES)
     args = parser.parse_args()
 
     if args.workload == "report":
@@ -97,6 +106,10 @@ def main() -> None:
         if args.workload == "engine":
             print(f"engine hot paths, {args.store}, {args.runs} runs:")
             result = {"workload": f"engine-{args.store}", **engine.run(backend, args.runs)}
+        elif args.workload == "console":
+            print(f"the console's requests, {args.store}, {args.runs:,} runs:")
+            result = {"workload": f"console-{args.store}",
+                      **console.run(backend, args.runs, args.samples, args.load_rate, args.keep)}  # fmt: skip
         elif args.workload == "bulk":
             print(f"bulk actions, {args.store}, {args.runs} runs:")
             result = {"workload": f"bulk-{args.store}", **bulk.run(backend, args.runs)}
@@ -122,6 +135,8 @@ def main() -> None:
     print(f"written to {out}")
     if args.workload == "flow":
         flow.render()
+    if args.workload == "console":
+        console.render()
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from tarry._server.guard import CrossSiteGuard
 from tarry._server.json import error
 from tarry._server.serving import listen, server_config
 from tarry._server.session import Access, Sessions
+from tarry._server.stream import Streams
 
 Handler = Callable[[Request], Awaitable[Response]]
 log = logging.getLogger("tarry.server")
@@ -96,6 +97,7 @@ def create_app(
     sessions = Sessions(config.dashboard_key, app.clock.now_ms) if config.dashboard_key else None
     access = Access(bearer_key=config.api_key, sessions=sessions)
     dashboard = Dashboard(config.mode, access)
+    streams = Streams()
 
     def bearer(handler: Handler, key: str | None, setting: str) -> Handler:
         if key is None:
@@ -163,6 +165,7 @@ def create_app(
             Route("/api/v1/dead-letters", secured(routes.list_dead_letters), methods=["GET"]),
             Route("/api/v1/buffers", secured(routes.list_buffers), methods=["GET"]),
             Route("/api/v1/functions", secured(routes.list_functions), methods=["GET"]),
+            Route("/api/v1/stream", secured(streams.stream), methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),
             Route("/metrics", bearer(routes.metrics, config.metrics_key, metrics_setting), methods=["GET"]),
             Route("/healthz", routes.healthz, methods=["GET"]),

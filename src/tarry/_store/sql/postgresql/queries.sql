@@ -561,16 +561,22 @@ WHERE r.status = %(status)s AND (r.created_at, r.id) >= (%(lo_at)s, %(lo_id)s) A
 ORDER BY r.created_at ASC, r.id ASC LIMIT %(limit)s;
 
 -- name: query_runs_of_event
--- The runs of one event are few, so they are sorted rather than scanned in order.
+-- The runs of one event are few, so they are sorted rather than scanned in order. They are found by
+-- their ids, each half by its index (an OR of the two would read every run in order, filtering).
 SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
        e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
 FROM runs r JOIN events e ON e.id = r.event_id
-WHERE (r.event_id = %(event_id)s OR r.id IN (SELECT run_id FROM run_events WHERE event_id = %(event_id)s))
+WHERE r.id IN (SELECT x.id FROM runs x WHERE x.event_id = %(event_id)s
+               UNION ALL SELECT b.run_id FROM run_events b WHERE b.event_id = %(event_id)s)
   AND (r.created_at, r.id) >= (%(lo_at)s, %(lo_id)s) AND (r.created_at, r.id) < (%(hi_at)s, %(hi_id)s)
   AND r.id <> %(skip)s
   AND (%(function_id)s::text IS NULL OR r.function_id = %(function_id)s) AND (%(statuses)s::jsonb IS NULL OR r.status IN (SELECT jsonb_array_elements_text(%(statuses)s::jsonb)))
 ORDER BY CASE WHEN %(oldest)s::boolean THEN r.created_at END, CASE WHEN %(oldest)s::boolean THEN r.id END,
          r.created_at DESC, r.id DESC LIMIT %(limit)s;
+
+-- name: reruns_of_run
+-- The runs made again from one run, newest first (a range scan of runs_rerun_of, migration 0012).
+SELECT id FROM runs WHERE rerun_of = %(run_id)s ORDER BY created_at DESC, id DESC LIMIT %(limit)s;
 
 -- name: schedules_all
 SELECT id, function_id, cron, timezone FROM schedules ORDER BY id;
