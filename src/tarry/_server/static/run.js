@@ -206,7 +206,7 @@ export function runView(ctx) {
 
   function listen() {
     if (FINISHED.has(run.status)) {
-      ctx.stream("", handlers);  // nothing of it changes again: the stream only says the server is there
+      ctx.stream(`runs=${enc(id)}`, handlers);  // read once by the server, then only its pings: the server is there
       clearInterval(tick);
       tick = null;
     } else {

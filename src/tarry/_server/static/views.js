@@ -350,7 +350,7 @@ export function sendView(ctx) {
 
   return {
     async start() {
-      ctx.stream("", {});
+      ctx.stream("events=1", {});  // what says the server is there (the form itself needs no updates)
       if (!replaying) return;
       try {
         const event = await api(`/api/v1/events/${enc(replaying)}`);
