@@ -10,6 +10,7 @@ python -m benchmarks workers --counts 1,2,4       # PostgreSQL with several work
 python -m benchmarks http --requests 500          # keep-alive latency and /metrics cost on a real tarry dev
 python -m benchmarks flow --store postgresql      # runs/s under concurrency and throttle; a claim's cost as runs queue
 python -m benchmarks bulk --runs 100000           # cancel_runs and rerun_runs over many runs; a run beside them
+python -m benchmarks console-live --seconds 30    # the console's input latency while 200 runs/s change state
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import os
 import time
 from pathlib import Path
 
-from benchmarks import bulk, engine, flow, http, match, report, workers
+from benchmarks import bulk, console, engine, flow, http, match, report, workers
 from benchmarks.common import Backend, PostgresBackend, SQLiteBackend, machine
 
 RESULTS = Path(__file__).parent / "results"
@@ -77,6 +78,12 @@ def main() -> None:
     b.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     b.add_argument("--runs", type=int, default=100_000)
     b.add_argument("--postgres", default=POSTGRES)
+    c = commands.add_parser("console-live", help="the console in Chromium while runs change state: input latency, "
+                            "long tasks, the streams' server CPU")  # fmt: skip
+    c.add_argument("--seconds", type=int, default=30, help="how long the runs change state (twice: without "
+                   "the pages, then with them)")  # fmt: skip
+    c.add_argument("--rate", type=int, default=200, help="runs changing state per second")
+    c.add_argument("--waiting", type=int, default=600, help="runs waiting before the churn begins")
     args = parser.parse_args()
 
     if args.workload == "report":
@@ -85,7 +92,10 @@ def main() -> None:
     if args.workload == "render":
         report.render()
         return
-    if args.workload == "http":
+    if args.workload == "console-live":
+        print(f"the console in Chromium on a real tarry dev (SQLite), {args.rate} runs changing state a second:")
+        result = {**console.run(args.seconds, args.rate, args.waiting), "machine": machine()}
+    elif args.workload == "http":
         print("HTTP on a real tarry dev (SQLite), one keep-alive connection:")
         result = {"workload": "http", **http.run(args.requests, args.runs, args.scrapes), "machine": machine()}
     elif args.workload == "workers":
