@@ -207,6 +207,10 @@ def _serve(app: Tarry, host: str, port: int, **server: Any) -> None:
     uvicorn_server = Server(server_config(asgi))
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     click.echo(f"Tarry {server.get('mode', 'dev')} server for {app.id!r}: http://{shown}:{port}/")
+    if server.get("mode") == "serve" and server.get("dashboard_key") is None:
+        click.echo(
+            f"dashboard: off (set TARRY_DASHBOARD_KEY, at least {MIN_KEY_LENGTH} characters, to serve it)", err=True
+        )
     try:
         uvicorn_server.run(sockets=[listener])
     except SystemExit:
@@ -240,25 +244,52 @@ def dev(app_spec: str, port: int, database_url: str | None) -> None:
               help="A file of the keys accepted on /e/{key}, one a line or comma-separated "
                    "(else TARRY_EVENT_KEYS, comma-separated).")  # fmt: skip
 @click.option("--signing-key-file", envvar="TARRY_SIGNING_KEY_FILE", show_envvar=True, default=None,
-              metavar="PATH", help="A file holding the bearer key for /api and the dashboard, which also "
-                                   "signs resume URLs (else TARRY_SIGNING_KEY).")  # fmt: skip
+              metavar="PATH", help="A file holding the bearer key of /api (for servers, not people: see "
+                                   "--dashboard-key-file), which also signs resume URLs (else TARRY_SIGNING_KEY).")  # fmt: skip
+@click.option("--dashboard-key-file", envvar="TARRY_DASHBOARD_KEY_FILE", show_envvar=True, default=None,
+              metavar="PATH", help="A file holding the key people sign in to the dashboard with (else "
+                                   "TARRY_DASHBOARD_KEY; neither: no dashboard). It must differ from the signing "
+                                   "key; a session lasts 12 hours, in an HttpOnly, SameSite=Strict cookie "
+                                   "(Secure over HTTPS).")  # fmt: skip
 @click.option("--event-keys", "event_keys_flag", hidden=True, default=None)
 @click.option("--signing-key", "signing_key_flag", hidden=True, default=None)
+@click.option("--dashboard-key", "dashboard_key_flag", hidden=True, default=None)
 @DATABASE_URL
 def serve(app_spec: str, host: str, port: int, worker: bool, event_keys_file: str | None,
-          signing_key_file: str | None, event_keys_flag: str | None, signing_key_flag: str | None,
-          database_url: str | None) -> None:  # fmt: skip
-    """The server for production: event keys and a signing key required (at least 16 characters each)."""
+          signing_key_file: str | None, dashboard_key_file: str | None, event_keys_flag: str | None,
+          signing_key_flag: str | None, dashboard_key_flag: str | None, database_url: str | None) -> None:  # fmt: skip
+    """The server for production: event keys and a signing key required (at least 16 characters each).
+
+    The dashboard at / is served only with a dashboard key (TARRY_DASHBOARD_KEY, at least 16 characters)."""
     for flag, given, file_option, variable in (("--event-keys", event_keys_flag, "--event-keys-file", "TARRY_EVENT_KEYS"),
-                                               ("--signing-key", signing_key_flag, "--signing-key-file", "TARRY_SIGNING_KEY")):  # fmt: skip
+                                               ("--signing-key", signing_key_flag, "--signing-key-file", "TARRY_SIGNING_KEY"),
+                                               ("--dashboard-key", dashboard_key_flag, "--dashboard-key-file", "TARRY_DASHBOARD_KEY")):  # fmt: skip
         if given is not None:
             raise UserError(f"{flag} is not accepted: a key on the command line is visible to every user "
                             f"of the machine (ps); use {file_option} PATH or {variable}")  # fmt: skip
     keys = event_keys(event_keys_file)
     signing_key = read_signing_key(signing_key_file)
+    dashboard_key = read_dashboard_key(dashboard_key_file)
     app = with_database_url(load_app(app_spec), database_url)
     app._signing_key = signing_key  # resume URLs are signed with it too; never put back in the environment
-    _serve(app, host, port, mode="serve", event_keys=keys, api_key=signing_key, worker=worker)
+    _serve(app, host, port, mode="serve", event_keys=keys, api_key=signing_key, worker=worker,
+           dashboard_key=dashboard_key)  # fmt: skip
+
+
+def read_dashboard_key(path: str | None) -> str | None:
+    """The dashboard key of ``--dashboard-key-file``, else of TARRY_DASHBOARD_KEY; ``None``: no dashboard."""
+    setting = f"--dashboard-key-file {path}" if path else "TARRY_DASHBOARD_KEY"
+    key = _read_key_file(path, "--dashboard-key-file").strip() if path else os.environ.get("TARRY_DASHBOARD_KEY", "")
+    if not key:
+        if path:
+            raise UserError(
+                f"{setting} holds no key (put the dashboard key in it, at least {MIN_KEY_LENGTH} characters)"
+            )
+        return None
+    if len(key) < MIN_KEY_LENGTH:
+        raise UserError(f"{setting}: the dashboard key is too short ({len(key)} characters); "
+                        f"it needs at least {MIN_KEY_LENGTH}")  # fmt: skip
+    return key
 
 
 def _read_key_file(path: str, option: str) -> str:
@@ -289,7 +320,7 @@ def read_signing_key(path: str | None) -> str:
     setting = f"--signing-key-file {path}" if path else "TARRY_SIGNING_KEY"
     key = _read_key_file(path, "--signing-key-file").strip() if path else os.environ.get("TARRY_SIGNING_KEY", "")
     if not key:
-        raise UserError(f"tarry serve needs a signing key for its API and dashboard: {setting} holds none "
+        raise UserError(f"tarry serve needs a signing key for its API and resume URLs: {setting} holds none "
                         "(set TARRY_SIGNING_KEY or --signing-key-file PATH)")  # fmt: skip
     if len(key) < MIN_KEY_LENGTH:
         raise UserError(f"{setting}: the signing key is too short ({len(key)} characters); "

@@ -2,8 +2,8 @@
 
 ``dev`` is open (it binds to 127.0.0.1); ``serve`` accepts only the event
 keys it is given on ``/e/{key}`` and requires ``Authorization: Bearer
-<signing key>`` on ``/api`` (and a bearer key on ``/metrics``). The dashboard's page holds no data: in
-``serve`` its script asks for the key and sends it with every API call.
+<signing key>`` on ``/api`` (and a bearer key on ``/metrics``), or the cookie of a
+dashboard signed in with the dashboard key (``dashboard``, ``session``).
 """
 
 from __future__ import annotations
@@ -20,15 +20,17 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from tarry._app import Tarry
 from tarry._server import openapi, routes
+from tarry._server.dashboard import Dashboard
 from tarry._server.guard import CrossSiteGuard
 from tarry._server.json import error
 from tarry._server.serving import listen, server_config
+from tarry._server.session import Access, Sessions
 
 Handler = Callable[[Request], Awaitable[Response]]
 log = logging.getLogger("tarry.server")
@@ -43,18 +45,22 @@ class ServerConfig:
     event_keys: frozenset[str] | None  # None: any key (dev)
     api_key: str | None  # None: the API is open (dev)
     metrics_key: str | None = None  # None: /metrics is open (dev)
+    dashboard_key: str | None = None  # None: no dashboard in serve; dev's is open
 
 
 def create_app(
     app: Tarry, *, mode: str = "dev", event_keys: list[str] | None = None, api_key: str | None = None,
     worker: bool = True, manage: bool = True, allowed_hosts: list[str] | None = None, metrics_key: str | None = None,
+    dashboard_key: str | None = None,
 ) -> Starlette:  # fmt: skip
     """The ASGI app. With ``manage``, it starts the Tarry app (and a worker) and closes it with the server.
 
     ``allowed_hosts`` limits the ``Host`` header (``tarry dev`` passes its loopback names, so a web
     page cannot reach the open dev API through DNS rebinding). Every state-changing request from
     another site is refused (``guard``); in ``dev``, POSTs to ``/e`` and ``/api`` must also be JSON.
-    In ``serve``, ``/metrics`` needs ``metrics_key`` (default: ``TARRY_METRICS_KEY``, else the signing key).
+    In ``serve``, ``/metrics`` needs ``metrics_key`` (default: ``TARRY_METRICS_KEY``, else the signing key),
+    and the dashboard at ``/`` is served only with a ``dashboard_key`` (``TARRY_DASHBOARD_KEY``), which
+    signs its users in; it is never a bearer key, nor is the signing key a dashboard key.
     """
     if mode not in ("dev", "serve"):
         raise ValueError(f"invalid mode {mode!r}: 'dev' or 'serve'")
@@ -63,7 +69,7 @@ def create_app(
         if not keys:
             raise ValueError("tarry serve needs event keys: set TARRY_EVENT_KEYS (comma-separated)")
         if not api_key:
-            raise ValueError("tarry serve needs a signing key for its API and dashboard: set TARRY_SIGNING_KEY")
+            raise ValueError("tarry serve needs a signing key for its API and resume URLs: set TARRY_SIGNING_KEY")
         for index, key in enumerate(keys):
             if len(key) < MIN_KEY:
                 raise ValueError(f"TARRY_EVENT_KEYS: key {index + 1} has {len(key)} characters; "
@@ -73,9 +79,23 @@ def create_app(
         metrics_key = metrics_key or os.environ.get("TARRY_METRICS_KEY") or api_key
         if len(metrics_key) < MIN_KEY:
             raise ValueError(f"TARRY_METRICS_KEY has {len(metrics_key)} characters; it must have at least {MIN_KEY}")
-        config = ServerConfig(mode, frozenset(keys), api_key, metrics_key)
+        if dashboard_key is not None:
+            if len(dashboard_key) < MIN_KEY:
+                raise ValueError(f"TARRY_DASHBOARD_KEY has {len(dashboard_key)} characters; "
+                                 f"it must have at least {MIN_KEY}")  # fmt: skip
+            for setting, other in (("TARRY_SIGNING_KEY", api_key), ("TARRY_METRICS_KEY", metrics_key),
+                                   *(("TARRY_EVENT_KEYS", key) for key in keys)):  # fmt: skip
+                if hmac.compare_digest(dashboard_key.encode(), other.encode()):
+                    raise ValueError(f"TARRY_DASHBOARD_KEY must differ from {setting}: "
+                                     "each key opens one door")  # fmt: skip
+        config = ServerConfig(mode, frozenset(keys), api_key, metrics_key, dashboard_key=dashboard_key)
     else:
+        if dashboard_key is not None:
+            raise ValueError("dashboard_key is for mode='serve': the dashboard of dev is open (it binds to 127.0.0.1)")
         config = ServerConfig(mode, None, None)
+    sessions = Sessions(config.dashboard_key, app.clock.now_ms) if config.dashboard_key else None
+    access = Access(bearer_key=config.api_key, sessions=sessions)
+    dashboard = Dashboard(config.mode, access)
 
     def bearer(handler: Handler, key: str | None, setting: str) -> Handler:
         if key is None:
@@ -91,7 +111,13 @@ def create_app(
         return check
 
     def secured(handler: Handler) -> Handler:
-        return bearer(handler, config.api_key, "TARRY_SIGNING_KEY")
+        """The signing key as a bearer key (servers), or a dashboard session (with its CSRF token on POSTs)."""
+
+        async def check(request: Request) -> Response:
+            refused = access.refusal(request)
+            return refused if refused is not None else await handler(request)
+
+        return check
 
     metrics_setting = "TARRY_METRICS_KEY" if config.metrics_key != config.api_key else "TARRY_SIGNING_KEY"
 
@@ -103,10 +129,6 @@ def create_app(
 
     async def openapi_json(request: Request) -> Response:
         return JSONResponse(document)
-
-    async def dashboard(request: Request) -> Response:
-        page = resources.files("tarry._server").joinpath("static", "index.html").read_text("utf-8")
-        return HTMLResponse(page.replace("{{MODE}}", config.mode))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -141,7 +163,9 @@ def create_app(
             Route("/openapi.json", openapi_json, methods=["GET"]),
             Route("/metrics", bearer(routes.metrics, config.metrics_key, metrics_setting), methods=["GET"]),
             Route("/healthz", routes.healthz, methods=["GET"]),
-            Route("/", dashboard, methods=["GET"]),
+            Route("/", dashboard.page, methods=["GET"]),
+            Route("/dashboard/sign-in", dashboard.sign_in, methods=["POST"]),
+            Route("/dashboard/sign-out", dashboard.sign_out, methods=["POST"]),
             Mount("/static", static, name="static"),
         ],
         lifespan=lifespan,

@@ -1,7 +1,8 @@
 // The dashboard: a few views over /api/v1, re-rendered every two seconds. No build, no CDN.
 "use strict";
 const view = document.getElementById("view");
-const secured = document.body.dataset.mode === "serve";
+const secured = document.body.dataset.mode === "serve";  // signed in by its session cookie
+const csrf = document.querySelector('meta[name="tarry-csrf"]')?.content || "";  // sent on every POST
 let timer = null;
 let generation = 0;
 
@@ -18,23 +19,12 @@ const duration = (a, b) => (a && b) ? `${Math.max(0, new Date(b) - new Date(a))}
 
 async function api(path, options = {}) {
   const headers = {"Content-Type": "application/json", ...(options.headers || {})};
-  const key = sessionStorage.getItem("tarry-key");
-  if (secured && key && path.startsWith("/api/")) headers.Authorization = `Bearer ${key}`;
-  const response = await fetch(path, {...options, headers});
-  if (response.status === 401 && secured) { showLogin(); throw new Error("signing key needed"); }
+  if ((options.method || "GET").toUpperCase() !== "GET") headers["X-Tarry-CSRF"] = csrf;
+  const response = await fetch(path, {...options, headers, credentials: "same-origin"});
+  if (response.status === 401 && secured) { location.reload(); throw new Error("signed out: reloading to sign in"); }
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
   return body;
-}
-
-function showLogin() {
-  const form = document.getElementById("login");
-  form.hidden = false; view.hidden = true;
-  form.onsubmit = (e) => {
-    e.preventDefault();
-    sessionStorage.setItem("tarry-key", document.getElementById("login-key").value);
-    form.hidden = true; view.hidden = false; route();
-  };
 }
 
 const views = {
