@@ -90,6 +90,7 @@ def test_the_runs_view_counts_runs_by_status_and_filters_by_a_function_chosen_fr
     console_page.goto(console.url + "/")
     console_page.evaluate("window.__notReloaded = true")
     function = console_page.locator('form#run-filters select[name="function"]')
+    expect(function.locator("option").nth(1)).to_be_attached()
     options = function.locator("option").evaluate_all("options => options.map(o => o.value)")
     assert options[0] == ""
     assert sorted(options[1:]) == sorted(f["id"] for f in console.get("/api/v1/functions")["functions"])
@@ -255,7 +256,7 @@ def test_an_invoke_links_to_the_child_run(console: Server, console_page: Page) -
 def test_an_output_over_64_kib_shows_a_preview_and_a_download_link(console: Server, console_page: Page) -> None:
     run = console.start("console/export.requested", until=("completed",))
     responses: list[Response] = []
-    console_page.on("response", responses.append)
+    console_page.on("response", lambda response: responses.append(response))
     console_page.goto(f"{console.url}/#/runs/{run['id']}")
     step = console_page.locator('#timeline .step[data-step-id="build-export"]')
     link = step.locator("a.download-output")
