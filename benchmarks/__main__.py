@@ -132,6 +132,8 @@ def main() -> None:
     print(f"written to {out}")
     if args.workload == "flow":
         flow.render()
+    if args.workload == "console-live":
+        console.render()
 
 
 if __name__ == "__main__":

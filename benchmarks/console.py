@@ -218,3 +218,40 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+RESULT = Path(__file__).with_name("results") / "console-live.json"
+
+
+def render() -> None:
+    """Write the figures of results/console-live.json into docs/benchmarks.md, between its markers."""
+    import json
+
+    r = json.loads(RESULT.read_text())
+    m, lat, tasks, cpu = r["machine"], r["input_latency_ms"] or {}, r["long_tasks"], r["server_cpu_s"]
+    text = "\n".join([
+        f"Measured {r['when']} on {m['cpus']} cores, {m['platform']}, Python {m['python']}, SQLite "
+        f"{m.get('sqlite', '?')}; {r['rate']} run changes a second asked for {r['seconds']} s, "
+        f"{r['waiting_before']:,} runs waiting before.",
+        "",
+        "| figure | value |",
+        "| --- | ---: |",
+        f"| events sent per second, without the pages / with them | {r['events_sent_per_s']['without_pages']:.0f} / "
+        f"{r['events_sent_per_s']['with_pages']:.0f} |",
+        f"| runs completed per second, with the pages | {r['runs_completed_per_s']:.0f} |",
+        f"| input latency p50 / p99 ({r['keys']} keys) | {lat.get('p50', float('nan')):.1f} ms / "
+        f"{lat.get('p99', float('nan')):.1f} ms |",
+        f"| the search box holds what was typed | {'yes' if r['typed_intact'] else 'no'} |",
+        f"| long tasks: how many / total / longest | {tasks['count']} / {tasks['total_ms']:.0f} ms / "
+        f"{tasks['max_ms']:.0f} ms |",
+        f"| stream messages: runs view / run page | {r['stream_messages']['runs_view']:,} / "
+        f"{r['stream_messages']['run_page']:,} |",
+        f"| server CPU over {r['seconds']} s: without the pages / with them / the streams | "
+        f"{cpu['without_pages']:.2f} s / {cpu['with_pages']:.2f} s / {cpu['streams']:.2f} s |",
+    ])  # fmt: skip
+    doc = DOC.read_text()
+    head, _, rest = doc.partition("<!-- console-live -->")
+    _, _, tail = rest.partition("<!-- /console-live -->")
+    DOC.write_text(f"{head}<!-- console-live -->\n{text}\n<!-- /console-live -->{tail}")
+    print(f"written {DOC}")
