@@ -101,9 +101,9 @@ def test_the_runs_view_counts_runs_by_status_and_filters_by_a_function_chosen_fr
     for status in ("queued", "running", "sleeping", "waiting", "completed", "failed", "cancelled"):
         expected = console.count("pipeline", status)
         expect(counts.locator(f'[data-count-status="{status}"]')).to_have_text(re.compile(rf"^\D*{expected}\D*$"))
-    expect(console_page.locator("table#runs tbody tr[data-run-id]").first).to_be_visible()
-    assert {r["function_id"] for r in console.runs(function="pipeline")} == {"pipeline"}
-    assert set(row_ids(console_page)) == {r["id"] for r in console.runs(function="pipeline", limit=100)}
+    shown = {r["id"] for r in console.runs(function="pipeline", limit=100)}
+    expect(console_page.locator("table#runs tbody tr[data-run-id]")).to_have_count(len(shown))
+    assert set(row_ids(console_page)) == shown
 
     console_page.locator('form#run-filters select[name="status"]').select_option("completed")
     expect(console_page).to_have_url(re.compile(r"#/\?(.*&)?status=completed"))
