@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from tarry import _serde
 from tarry._clock import Clock, SystemClock
 from tarry._cron import Cron
-from tarry._engine import bulk
+from tarry._engine import bulk, views
 from tarry._engine.engine import Engine
 from tarry._engine.signing import load_signing_key
 from tarry._engine.waits import check_cancel_on, token_hash
@@ -391,6 +391,26 @@ class Tarry:
         selection = bulk.select("rerun_runs", function_id=function_id, if_exp=if_exp, created_after=created_after,
                                 created_before=created_before, status=finished)  # fmt: skip
         return await bulk.rerun_runs(self.engine, selection)
+
+    async def _bulk_matching(self, action: str, *, function_id: str | None = None, if_exp: str | None = None,
+                             created_after: datetime | None = None, created_before: datetime | None = None,
+                             status: str | RunStatus = "failed") -> int:  # fmt: skip
+        """How many runs ``cancel_runs`` (``action="cancel"``) or ``rerun_runs`` (``"rerun"``, of ``status``)
+        would take now with these filters, checked as they check them; nothing changes."""
+        name = f"{action}_runs"
+        finished = None if action == "cancel" else bulk.finished_status(status)
+        selection = bulk.select(name, function_id=function_id, if_exp=if_exp, created_after=created_after,
+                                created_before=created_before, status=finished)  # fmt: skip
+        return await bulk.matching(self.engine, selection, action)
+
+    async def _count_runs(self, query: RunQuery) -> dict[str, int]:
+        """Runs by status matching ``query``'s function, event and time range (the console's counts)."""
+        return await self.engine.store.count_runs(query)
+
+    async def _run_links(self, run: Run) -> tuple[dict[str, str], list[str]]:
+        """The child run of each ``invoke`` step (by step id) and the newest reruns of ``run``."""
+        store = self.engine.store
+        return await views.child_runs(store, run), await views.reruns(store, run.id)
 
     async def dead_letters(self, *, limit: int = 100, before: int | None = None) -> list[DeadLetter]:
         """Rows the engine set aside after they failed again and again (events, timers, runs), newest

@@ -1,7 +1,8 @@
 """Filters of run lists as callers give them, checked once and turned into the store's ``RunQuery``.
 
 ``app.list_runs``, the JSON API, the CLI and the bulk actions all select runs through ``run_query``:
-one set of rules for a function id, statuses, an event id and a time range (aware datetimes).
+one set of rules for a function id, statuses, an event id, a run id, the run a rerun remakes and a time
+range (aware datetimes).
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ def _text(value: object, field: str) -> str | None:
 
 
 def run_query(*, function_id: object = None, status: object = None, event_id: object = None,
-              created_after: object = None, created_before: object = None,
-              oldest_first: bool = False) -> RunQuery:  # fmt: skip
+              created_after: object = None, created_before: object = None, run_id: object = None,
+              rerun_of: object = None, oldest_first: bool = False) -> RunQuery:  # fmt: skip
     """The query of these filters, each checked (``ValueError`` naming the field and the rule).
 
     ``created_after`` is inclusive and ``created_before`` exclusive; a range that holds nothing
@@ -76,6 +77,8 @@ def run_query(*, function_id: object = None, status: object = None, event_id: ob
         function_id=_text(function_id, "function_id"),
         statuses=statuses(status),
         event_id=_text(event_id, "event_id"),
+        run_id=_text(run_id, "run_id"),
+        rerun_of=_text(rerun_of, "rerun_of"),
         created_after=moment_ms(created_after, "created_after"),
         created_before=moment_ms(created_before, "created_before"),
         oldest_first=oldest_first,

@@ -61,29 +61,32 @@ def test_a_waiting_run_is_resumed_by_its_button(dev_server: str, page: Page) -> 
     page.goto(dev_server + "/")
     expect(page.locator(f'tr[data-run-id="{run["id"]}"]')).to_contain_text("waiting")
     page.goto(dev_server + "/#/waits")
-    row.locator('button[data-action="resume"]').click()
-    page.goto(f"{dev_server}/#/runs/{run['id']}")
+    row.locator(f'a[href*="#/runs/{run["id"]}?resume="]').click()  # the run page's resume form
+    form = page.locator("#run-waits form.resume-form")
+    form.locator('textarea[name="payload"]').fill('{"source": "dashboard"}')
+    form.locator('button[type="submit"]').click()
     expect(page.locator("h1")).to_contain_text("completed", timeout=10_000)
-    expect(page.locator('tr[data-step-id="wait-for-review"]')).to_contain_text("dashboard")
+    expect(page.locator('#timeline .step[data-step-id="wait-for-review"]')).to_contain_text("dashboard")
 
 
 def test_the_run_page_shows_the_step_timeline(dev_server: str, page: Page) -> None:
     event_id = send(dev_server, "app/account.created", {"userId": "timeline"})
     [run] = httpx.get(f"{dev_server}/api/v1/events/{event_id}/runs").json()["runs"]
     page.goto(f"{dev_server}/#/runs/{run['id']}")
-    expect(page.locator('tr[data-step-id="send-welcome"]')).to_contain_text("completed")
-    expect(page.locator('tr[data-step-id="wait-for-onboarding"]')).to_contain_text("waiting")
-    expect(page.locator("#waits")).to_contain_text("app/onboarding.completed")
+    expect(page.locator('#timeline .step[data-step-id="send-welcome"]')).to_contain_text("completed")
+    expect(page.locator('#timeline .step[data-step-id="wait-for-onboarding"]')).to_contain_text("waiting")
+    expect(page.locator("#run-waits")).to_contain_text("app/onboarding.completed")
     send(dev_server, "app/onboarding.completed", {"userId": "timeline"})
     expect(page.locator("h1")).to_contain_text("completed", timeout=10_000)  # updates without a reload
-    expect(page.locator('tr[data-step-id="send-tips"]')).to_contain_text("completed")
+    expect(page.locator('#timeline .step[data-step-id="send-tips"]')).to_contain_text("completed")
 
 
 def test_cancel_from_the_run_page(dev_server: str, page: Page) -> None:
     event_id = send(dev_server, "app/account.created", {"userId": "to-cancel"})
     [run] = httpx.get(f"{dev_server}/api/v1/events/{event_id}/runs").json()["runs"]
     page.goto(f"{dev_server}/#/runs/{run['id']}")
-    page.locator('button[data-action="cancel"]').click()
+    page.locator("button#cancel-run").click()
+    page.locator("button#confirm-yes").click()  # it asks first
     expect(page.locator("h1")).to_contain_text("cancelled", timeout=10_000)
 
 

@@ -34,6 +34,8 @@ def test_no_generated_request_makes_the_server_fail(client: TestClient) -> None:
     failures: list[str] = []
     for operation in schema.get_all_operations():
         op = operation.ok()
+        if op.path == "/api/v1/stream":  # never ends while its client listens: tests/server/test_stream.py
+            continue
 
         @hypothesis.settings(max_examples=25, deadline=None, suppress_health_check=list(hypothesis.HealthCheck),
                              database=None)  # fmt: skip

@@ -80,11 +80,25 @@ async def rerun_runs(engine: Engine, selection: Selection) -> list[str]:
     function this app does not register is left out (it cannot be rerun here)."""
     new_ids: list[str] = []
     async for page in _pages(engine, selection):
-        ids = [r.id for r in page if engine.knows(r.function_id)]
+        ids = _rerunnable(engine, page)
         if ids:
             new_ids.extend(await engine.store.rerun_runs(ids, engine.clock.now_ms()))
             engine.wake()
     return new_ids
+
+
+def _rerunnable(engine: Engine, page: list[Run]) -> list[str]:
+    return [r.id for r in page if engine.knows(r.function_id)]
+
+
+async def matching(engine: Engine, selection: Selection, action: str) -> int:
+    """How many runs ``action`` (``"cancel"`` or ``"rerun"``) would take now, changing nothing: the
+    pages the action reads, each counted as the action would take it (a rerun leaves out the runs of
+    a function this app does not register)."""
+    count = 0
+    async for page in _pages(engine, selection):
+        count += len(page) if action == "cancel" else len(_rerunnable(engine, page))
+    return count
 
 
 async def _pages(engine: Engine, selection: Selection) -> AsyncIterator[list[Run]]:

@@ -31,6 +31,7 @@ from tarry._server.guard import CrossSiteGuard
 from tarry._server.json import error
 from tarry._server.serving import listen, server_config
 from tarry._server.session import Access, Sessions
+from tarry._server.stream import Streams
 
 Handler = Callable[[Request], Awaitable[Response]]
 log = logging.getLogger("tarry.server")
@@ -96,6 +97,7 @@ def create_app(
     sessions = Sessions(config.dashboard_key, app.clock.now_ms) if config.dashboard_key else None
     access = Access(bearer_key=config.api_key, sessions=sessions)
     dashboard = Dashboard(config.mode, access)
+    streams = Streams()
 
     def bearer(handler: Handler, key: str | None, setting: str) -> Handler:
         if key is None:
@@ -149,7 +151,10 @@ def create_app(
             Route("/api/v1/runs", secured(routes.list_runs), methods=["GET"]),
             Route("/api/v1/runs/cancel", secured(routes.cancel_runs), methods=["POST"]),
             Route("/api/v1/runs/rerun", secured(routes.rerun_runs), methods=["POST"]),
+            Route("/api/v1/runs/counts", secured(routes.count_runs), methods=["GET"]),
             Route("/api/v1/runs/{run_id}", secured(routes.get_run), methods=["GET"]),
+            Route("/api/v1/runs/{run_id}/output", secured(routes.run_output), methods=["GET"]),
+            Route("/api/v1/runs/{run_id}/steps/{step_id:path}/output", secured(routes.step_output), methods=["GET"]),
             Route("/api/v1/runs/{run_id}/cancel", secured(routes.cancel_run), methods=["POST"]),
             Route("/api/v1/runs/{run_id}/rerun", secured(routes.rerun_run), methods=["POST"]),
             Route("/api/v1/events", secured(routes.list_events), methods=["GET"]),
@@ -160,6 +165,7 @@ def create_app(
             Route("/api/v1/dead-letters", secured(routes.list_dead_letters), methods=["GET"]),
             Route("/api/v1/buffers", secured(routes.list_buffers), methods=["GET"]),
             Route("/api/v1/functions", secured(routes.list_functions), methods=["GET"]),
+            Route("/api/v1/stream", secured(streams.stream), methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),
             Route("/metrics", bearer(routes.metrics, config.metrics_key, metrics_setting), methods=["GET"]),
             Route("/healthz", routes.healthz, methods=["GET"]),

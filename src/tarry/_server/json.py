@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from starlette.responses import JSONResponse
 
+from tarry import _serde
 from tarry._model import Buffer, DeadLetter, Event, EventRecord, Run, StepRecord, Wait
 
 
@@ -37,6 +39,39 @@ def run_json(run: Run, *, steps: bool = True) -> dict[str, Any]:
         body["steps"] = [step_json(s) for s in run.steps]
         body["events"] = [event_json(e) for e in run.events]
     return body
+
+
+#: characters of a truncated output's JSON shown in its place
+PREVIEW = 2000
+
+
+def run_view_json(run: Run, children: dict[str, str], reruns: list[str], truncate: int | None) -> dict[str, Any]:
+    """A run's own view (``GET /api/v1/runs/{id}``): ``run_json`` with each step's ``child_run_id`` and the
+    run's ``reruns``; with ``truncate``, each output whose JSON is over that many bytes is left out
+    (``null``), its size, the start of its JSON and where to download it in ``output_truncated``."""
+    body = run_json(run)
+    body["reruns"] = reruns
+    for step in body["steps"]:
+        step["child_run_id"] = children.get(step["id"])
+    if truncate is None:
+        return body
+    body["output"], body["output_truncated"] = _cut(body["output"], truncate, output_path(run.id))
+    for step in body["steps"]:
+        step["output"], step["output_truncated"] = _cut(step["output"], truncate, output_path(run.id, step["id"]))
+    return body
+
+
+def output_path(run_id: str, step_id: str | None = None) -> str:
+    """Where a run's output (or one step's) is downloaded whole."""
+    run = "/api/v1/runs/" + quote(run_id, safe="")
+    return run + "/output" if step_id is None else f"{run}/steps/{quote(step_id, safe='')}/output"
+
+
+def _cut(value: Any, limit: int, url: str) -> tuple[Any, dict[str, Any] | None]:
+    text, size = _serde.dumps_sized(value)
+    if size <= limit:
+        return value, None
+    return None, {"size": size, "preview": text[:PREVIEW], "url": url}
 
 
 def event_record_json(record: EventRecord) -> dict[str, Any]:

@@ -25,12 +25,19 @@ _FAILURE = {"type": "object", "properties": {
     "traceback": {"type": "string", "description": "When user code raised: as Python prints it, at most 16 KiB, "
                                                    "the innermost frames kept"},
 }, "required": ["name", "message"]}  # fmt: skip
+_TRUNCATED = {"type": "object", "properties": {
+    "size": {"type": "integer", "description": "Bytes of the output's compact JSON"},
+    "preview": {"type": "string", "description": "Its first 2,000 characters"},
+    "url": {"type": "string", "description": "Where to download it whole"},
+}}  # fmt: skip
 _STEP = {"type": "object", "properties": {
     "id": {"type": "string"}, "kind": {"type": "string"}, "status": {"type": "string"},
     "attempts": {"type": "integer"}, "output": {}, "error": {"oneOf": [_FAILURE, {"type": "null"}]},
     "errors": {"type": "array", "items": _FAILURE, "description": "Every failed attempt's error, oldest first"},
     "started_at": {"type": ["string", "null"]}, "ended_at": {"type": ["string", "null"]},
     "wake_at": {"type": ["string", "null"], "description": "When a sleep or a retry's backoff ends"},
+    "child_run_id": {"type": ["string", "null"], "description": "An invoke step's child run (a run's view only)"},
+    "output_truncated": {"oneOf": [_TRUNCATED, {"type": "null"}], "description": "With truncate only"},
 }}  # fmt: skip
 _RUN = {"type": "object", "properties": {
     "id": {"type": "string"}, "function_id": {"type": "string"}, "status": {"type": "string"},
@@ -41,7 +48,17 @@ _RUN = {"type": "object", "properties": {
     "rerun_of": {"type": ["string", "null"], "description": "The finished run this one reruns"},
     "events": {"type": "array", "items": {"type": "object"}, "description": "A batch's or burst's (not in lists)"},
     "steps": {"type": "array", "items": _STEP, "description": "Not in lists"},
+    "reruns": {"type": "array", "items": {"type": "string"},
+               "description": "The newest 20 runs that rerun this one (a run's view only)"},
+    "output_truncated": {"oneOf": [_TRUNCATED, {"type": "null"}], "description": "With truncate only"},
 }}  # fmt: skip
+_COUNTS = {"type": "object", "required": ["counts", "total"], "properties": {
+    "counts": {"type": "object", "additionalProperties": {"type": "integer"},
+               "description": "Every status, 0 when none"},
+    "total": {"type": "integer"},
+}}  # fmt: skip
+_MATCHING = {"type": "object", "properties": {"matching": {"type": "integer",
+             "description": "With dry_run: how many runs the call would take now"}}}  # fmt: skip
 
 _SKIP = {"type": "object", "properties": {
     "function_id": {"type": "string"}, "reason": {"type": "string", "enum": ["rate_limit", "idempotency", "singleton"]},
@@ -83,6 +100,8 @@ _FUNCTION = {"type": "object", "properties": {
     "triggers": {"type": "array", "items": {"type": "object", "description": 'e.g. {"event": "app/x"}, {"event": "app/*"}, {"event": "app/x", "if_exp": "event.data.vip"}, {"cron": "0 9 * * MON", "timezone": "Europe/Berlin"}'}},
     "retries": {"type": "integer"},
     "options": {"type": "object", "description": "The flow-control options that are set, and cancel_on, as given"},
+    "runs": {"type": "object", "additionalProperties": {"type": "integer"},
+             "description": "With counts=true: its runs by status, every status"},
 }}  # fmt: skip
 
 _TIME = {"type": "string", "format": "date-time", "description": "ISO 8601 with its offset (Z or +hh:mm)"}
@@ -135,6 +154,11 @@ def _bulk_body(status: bool = False) -> dict[str, Any]:
         "if_exp": {"type": ["string", "null"], "description": "CEL over event, the run's trigger"},
         "created_after": {**moment, "description": "Inclusive"},
         "created_before": {**moment, "description": "Exclusive"},
+    }
+    properties["dry_run"] = {
+        "type": "boolean",
+        "default": False,
+        "description": "Change nothing; answer how many runs it would take (matching)",
     }
     if status:
         properties["status"] = {"type": "string", "enum": ["completed", "failed", "cancelled"], "default": "failed"}
@@ -220,16 +244,62 @@ def document(secured: bool) -> dict[str, Any]:
                 _query("function_id", description="The same as function"),
                 _query("status", description="A status, or several separated by commas"),
                 _query("event_id", description="Runs this event started (and their reruns)"),
+                _query("run_id", description="This run only"),
+                _query("rerun_of", description="The runs that rerun this run"),
                 _query("created_after", _TIME, "Created at or after this time"),
                 _query("created_before", _TIME, "Created before this time"),
             ),
+            "/api/v1/runs/counts": {
+                "get": {
+                    "summary": "How many runs of each status the filters select",
+                    "security": auth,
+                    "parameters": [
+                        _query("function", description="A function id"),
+                        _query("function_id", description="The same as function"),
+                        _query("event_id", description="Runs this event started (and their reruns)"),
+                        _query("created_after", _TIME, "Created at or after this time"),
+                        _query("created_before", _TIME, "Created before this time"),
+                    ],
+                    "responses": {"200": _json(_COUNTS), **_errors(400, *unauthorized)},
+                }
+            },
+            "/api/v1/stream": {
+                "get": {
+                    "summary": "Live updates (server-sent events) of the runs, run, list, waits and events named",
+                    "description": "Never ends while the client listens; events run, detail, new, counts, waits, "
+                    "events (see docs/server.md). More than 100 open streams answer 503.",
+                    "security": auth,
+                    "parameters": [
+                        _query("runs", description="Run ids, comma-separated (at most 200)"),
+                        _query("detail", description="A run id: its whole view"),
+                        _query("list", {"type": "string", "enum": ["1"]}, "New runs of the filters, and counts"),
+                        _query("function"),
+                        _query("status"),
+                        _query("event_id"),
+                        _query("created_after", _TIME),
+                        _query("created_before", _TIME),
+                        _query("waits", {"type": "string", "enum": ["1"]}, "The open waits"),
+                        _query("events", {"type": "string", "enum": ["1"]}, "New events"),
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "A stream",
+                            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        },
+                        **_errors(400, *unauthorized),
+                        "503": _json(_ERROR, "Too many open streams"),
+                    },
+                }
+            },
             "/api/v1/runs/cancel": {
                 "post": {
                     "summary": "Cancel every unfinished run the filters select (at least one filter)",
                     "security": auth,
                     "requestBody": _bulk_body(),
                     "responses": {
-                        "200": _json({"type": "object", "properties": {"cancelled": {"type": "integer"}}}),
+                        "200": _json(
+                            {"oneOf": [{"type": "object", "properties": {"cancelled": {"type": "integer"}}}, _MATCHING]}
+                        ),
                         **_errors(400, 403, 408, 413, 415, *unauthorized),
                     },
                 }
@@ -242,8 +312,13 @@ def document(secured: bool) -> dict[str, Any]:
                     "responses": {
                         "200": _json(
                             {
-                                "type": "object",
-                                "properties": {"run_ids": {"type": "array", "items": {"type": "string"}}},
+                                "oneOf": [
+                                    {
+                                        "type": "object",
+                                        "properties": {"run_ids": {"type": "array", "items": {"type": "string"}}},
+                                    },
+                                    _MATCHING,
+                                ]
                             }
                         ),
                         **_errors(400, 403, 408, 413, 415, *unauthorized),
@@ -252,10 +327,33 @@ def document(secured: bool) -> dict[str, Any]:
             },
             "/api/v1/runs/{run_id}": {
                 "get": {
-                    "summary": "A run with its steps",
+                    "summary": "A run with its steps, each invoke's child run, and its reruns",
+                    "security": auth,
+                    "parameters": [
+                        path_param("run_id"),
+                        _query(
+                            "truncate",
+                            {"type": "integer", "minimum": 1024},
+                            "Outputs whose JSON is over this many bytes are replaced by null and output_truncated",
+                        ),
+                    ],
+                    "responses": {"200": _json(_RUN), **_errors(400, 404, *unauthorized)},
+                }
+            },
+            "/api/v1/runs/{run_id}/output": {
+                "get": {
+                    "summary": "A completed run's output, whole, as a download",
                     "security": auth,
                     "parameters": [path_param("run_id")],
-                    "responses": {"200": _json(_RUN), **_errors(404, *unauthorized)},
+                    "responses": {"200": _json({}), **_errors(404, *unauthorized)},
+                }
+            },
+            "/api/v1/runs/{run_id}/steps/{step_id}/output": {
+                "get": {
+                    "summary": "A completed step's output, whole, as a download",
+                    "security": auth,
+                    "parameters": [path_param("run_id"), path_param("step_id")],
+                    "responses": {"200": _json({}), **_errors(404, *unauthorized)},
                 }
             },
             "/api/v1/runs/{run_id}/cancel": {
@@ -339,7 +437,12 @@ def document(secured: bool) -> dict[str, Any]:
                 _query("function_id"),
             ),
             "/api/v1/functions": _list(
-                "The app's functions by id: triggers, retries and options", auth, unauthorized, "functions", _FUNCTION
+                "The app's functions by id: triggers, retries and options",
+                auth,
+                unauthorized,
+                "functions",
+                _FUNCTION,
+                _query("counts", {"type": "string", "enum": ["true", "false"]}, "true: each with its runs by status"),
             ),
             "/metrics": {
                 "get": {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -23,8 +24,16 @@ from tarry._app import Tarry
 from tarry._engine.waits import token_hash
 from tarry._errors import InvalidEventError
 from tarry._filters import run_query
-from tarry._model import Event, Run, RunStatus
-from tarry._server.json import buffer_json, dead_letter_json, error, event_record_json, run_json, wait_json
+from tarry._model import Event, Run, RunStatus, StepStatus
+from tarry._server.json import (
+    buffer_json,
+    dead_letter_json,
+    error,
+    event_record_json,
+    run_json,
+    run_view_json,
+    wait_json,
+)
 from tarry._server.paging import Cursors, limit_of
 from tarry._store.base import RunQuery
 
@@ -262,16 +271,24 @@ def _function(request: Request) -> str | None:
     return named.pop() if named else None
 
 
-async def list_runs(request: Request) -> Response:
-    """``GET /api/v1/runs``: newest first, by ``function``, ``status``, ``event_id``, ``created_after``
-    (inclusive) and ``created_before`` (exclusive), paged by ``cursor``."""
-    app = tarry_app(request)
+def runs_filter(request: Request, *, status: bool = True) -> RunQuery:
+    """The run list's filters of a request (``ValueError`` naming a bad one): ``function``, ``status``
+    (unless not ``status``), ``event_id``, ``run_id``, ``rerun_of``, ``created_after``, ``created_before``."""
     params = request.query_params
+    return run_query(function_id=_function(request), status=_statuses(request) if status else None,
+                     event_id=params.get("event_id") or None, run_id=params.get("run_id") or None,
+                     rerun_of=params.get("rerun_of") or None, created_after=_moment(request, "created_after"),
+                     created_before=_moment(request, "created_before"))  # fmt: skip
+
+
+async def list_runs(request: Request) -> Response:
+    """``GET /api/v1/runs``: newest first, by ``function``, ``status``, ``event_id``, ``run_id`` (that run
+    alone), ``rerun_of`` (the reruns of a run), ``created_after`` (inclusive) and ``created_before``
+    (exclusive), paged by ``cursor``."""
+    app = tarry_app(request)
     try:
         limit = limit_of(request)
-        query = run_query(function_id=_function(request), status=_statuses(request),
-                          event_id=params.get("event_id") or None, created_after=_moment(request, "created_after"),
-                          created_before=_moment(request, "created_before"))  # fmt: skip
+        query = runs_filter(request)
         position = cursors(request).read("runs", request)
         after = None if position is None else _run_position(position)
     except ValueError as exc:
@@ -289,11 +306,80 @@ def _run_position(position: Any) -> tuple[int, str]:
     return int(at), str(run_id)
 
 
+async def count_runs(request: Request) -> Response:
+    """``GET /api/v1/runs/counts``: the runs of each status that the run list's ``function``, ``event_id``,
+    ``created_after`` and ``created_before`` select, and their total (its other parameters do not count)."""
+    try:
+        query = runs_filter(request, status=False)
+    except ValueError as exc:
+        return error(400, str(exc))
+    counts = await tarry_app(request)._count_runs(query)
+    return JSONResponse({"counts": counts, "total": sum(counts.values())})
+
+
+#: the smallest ``truncate`` of a run's view: what is cut is replaced by about 2 KiB of preview
+MIN_TRUNCATE = 1024
+MAX_TRUNCATE = 1 << 40
+
+
+def _truncate(request: Request) -> int | None:
+    text = request.query_params.get("truncate")
+    if text is None:
+        return None
+    if not text.isascii() or not text.isdigit() or not MIN_TRUNCATE <= int(text) <= MAX_TRUNCATE:
+        raise ValueError(f"invalid truncate {text[:40]!r}: a number of bytes, an integer from {MIN_TRUNCATE} "
+                         f"to {MAX_TRUNCATE}")  # fmt: skip
+    return int(text)
+
+
+async def run_view(app: Tarry, run: Run, truncate: int | None) -> dict[str, Any]:
+    """The JSON of a run's own view (also what the stream's ``detail`` sends)."""
+    children, reruns = await app._run_links(run)
+    return run_view_json(run, children, reruns, truncate)
+
+
 async def get_run(request: Request) -> Response:
+    """``GET /api/v1/runs/{id}``: the run with its steps, each invoke's child run, and its reruns;
+    ``truncate=N``: outputs over N bytes of JSON replaced by a preview and a download URL."""
+    try:
+        truncate = _truncate(request)
+    except ValueError as exc:
+        return error(400, str(exc))
+    app = tarry_app(request)
+    run = await app.get_run(request.path_params["run_id"])
+    if run is None:
+        return error(404, "no such run")
+    return JSONResponse(await run_view(app, run, truncate))
+
+
+async def run_output(request: Request) -> Response:
+    """``GET /api/v1/runs/{id}/output``: a completed run's output, whole, as a JSON download."""
     run = await tarry_app(request).get_run(request.path_params["run_id"])
     if run is None:
         return error(404, "no such run")
-    return JSONResponse(run_json(run))
+    if run.status != RunStatus.COMPLETED:
+        return error(404, f"the run has no output: it is {run.status.value}")
+    return _download(run.output, run.id)
+
+
+async def step_output(request: Request) -> Response:
+    """``GET /api/v1/runs/{id}/steps/{step_id}/output``: a completed step's output, whole, as a JSON download."""
+    run = await tarry_app(request).get_run(request.path_params["run_id"])
+    if run is None:
+        return error(404, "no such run")
+    step_id = request.path_params["step_id"]
+    step = next((s for s in run.steps if s.id == step_id), None)
+    if step is None:
+        return error(404, f"the run has no step {step_id[:200]!r}")
+    if step.status != StepStatus.COMPLETED:
+        return error(404, f"step {step_id[:200]!r} has no output: it is {step.status.value}")
+    return _download(step.output, f"{run.id}-{step.id}")
+
+
+def _download(value: Any, name: str) -> Response:
+    filename = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:200] + ".json"
+    return Response(_serde.dumps(value), media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})  # fmt: skip
 
 
 async def cancel_run(request: Request) -> Response:
@@ -360,12 +446,24 @@ def bulk_filters(body: bytes, allowed: tuple[str, ...]) -> dict[str, Any]:
     return fields
 
 
+def _dry_run(filters: dict[str, Any]) -> bool:
+    """Pops ``dry_run`` from a bulk action's fields: true or false (default false)."""
+    dry_run = filters.pop("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise ValueError(f"invalid dry_run {str(dry_run)[:40]!r}: true (count the runs it would take) or false")
+    return dry_run
+
+
 async def cancel_runs(request: Request) -> Response:
-    """``POST /api/v1/runs/cancel``: the filters of ``app.cancel_runs`` as JSON; answers how many."""
+    """``POST /api/v1/runs/cancel``: the filters of ``app.cancel_runs`` as JSON; answers how many.
+    With ``"dry_run": true``, changes nothing and answers how many it would cancel now."""
+    app = tarry_app(request)
     try:
         body = await read_body(request)
-        filters = await off_loop(body, lambda b: bulk_filters(b, BULK_FILTERS))
-        cancelled = await tarry_app(request).cancel_runs(**filters)
+        filters = await off_loop(body, lambda b: bulk_filters(b, (*BULK_FILTERS, "dry_run")))
+        if _dry_run(filters):
+            return JSONResponse({"matching": await app._bulk_matching("cancel", **filters)})
+        cancelled = await app.cancel_runs(**filters)
     except BodyRefused as exc:
         return error(exc.status, str(exc))
     except ValueError as exc:
@@ -374,11 +472,15 @@ async def cancel_runs(request: Request) -> Response:
 
 
 async def rerun_runs(request: Request) -> Response:
-    """``POST /api/v1/runs/rerun``: the filters of ``app.rerun_runs`` as JSON; answers the new ids."""
+    """``POST /api/v1/runs/rerun``: the filters of ``app.rerun_runs`` as JSON; answers the new ids.
+    With ``"dry_run": true``, changes nothing and answers how many it would rerun now."""
+    app = tarry_app(request)
     try:
         body = await read_body(request)
-        filters = await off_loop(body, lambda b: bulk_filters(b, (*BULK_FILTERS, "status")))
-        run_ids = await tarry_app(request).rerun_runs(**filters)
+        filters = await off_loop(body, lambda b: bulk_filters(b, (*BULK_FILTERS, "status", "dry_run")))
+        if _dry_run(filters):
+            return JSONResponse({"matching": await app._bulk_matching("rerun", **filters)})
+        run_ids = await app.rerun_runs(**filters)
     except BodyRefused as exc:
         return error(exc.status, str(exc))
     except ValueError as exc:
@@ -479,15 +581,23 @@ async def list_buffers(request: Request) -> Response:
 
 
 async def list_functions(request: Request) -> Response:
-    """``GET /api/v1/functions``: the app's functions by id, with their triggers, retries and options."""
+    """``GET /api/v1/functions``: the app's functions by id, with their triggers, retries and options;
+    ``counts=true``: each with its ``runs`` by status."""
+    app = tarry_app(request)
     try:
         limit = limit_of(request)
         after = cursors(request).read("functions", request)
+        counted = request.query_params.get("counts", "false")
+        if counted not in ("true", "false"):
+            raise ValueError(f"invalid counts {counted[:40]!r}: true (each function's runs by status) or false")
     except ValueError as exc:
         return error(400, str(exc))
-    described = [f for f in tarry_app(request)._describe_functions() if after is None or f["id"] > after]
+    described = [f for f in app._describe_functions() if after is None or f["id"] > after]
     following = cursors(request).issue("functions", described[limit - 1]["id"]) if len(described) > limit else None
-    return JSONResponse({"functions": described[:limit], "next_cursor": following})
+    page = described[:limit]
+    if counted == "true":
+        page = [{**f, "runs": await app._count_runs(RunQuery(function_id=f["id"]))} for f in page]
+    return JSONResponse({"functions": page, "next_cursor": following})
 
 
 # -- operations ---------------------------------------------------------------

@@ -250,7 +250,8 @@ FAR = 1 << 62
 class RunQuery:
     """Which runs a list holds, in which order, and where its page starts: every filter given must hold.
 
-    ``statuses``: any of these (``None``: any status). ``created_after`` (inclusive) and
+    ``statuses``: any of these (``None``: any status). ``run_id``: that run alone; ``rerun_of``: the
+    reruns of that run. ``created_after`` (inclusive) and
     ``created_before`` (exclusive) bound ``created_at`` (epoch ms). ``after``: the ``(created_at, id)``
     of the last run of the previous page (the keyset position ``query_runs`` returned); the page goes
     on strictly after it. Runs are ordered by ``(created_at, id)``, newest first unless
@@ -259,6 +260,8 @@ class RunQuery:
     function_id: str | None = None
     statuses: tuple[str, ...] | None = None
     event_id: str | None = None
+    run_id: str | None = None  # this run only
+    rerun_of: str | None = None  # the runs made again from this one
     created_after: int | None = None
     created_before: int | None = None
     after: tuple[int, str] | None = None
@@ -402,6 +405,13 @@ class Store(Protocol):
     async def query_runs(self, query: RunQuery, limit: int) -> tuple[list[Run], tuple[int, str] | None]:
         """Up to ``limit`` runs matching ``query`` (without their steps), in its order; and the keyset
         position to pass as ``after`` for the next page, or None when no run is left after these."""
+
+    async def count_runs(self, query: RunQuery) -> dict[str, int]:
+        """How many runs of each status match ``query`` (its ``function_id``, ``event_id`` and range;
+        its statuses, position and order do not count); every status is present, 0 when none."""
+
+    async def runs_by_ids(self, run_ids: list[str]) -> list[Run]:
+        """The runs of these ids that exist (without their steps), in no order."""
 
     async def runs_for_event(self, event_id: str) -> list[Run]: ...
 

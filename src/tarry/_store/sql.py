@@ -19,6 +19,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from tarry import _serde
@@ -427,11 +428,15 @@ class SQLStore(LifecycleMixin):
         """One page of a list of runs: the query run is the one whose index drives it (the event's runs,
         a function's, one status's, or all by creation), in the query's order. One row more than the
         page tells whether another page follows."""
-        if unstorable(query.function_id, query.event_id):
+        if unstorable(query.function_id, query.event_id, query.run_id, query.rerun_of):
             return [], None
         order = "oldest" if query.oldest_first else "newest"
         one_status = query.statuses is not None and len(query.statuses) == 1
-        if query.event_id is not None:
+        if query.run_id is not None:
+            name = "query_runs_one"
+        elif query.rerun_of is not None:
+            name = f"query_runs_of_rerun_{order}"
+        elif query.event_id is not None:
             name = "query_runs_of_event"
         elif query.function_id is not None:
             name = f"query_runs_of_function_{order}"
@@ -440,6 +445,7 @@ class SQLStore(LifecycleMixin):
         else:
             name = f"query_runs_{order}"
         params = {**query.bounds(), "function_id": query.function_id, "event_id": query.event_id,
+                  "run_id": query.run_id, "rerun_of": query.rerun_of,
                   "status": query.statuses[0] if one_status and query.statuses else None,
                   "statuses": None if query.statuses is None else _serde.dumps(list(query.statuses)),
                   "oldest": query.oldest_first, "limit": limit + 1}  # fmt: skip
@@ -451,6 +457,34 @@ class SQLStore(LifecycleMixin):
             return page, ((rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if more else None)
 
         return await self._read(read)
+
+    async def count_runs(self, query: RunQuery) -> dict[str, int]:
+        """Counted on the index that drives the query: the event's runs, a function's, or each status's
+        range of the status index (seven counts of an index range, reading no run)."""
+        counts = dict.fromkeys((s.value for s in RunStatus), 0)
+        if unstorable(query.function_id, query.event_id):
+            return counts
+        bounds = replace(query, after=None, oldest_first=False).bounds()
+        params = {"lo_at": bounds["lo_at"], "hi_at": bounds["hi_at"], "function_id": query.function_id,
+                  "event_id": query.event_id}  # fmt: skip
+
+        def read(c: Conn) -> dict[str, int]:
+            if query.event_id is not None or query.function_id is not None:
+                name = "count_runs_of_event" if query.event_id is not None else "count_runs_of_function"
+                counts.update({r["status"]: r["n"] for r in self._x(c, name, params)})
+            else:
+                for status in counts:
+                    counts[status] = self._x(c, "count_runs_in_status", {**params, "status": status}).fetchone()["n"]
+            return counts
+
+        return await self._read(read)
+
+    async def runs_by_ids(self, run_ids: list[str]) -> list[Run]:
+        ids = [i for i in run_ids if not unstorable(i)]
+        if not ids:
+            return []
+        params = {"ids": _serde.dumps(ids)}
+        return await self._read(lambda c: [self._run(c, r) for r in self._x(c, "runs_by_ids", params).fetchall()])
 
     async def runs_for_event(self, event_id: str) -> list[Run]:
         if unstorable(event_id):

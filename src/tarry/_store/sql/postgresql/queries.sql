@@ -612,3 +612,64 @@ WHERE run_id = %(run_id)s AND step_id = %(step_id)s AND room >= %(size)s RETURNI
 
 -- name: open_conditions
 SELECT DISTINCT condition FROM waits WHERE run_id = %(run_id)s AND step_id = %(step_id)s;
+
+-- The console's reads (query_runs by run id or by rerun_of, runs by ids, counts by status).
+
+-- name: query_runs_one
+-- One run by its id, if every other filter holds for it.
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
+       e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
+FROM runs r JOIN events e ON e.id = r.event_id
+WHERE r.id = %(run_id)s
+  AND (r.created_at, r.id) >= (%(lo_at)s, %(lo_id)s) AND (r.created_at, r.id) < (%(hi_at)s, %(hi_id)s) AND r.id <> %(skip)s
+  AND (%(rerun_of)s::text IS NULL OR r.rerun_of = %(rerun_of)s)
+  AND (%(event_id)s::text IS NULL OR r.event_id = %(event_id)s OR r.id IN (SELECT run_id FROM run_events WHERE event_id = %(event_id)s))
+  AND (%(function_id)s::text IS NULL OR r.function_id = %(function_id)s) AND (%(statuses)s::jsonb IS NULL OR r.status IN (SELECT jsonb_array_elements_text(%(statuses)s::jsonb)))
+LIMIT %(limit)s;
+
+-- name: query_runs_of_rerun_newest
+-- The reruns of one run are few; the event's filter is the runs it started (reruns keep their trigger).
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
+       e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
+FROM runs r JOIN events e ON e.id = r.event_id
+WHERE r.rerun_of = %(rerun_of)s
+  AND (r.created_at, r.id) >= (%(lo_at)s, %(lo_id)s) AND (r.created_at, r.id) < (%(hi_at)s, %(hi_id)s) AND r.id <> %(skip)s
+  AND (%(event_id)s::text IS NULL OR r.event_id = %(event_id)s OR r.id IN (SELECT run_id FROM run_events WHERE event_id = %(event_id)s))
+  AND (%(function_id)s::text IS NULL OR r.function_id = %(function_id)s) AND (%(statuses)s::jsonb IS NULL OR r.status IN (SELECT jsonb_array_elements_text(%(statuses)s::jsonb)))
+ORDER BY r.created_at DESC, r.id DESC LIMIT %(limit)s;
+
+-- name: query_runs_of_rerun_oldest
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
+       e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
+FROM runs r JOIN events e ON e.id = r.event_id
+WHERE r.rerun_of = %(rerun_of)s
+  AND (r.created_at, r.id) >= (%(lo_at)s, %(lo_id)s) AND (r.created_at, r.id) < (%(hi_at)s, %(hi_id)s) AND r.id <> %(skip)s
+  AND (%(event_id)s::text IS NULL OR r.event_id = %(event_id)s OR r.id IN (SELECT run_id FROM run_events WHERE event_id = %(event_id)s))
+  AND (%(function_id)s::text IS NULL OR r.function_id = %(function_id)s) AND (%(statuses)s::jsonb IS NULL OR r.status IN (SELECT jsonb_array_elements_text(%(statuses)s::jsonb)))
+ORDER BY r.created_at ASC, r.id ASC LIMIT %(limit)s;
+
+-- name: runs_by_ids
+-- The runs a live page shows (a JSON array of at most a few hundred ids), each found by its key.
+SELECT r.id, r.function_id, r.status, r.output, r.error, r.created_at, r.ended_at, r.cancel_requested, r.queued_reason, r.last_seq, r.ckey1, r.ckey2, r.skey, r.held, r.cancel_reason, r.rerun_of,
+       e.id AS e_id, e.name AS e_name, e.data AS e_data, e.key AS e_key, e.v AS e_v, e.ts AS e_ts
+FROM runs r JOIN events e ON e.id = r.event_id
+WHERE r.id = ANY (SELECT jsonb_array_elements_text(%(ids)s::jsonb));
+
+-- name: count_runs_in_status
+-- The runs of one status in a range of creation, counted on the index runs_status.
+SELECT COUNT(*) AS n FROM runs
+WHERE status = %(status)s AND created_at >= %(lo_at)s AND created_at < %(hi_at)s;
+
+-- name: count_runs_of_function
+SELECT status, COUNT(*) AS n FROM runs
+WHERE function_id = %(function_id)s AND created_at >= %(lo_at)s AND created_at < %(hi_at)s
+GROUP BY status;
+
+-- name: count_runs_of_event
+-- The runs of one event, found by their ids, each half by its index (an OR of the two reads every run).
+SELECT r.status, COUNT(*) AS n FROM runs r
+WHERE r.id IN (SELECT x.id FROM runs x WHERE x.event_id = %(event_id)s
+               UNION ALL SELECT b.run_id FROM run_events b WHERE b.event_id = %(event_id)s)
+  AND r.created_at >= %(lo_at)s AND r.created_at < %(hi_at)s
+  AND (%(function_id)s::text IS NULL OR r.function_id = %(function_id)s)
+GROUP BY r.status;
