@@ -108,10 +108,12 @@ class Shop:
         return done[-1]["id"], failed[0]["id"]
 
 
-def shoot(page: Page, url: str, ready: str, path: Path) -> None:
+def shoot(page: Page, url: str, ready: str, path: Path, live: bool = True) -> None:
+    """``live``: wait for the stream too (a finished run's page has nothing left to follow)."""
     page.goto(url)
     expect(page.locator(ready).first).to_be_visible(timeout=15_000)
-    expect(page.locator("#live")).to_have_attribute("data-state", "live", timeout=15_000)
+    if live:
+        expect(page.locator("#live")).to_have_attribute("data-state", "live", timeout=15_000)
     page.wait_for_timeout(500)  # the counts and durations settle
     page.screenshot(path=str(path))
     print(f"  {path}")
@@ -138,8 +140,8 @@ def main() -> None:
                 print(f"screenshots of {shop.url} into {out}:")
                 shoot(page, shop.url + "/#/functions", "table#functions tbody tr", out / SHOTS[0])
                 shoot(page, shop.url + "/#/", "table#runs tbody tr", out / SHOTS[1])
-                shoot(page, f"{shop.url}/#/runs/{finished}", "#timeline .step", out / SHOTS[2])
-                shoot(page, f"{shop.url}/#/runs/{failed}", "#timeline .step .attempt", out / SHOTS[3])
+                shoot(page, f"{shop.url}/#/runs/{finished}", "#timeline .step", out / SHOTS[2], live=False)
+                shoot(page, f"{shop.url}/#/runs/{failed}", "#timeline .step .attempt", out / SHOTS[3], live=False)
                 shoot(page, shop.url + "/#/events", "table#events tbody tr", out / SHOTS[4])
                 page.set_viewport_size({"width": 390, "height": 844})
                 shoot(page, shop.url + "/#/", "table#runs tbody tr", out / SHOTS[5])

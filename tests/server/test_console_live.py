@@ -159,6 +159,14 @@ def test_finished_runs_are_not_fetched_again(console: Server, console_page: Page
     assert not asked, f"a finished run was fetched again: {asked}"
 
 
+def test_a_finished_runs_page_does_not_say_reconnecting(console: Server, console_page: Page) -> None:
+    done = console.start("console/pipeline.started", until=("completed",))
+    console_page.goto(f"{console.url}/#/runs/{done['id']}")
+    expect(console_page.locator("#run-header")).to_have_attribute("data-status", "completed")
+    console_page.wait_for_timeout(3000)  # the run has nothing left to follow: the server is not lost for it
+    live(console_page)
+
+
 def test_a_lost_server_shows_reconnecting_keeps_the_data_and_comes_back(tmp_path: Path, console_page: Page) -> None:
     server = start_server(tmp_path)
     try:
