@@ -11,6 +11,7 @@ python -m benchmarks http --requests 500          # keep-alive latency and /metr
 python -m benchmarks flow --store postgresql      # runs/s under concurrency and throttle; a claim's cost as runs queue
 python -m benchmarks bulk --runs 100000           # cancel_runs and rerun_runs over many runs; a run beside them
 python -m benchmarks console --store sqlite       # the dashboard's requests, server time, at 100,000 runs
+python -m benchmarks console-live --seconds 30    # the console's input latency while 200 runs/s change state
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import os
 import time
 from pathlib import Path
 
-from benchmarks import bulk, console, engine, flow, http, match, report, workers
+from benchmarks import bulk, console, console_live, engine, flow, http, match, report, workers
 from benchmarks.common import Backend, PostgresBackend, SQLiteBackend, machine
 
 RESULTS = Path(__file__).parent / "results"
@@ -86,6 +87,12 @@ def main() -> None:
                    "again (0: skip)")  # fmt: skip
     c.add_argument("--keep", action="store_true", help="keep the database (its URL is printed)")
     c.add_argument("--postgres", default=POSTGRES)
+    c = commands.add_parser("console-live", help="the console in Chromium while runs change state: input latency, "
+                            "long tasks, the streams' server CPU")  # fmt: skip
+    c.add_argument("--seconds", type=int, default=30, help="how long the runs change state (twice: without "
+                   "the pages, then with them)")  # fmt: skip
+    c.add_argument("--rate", type=int, default=200, help="runs changing state per second")
+    c.add_argument("--waiting", type=int, default=600, help="runs waiting before the churn begins")
     args = parser.parse_args()
 
     if args.workload == "report":
@@ -94,7 +101,10 @@ def main() -> None:
     if args.workload == "render":
         report.render()
         return
-    if args.workload == "http":
+    if args.workload == "console-live":
+        print(f"the console in Chromium on a real tarry dev (SQLite), {args.rate} runs changing state a second:")
+        result = {**console_live.run(args.seconds, args.rate, args.waiting), "machine": machine()}
+    elif args.workload == "http":
         print("HTTP on a real tarry dev (SQLite), one keep-alive connection:")
         result = {"workload": "http", **http.run(args.requests, args.runs, args.scrapes), "machine": machine()}
     elif args.workload == "workers":
@@ -137,6 +147,8 @@ def main() -> None:
         flow.render()
     if args.workload == "console":
         console.render()
+    if args.workload == "console-live":
+        console_live.render()
 
 
 if __name__ == "__main__":

@@ -111,3 +111,42 @@ def serve_dev(folder: Path, target: str) -> Iterator[str]:
     yield url
     process.terminate()
     process.wait(10)
+
+
+# -- the console's browser tests (tests/server/test_console*.py) ------------------
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium, driven by Playwright; the tests that use it are skipped where it is not installed."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.server.console_support import CHROMIUM, launch
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    with sync_playwright() as p:
+        browser = launch(p)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def console_page(chromium: Any) -> Iterator[Any]:
+    """A fresh page at 1280 x 800, in a fixed time zone; any uncaught error of the page's script fails the test."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 800}, timezone_id="Europe/Paris")
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert not errors, f"the page's script raised: {errors}"
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """``tarry dev`` on tests/server/console_app.py, shared by the tests of one module."""
+    from tests.server.console_support import serving
+
+    yield from serving(tmp_path_factory.mktemp("console"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,6 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from tests.server.conftest import serve_dev
 
 CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = "TARRY_SCREENSHOTS_DIR"  # e.g. docs: refresh the documentation's screenshots
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)"
 )
@@ -118,27 +116,6 @@ def test_a_resume_url_opened_in_the_browser_shows_the_confirmation(dev_server: s
     expect(page.locator("#message")).to_contain_text("recorded")
     page.goto(wait["resume_url"])
     expect(page.locator("h1")).to_contain_text("Link not usable")
-
-
-@pytest.fixture
-def screenshots(tmp_path: Path) -> Path:
-    """Where screenshots go: under tmp_path, unless TARRY_SCREENSHOTS_DIR names a folder (docs)."""
-    chosen = os.environ.get(SCREENSHOTS)
-    return Path(chosen).resolve() if chosen else tmp_path
-
-
-def test_a_screenshot_of_the_dashboard_for_the_readme(dev_server: str, page: Page, screenshots: Path) -> None:
-    for user in ("ada", "grace"):
-        send(dev_server, "app/account.created", {"userId": user})
-    send(dev_server, "refund/requested", {"orderId": "o-2002"})
-    page.goto(dev_server + "/")
-    expect(page.locator("#runs tbody tr").first).to_be_visible()
-    expect(page.locator("#login")).to_be_hidden()
-    page.screenshot(path=str(screenshots / "dashboard.png"))
-    page.goto(dev_server + "/#/waits")
-    expect(page.locator("#waits")).to_contain_text("a resume URL")
-    page.screenshot(path=str(screenshots / "dashboard-waiting.png"))
-    assert (screenshots / "dashboard.png").stat().st_size > 0
 
 
 FLOW_APP = str(Path(__file__).with_name("flow_app.py")) + ":app"
