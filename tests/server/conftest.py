@@ -116,9 +116,12 @@ def serve_dev(folder: Path, target: str) -> Iterator[str]:
 # -- the console's browser tests (tests/server/test_console*.py) ------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Debian's Chromium, driven by Playwright; the tests that use it are skipped where it is not installed."""
+    """Debian's Chromium, driven by Playwright; the tests that use it are skipped where it is not installed.
+
+    One per module: Playwright's sync API refuses to start while another instance of it is open, and the
+    browser tests of tests/server/test_browser*.py start their own."""
     from playwright.sync_api import sync_playwright
 
     from tests.server.console_support import CHROMIUM, launch

@@ -31,9 +31,11 @@ async def test_sqlite_finds_an_events_runs_and_a_runs_reruns_by_their_indexes(tm
                 "oldest": 0, "limit": 51}  # fmt: skip
     plan = _sqlite_plan(tmp_path / "plans.db", "query_runs_of_event", of_event)
     assert "USING INDEX runs_event (event_id=?)" in plan and "SCAN r" not in plan, plan
-    plan = _sqlite_plan(tmp_path / "plans.db", "reruns_of_run", {"run_id": "R", "limit": 20})
-    assert "INDEX runs_rerun_of (rerun_of=?)" in plan, plan
-    assert "SCAN" not in plan and "TEMP B-TREE" not in plan, plan
+    reruns = {**RunQuery(rerun_of="R").bounds(), "rerun_of": "R", "event_id": None, "function_id": None,
+              "statuses": None, "limit": 21}  # fmt: skip
+    plan = _sqlite_plan(tmp_path / "plans.db", "query_runs_of_rerun_newest", reruns)
+    assert "USING INDEX runs_rerun_of (rerun_of=? AND (created_at,id)" in plan, plan
+    assert "SCAN r" not in plan and "TEMP B-TREE" not in plan, plan  # no run read but reruns, in index order
 
 
 @pytest.fixture
@@ -74,5 +76,7 @@ def test_postgresql_finds_an_events_runs_and_a_runs_reruns_by_their_indexes(pg_p
     plan = _pg_plan(pg_plans, "query_runs_of_event", of_event)
     assert "using runs_event on runs" in plan, plan
     assert "runs_created" not in plan and "Seq Scan on runs" not in plan, plan  # not every run read in order
-    plan = _pg_plan(pg_plans, "reruns_of_run", {"run_id": "R00001499", "limit": 20})
+    reruns = {**RunQuery(rerun_of="R00001499").bounds(), "rerun_of": "R00001499", "event_id": None,
+              "function_id": None, "statuses": None, "limit": 21}  # fmt: skip
+    plan = _pg_plan(pg_plans, "query_runs_of_rerun_newest", reruns)
     assert "using runs_rerun_of on runs" in plan and "Seq Scan on runs" not in plan, plan

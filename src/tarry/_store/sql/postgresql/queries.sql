@@ -574,10 +574,6 @@ WHERE r.id IN (SELECT x.id FROM runs x WHERE x.event_id = %(event_id)s
 ORDER BY CASE WHEN %(oldest)s::boolean THEN r.created_at END, CASE WHEN %(oldest)s::boolean THEN r.id END,
          r.created_at DESC, r.id DESC LIMIT %(limit)s;
 
--- name: reruns_of_run
--- The runs made again from one run, newest first (a range scan of runs_rerun_of, migration 0012).
-SELECT id FROM runs WHERE rerun_of = %(run_id)s ORDER BY created_at DESC, id DESC LIMIT %(limit)s;
-
 -- name: schedules_all
 SELECT id, function_id, cron, timezone FROM schedules ORDER BY id;
 

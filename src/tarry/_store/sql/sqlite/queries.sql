@@ -553,10 +553,6 @@ WHERE (r.event_id = :event_id OR r.id IN (SELECT run_id FROM run_events WHERE ev
 ORDER BY CASE WHEN :oldest = 1 THEN r.created_at END, CASE WHEN :oldest = 1 THEN r.id END,
          r.created_at DESC, r.id DESC LIMIT :limit;
 
--- name: reruns_of_run
--- The runs made again from one run, newest first (a range scan of runs_rerun_of, migration 0012).
-SELECT id FROM runs WHERE rerun_of = :run_id ORDER BY created_at DESC, id DESC LIMIT :limit;
-
 -- name: schedules_all
 SELECT id, function_id, cron, timezone FROM schedules ORDER BY id;
 
