@@ -213,6 +213,23 @@ async def test_a_burst_of_new_runs_comes_in_messages_of_at_most_50(live: tuple[t
         assert max(sizes) <= 50 and sorted(orders) == sorted(f"b{i}" for i in range(120))
 
 
+async def test_a_run_that_reaches_the_lists_status_after_a_newer_one_is_still_sent(
+    live: tuple[tarry.Tarry, str],
+) -> None:  # fmt: skip
+    app, url = live
+    async with httpx.AsyncClient(timeout=DEADLINE) as client, AsyncExitStack() as stack:
+        feed = await open_feed(stack, client, url, list="1", status="completed")
+        await feed.until(lambda e, b: e == "counts")
+        await hold(app, "late")  # created first, waiting
+        await app.send(tarry.Event("shop/order.paid", {"order": "quick"}))  # created after it, completes at once
+        await app.idle(timeout=LIMIT)
+        _, body = await feed.until(lambda e, b: e == "new")
+        assert [r["event"]["data"]["order"] for r in body["runs"]] == ["quick"]
+        await release(app, "late")
+        _, body = await feed.until(lambda e, b: e == "new")
+        assert [(r["event"]["data"]["order"], r["status"]) for r in body["runs"]] == [("late", "completed")]
+
+
 async def test_waits_and_events_are_sent_as_they_change(live: tuple[tarry.Tarry, str]) -> None:
     app, url = live
     await app.send(tarry.Event("shop/earlier"))

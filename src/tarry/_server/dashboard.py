@@ -15,7 +15,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from tarry._server.json import error
 from tarry._server.routes import BodyRefused, parse, read_body
-from tarry._server.session import COOKIE, CSRF_HEADER, Access
+from tarry._server.session import COOKIE, CSRF_HEADER, Access, same_secret
 
 log = logging.getLogger("tarry.server")
 
@@ -88,7 +88,7 @@ class Dashboard:
                 given = request.headers.get(CSRF_HEADER) or (await _fields(request)).get("csrf")
             except (BodyRefused, ValueError):
                 given = None
-            if given != sessions.csrf_token(session):
+            if not isinstance(given, str) or not same_secret(given, sessions.csrf_token(session)):
                 return error(403, "signing out needs the page's CSRF token (X-Tarry-CSRF or a csrf form field)")
         response = RedirectResponse("/", status_code=303)
         response.headers.append("set-cookie", _cookie("", request, clear=True))

@@ -29,7 +29,7 @@ def _mac(key: bytes, text: str) -> str:
     return urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def _same(given: str | None, expected: str) -> bool:
+def same_secret(given: str | None, expected: str) -> bool:
     """Constant time, whatever the lengths (both sides are hashed to one length first)."""
     if given is None:
         return False
@@ -47,7 +47,7 @@ class Sessions:
         self._now_ms = now_ms
 
     def is_key(self, given: str) -> bool:
-        return _same(given, self._key)
+        return same_secret(given, self._key)
 
     def new_cookie(self) -> str:
         """A new session's cookie value: a random id and its expiry, signed."""
@@ -60,7 +60,7 @@ class Sessions:
             return None
         payload, _, signature = cookie.rpartition(".")
         session, _, expires = payload.partition(".")
-        if not session or not expires.isdigit() or not _same(signature, _mac(self._cookie_key, payload)):
+        if not session or not expires.isdigit() or not same_secret(signature, _mac(self._cookie_key, payload)):
             return None
         return session if int(expires) > self._now_ms() else None
 
@@ -88,16 +88,16 @@ class Access:
         unsafe = request.method not in SAFE_METHODS
         given = request.headers.get(CSRF_HEADER)
         if self.bearer_key is None:
-            if unsafe and given is not None and not _same(given, self.dev_token):
+            if unsafe and given is not None and not same_secret(given, self.dev_token):
                 return error(403, "the CSRF token in X-Tarry-CSRF is not this server's: reload the dashboard")
             return None
-        if _same(request.headers.get("authorization"), f"Bearer {self.bearer_key}"):
+        if same_secret(request.headers.get("authorization"), f"Bearer {self.bearer_key}"):
             return None  # a server: no cookie, no CSRF token
         session = self.sessions.session_id(request.cookies.get(COOKIE)) if self.sessions else None
         if session is None or self.sessions is None:
             dashboard = ", or a dashboard session (sign in at /)" if self.sessions else ""
             return error(401, f"this route needs Authorization: Bearer <TARRY_SIGNING_KEY>{dashboard}")
-        if unsafe and not _same(given, self.sessions.csrf_token(session)):
+        if unsafe and not same_secret(given, self.sessions.csrf_token(session)):
             said = "is missing" if given is None else "is wrong"
             return error(403, f"the CSRF token {said}: a dashboard request that changes something must carry "
                               "the page's token in X-Tarry-CSRF (reload the dashboard)")  # fmt: skip

@@ -40,6 +40,8 @@ MAX_RUNS = 200
 PER_MESSAGE = 50
 #: messages of new runs a stream sends per look (a burst beyond that follows at the next looks)
 NEW_PAGES = 4
+#: new unfinished runs of another status than a status-filtered list's, watched until they reach it
+MAX_PENDING = 1000
 #: what ``detail`` cuts: outputs over this many bytes of JSON, as the page asks
 DETAIL_TRUNCATE = 65536
 WAITS_SHOWN = 100
@@ -140,6 +142,13 @@ def _message(event: str, body: Any) -> ServerSentEvent:
     return ServerSentEvent(json.dumps(body, separators=(",", ":"), ensure_ascii=False), event=event)
 
 
+def _fingerprint(run: Run) -> tuple[Any, ...]:
+    """What a run's page shows changes only with this: its state and each step's (an output is set
+    when its step completes, and never changes after)."""
+    steps = tuple((s.id, s.status, s.attempts, len(s.errors), s.started_at, s.ended_at, s.wake_at) for s in run.steps)
+    return run.status, run.ended_at, run.queued_reason, len(run.events), steps
+
+
 def _position(run: Run) -> tuple[int, str]:
     return to_ms(run.created_at), run.id
 
@@ -149,8 +158,9 @@ async def updates(app: Tarry, watch: Watch,
     """The stream's messages, as what it watches changes; ends when the client goes (it is cancelled)."""
     store = app.engine.store
     runs: dict[str, tuple[Any, ...] | None] = dict.fromkeys(watch.runs)
-    detail, shown = watch.detail, ""
+    detail, shown = watch.detail, None
     new_after: tuple[int, str] = (-FAR, "")
+    pending: dict[str, None] = {}  # new unfinished runs of another status than the list's, oldest first
     if watch.list_query is not None:
         newest, _ = await app._query_runs(RunQuery(), 1)
         new_after = _position(newest[0]) if newest else new_after
@@ -166,12 +176,10 @@ async def updates(app: Tarry, watch: Watch,
             run = await app.get_run(detail)
             if run is None:
                 detail = None
-            else:
+            elif (mark := _fingerprint(run)) != shown:  # the view is built only when the run changed
+                shown = mark
                 body = await run_view(app, run, DETAIL_TRUNCATE)
-                text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-                if text != shown:
-                    shown = text
-                    yield ServerSentEvent(text, event="detail")
+                yield ServerSentEvent(json.dumps(body, separators=(",", ":"), ensure_ascii=False), event="detail")
                 if run.status.finished:
                     detail = None
         if runs:
@@ -188,12 +196,31 @@ async def updates(app: Tarry, watch: Watch,
                 if run.status.finished:  # sent finished: never read again
                     del runs[run_id]
         if watch.list_query is not None:
-            query = replace(watch.list_query, oldest_first=True)
+            statuses = watch.list_query.statuses
+            if statuses is not None and pending:  # new runs not yet of the list's status: sent once they are
+                found = {r.id: r for r in await store.runs_by_ids(list(pending))}
+                now_in = [r for i in list(pending) if (r := found.get(i)) is not None and r.status.value in statuses]
+                for run_id in list(pending):
+                    run = found.get(run_id)
+                    if run is None or run.status.value in statuses or run.status.finished:
+                        del pending[run_id]
+                if now_in:
+                    yield _message("new", {"runs": [run_json(r, steps=False) for r in reversed(now_in)]})
+            # the new runs of every status, so that one reaching the list's status later is not passed over
+            query = replace(watch.list_query, statuses=None, oldest_first=True)
             for _ in range(NEW_PAGES):
                 page, more = await app._query_runs(replace(query, after=new_after), PER_MESSAGE)
                 if page:
                     new_after = _position(page[-1])
-                    yield _message("new", {"runs": [run_json(r, steps=False) for r in reversed(page)]})
+                    shown_now = [r for r in page if statuses is None or r.status.value in statuses]
+                    if statuses is not None:
+                        for r in page:
+                            if r.status.value not in statuses and not r.status.finished:
+                                pending[r.id] = None
+                        while len(pending) > MAX_PENDING:  # the oldest give way: the counts still show them
+                            del pending[next(iter(pending))]
+                    if shown_now:
+                        yield _message("new", {"runs": [run_json(r, steps=False) for r in reversed(shown_now)]})
                 if more is None:
                     break
             if time.monotonic() - counted_at >= COUNTS_EVERY:

@@ -121,7 +121,8 @@ let current = null;
 
 export function parseHash() {
   const [path, query] = (location.hash.slice(1) || "/").split("?");
-  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  const decoded = (part) => { try { return decodeURIComponent(part); } catch { return part; } };  // a bad % stays as typed
+  const parts = path.split("/").filter(Boolean).map(decoded);
   const name = parts[0] === "runs" && parts[1] ? "run" : (parts[0] || "runs");
   return {name: Object.hasOwn(VIEWS, name) ? name : "runs", id: parts[1], params: new URLSearchParams(query || "")};
 }

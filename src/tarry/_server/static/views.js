@@ -143,8 +143,9 @@ export function eventsView(ctx) {
   const handlers = {
     open() { if (handlers.broken) { handlers.broken = false; reload(); } },
     error() { handlers.broken = true; },
-    events({events}) {
+    events({events, more}) {
       if (!list.pages.length) return;
+      if (more) { reload(); return; }  // more arrived than one message holds: read the first page again
       list.pages[0] = [...events, ...list.pages[0].filter((e) => !events.some((n) => n.id === e.id))];
       for (const e of events) if (!e.delivered) recheck.set(e.id, recheck.get(e.id) || 0);
       if (recheck.size && !recheckTimer) recheckTimer = setTimeout(recheckUndelivered, 1000);
