@@ -46,7 +46,9 @@ async def refund_approval(ctx: tarry.Context) -> dict[str, Any]:
     if decision is None:
         return {"orderId": order, "refunded": False, "reason": "no answer within a day"}
     answer = decision["event"] or {}  # the link's query parameters, or the JSON body posted to it
-    return {"orderId": order, "refunded": answer.get("approve", "yes") != "no"}
+    if "approved" in answer:  # the dashboard's Approve / Reject: {"approved": true} or {"approved": false}
+        return {"orderId": order, "refunded": answer["approved"] is True}
+    return {"orderId": order, "refunded": answer.get("approve", "yes") != "no"}  # the link: ?approve=no
 
 
 async def started_run(event: tarry.Event) -> tarry.Run:

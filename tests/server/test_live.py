@@ -46,6 +46,20 @@ def test_a_resume_url_clicked_through_a_real_server(dev_server: str) -> None:
     assert wait_for(dev_server, run["id"], "completed")["output"] == {"orderId": "o-live", "refunded": True}
 
 
+@pytest.mark.parametrize(("payload", "refunded"), [({"approved": False}, False), ({"approved": True}, True)])
+def test_the_dashboards_reject_and_approve_reach_the_example_app(
+    dev_server: str, payload: dict[str, bool], refunded: bool
+) -> None:
+    order = f"o-{refunded}"
+    sent = httpx.post(f"{dev_server}/e/any", json={"name": "refund/requested", "data": {"orderId": order}})
+    [run] = runs_of(dev_server, sent.json()["ids"][0])
+    wait_for(dev_server, run["id"], "waiting")
+    [wait] = httpx.get(f"{dev_server}/api/v1/waits", params={"run_id": run["id"]}).json()["waits"]
+    path = "/resume/" + wait["resume_url"].rsplit("/resume/", 1)[1]
+    assert httpx.post(dev_server + path, json=payload).status_code == 200  # what the run page's form posts
+    assert wait_for(dev_server, run["id"], "completed")["output"] == {"orderId": order, "refunded": refunded}
+
+
 def test_the_inngest_sdk_sends_single_events_and_batches(dev_server: str) -> None:
     client = inngest.Inngest(app_id="sdk-test", event_api_base_url=dev_server, is_production=False)
     [single] = client.send_sync(inngest.Event(name="sdk/single", data={"n": 1}))

@@ -33,6 +33,19 @@ function errorHtml(error, open) {
   return `<div class="error-box"><strong>${esc(error.name)}</strong>: <span class="message">${esc(error.message)}</span>${trace}</div>`;
 }
 
+/** The data of an event the wait's match accepts: {"data.userId": "grace"} gives {"userId": "grace"}. */
+function matchingData(match) {
+  const data = {};
+  for (const [path, value] of Object.entries(match || {})) {
+    const parts = path.split(".");
+    if (parts[0] !== "data" || parts.length < 2) continue;
+    let at = data;
+    for (const part of parts.slice(1, -1)) at = (at[part] = typeof at[part] === "object" && at[part] ? at[part] : {});
+    at[parts[parts.length - 1]] = value;
+  }
+  return data;
+}
+
 export function runView(ctx) {
   const id = ctx.id;
   let run = null;
@@ -167,7 +180,7 @@ export function runView(ctx) {
       w.if_exp ? `if <code>${esc(w.if_exp)}</code>` : "",
       w.remaining != null ? `(${esc(w.remaining)} more at most)` : ""].filter(Boolean).join(" ");
     const send = w.events.length === 1 && !w.events[0].endsWith("*")
-      ? ` <a class="small-link" href="#/send?name=${enc(w.events[0])}">send one…</a>` : "";
+      ? ` <a class="small-link" href="#/send?name=${enc(w.events[0])}&data=${enc(JSON.stringify(matchingData(w.match)))}">send one…</a>` : "";
     return `<div class="wait" data-key="${esc(key)}"><p><code>${esc(w.step_id)}</code> waits for ${what}${send} · since ${when(w.since)}${until}</p></div>`;
   }
 

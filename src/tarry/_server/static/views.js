@@ -214,7 +214,7 @@ export function waitsView(ctx) {
     return `<tr data-key="${esc(keyOf(w))}" data-wait-run="${esc(w.run_id)}" data-kind="${esc(w.kind)}">
       <td><a href="${esc(page)}" title="${esc(w.run_id)}">${esc(w.function_id)}</a> <code class="muted">${shortId(w.run_id)}</code></td>
       <td><code>${esc(w.step_id)}</code> <span class="muted">${esc(w.kind)}${w.condition != null ? `, condition ${esc(w.condition)}` : ""}</span></td>
-      <td>${what}</td><td>${when(w.since)}</td>
+      <td class="waits-for">${what}</td><td>${when(w.since)}</td>
       <td>${w.until ? `${when(w.until)} <span class="muted">${esc(relative(w.until))}</span>` : '<span class="muted">no timeout</span>'}</td>
       <td>${action}</td></tr>`;
   }
@@ -314,6 +314,9 @@ export function sendView(ctx) {
   const out = ctx.root.querySelector("#send-result");
   const field = (name) => form.elements.namedItem(name);
   if (params.get("name")) field("name").value = params.get("name");
+  if (params.get("data")) {  // a wait's "send one…": the data its match accepts
+    try { field("data").value = JSON.stringify(JSON.parse(params.get("data")), null, 2); } catch { /* left as it is */ }
+  }
 
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
