@@ -120,8 +120,8 @@ def serve_dev(folder: Path, target: str) -> Iterator[str]:
 def chromium() -> Iterator[Any]:
     """Debian's Chromium, driven by Playwright; the tests that use it are skipped where it is not installed.
 
-    One per module: Playwright's sync API refuses to start while another instance of it is open, and the
-    browser tests of tests/server/test_browser*.py start their own."""
+    One per module, shared by every browser test of it: Playwright's sync API refuses to start while another
+    instance of it is open, and one held for the whole session would outlive the modules that need it."""
     from playwright.sync_api import sync_playwright
 
     from tests.server.console_support import CHROMIUM, launch
