@@ -332,6 +332,33 @@ def test_the_waits_view_shows_what_each_run_waits_for_and_links_resume_waits_to_
     expect(console_page.locator("#run-waits form.resume-form")).to_be_visible()
 
 
+def test_a_waits_send_one_link_fills_in_the_data_its_match_accepts_and_resumes_the_run(
+    console: Server, console_page: Page
+) -> None:
+    order = console.start("console/order.placed", {"orderId": "o-send-one"}, until=("waiting",))
+    console_page.goto(f"{console.url}/#/runs/{order['id']}")
+    console_page.locator("#run-waits a", has_text="send one").click()
+    expect(console_page.locator('form#send-form input[name="name"]')).to_have_value("console/order.paid")
+    data = console_page.locator('form#send-form textarea[name="data"]')
+    expect(data).not_to_have_value("{}")
+    assert json.loads(data.input_value()) == {"orderId": "o-send-one"}
+    console_page.locator('form#send-form button[type="submit"]').click()
+    expect(console_page.locator("#sent")).to_be_visible()
+    assert console.wait_run(order["id"], "completed")["output"] == {"orderId": "o-send-one"}
+
+
+def test_the_waits_table_fits_a_1280_px_window(console: Server, console_page: Page) -> None:
+    console.start("console/order.placed", {"orderId": "o-wide"}, until=("waiting",))
+    console.start("console/approval.requested", until=("waiting",))
+    console_page.goto(console.url + "/#/waits")
+    expect(console_page.locator("table#waits tbody tr").first).to_be_visible()
+    widths = console_page.evaluate(
+        "(() => { const box = document.querySelector('table#waits').closest('.table-box');"
+        " return [box.scrollWidth, box.clientWidth]; })()"
+    )
+    assert widths[0] <= widths[1], f"the waits table scrolls sideways at 1280 px: {widths[0]} px in {widths[1]}"
+
+
 def test_the_buffers_view_shows_an_open_debounce(console: Server, console_page: Page) -> None:
     for _ in range(3):
         console.send("console/cart.changed", {"cartId": "cart-buffers"})

@@ -271,6 +271,14 @@ def _function(request: Request) -> str | None:
     return named.pop() if named else None
 
 
+def flag(request: Request, name: str) -> bool:
+    """A switch of the query: ``true`` or ``1`` on, ``false``, ``0``, empty or absent off (``ValueError`` else)."""
+    value = request.query_params.get(name, "")
+    if value not in ("", "0", "1", "true", "false"):
+        raise ValueError(f"invalid {name} {value[:40]!r}: true (or 1) to turn it on, false (or 0) or leave it out")
+    return value in ("1", "true")
+
+
 def runs_filter(request: Request, *, status: bool = True) -> RunQuery:
     """The run list's filters of a request (``ValueError`` naming a bad one): ``function``, ``status``
     (unless not ``status``), ``event_id``, ``run_id``, ``rerun_of``, ``created_after``, ``created_before``."""
@@ -587,15 +595,13 @@ async def list_functions(request: Request) -> Response:
     try:
         limit = limit_of(request)
         after = cursors(request).read("functions", request)
-        counted = request.query_params.get("counts", "false")
-        if counted not in ("true", "false"):
-            raise ValueError(f"invalid counts {counted[:40]!r}: true (each function's runs by status) or false")
+        counted = flag(request, "counts")
     except ValueError as exc:
         return error(400, str(exc))
     described = [f for f in app._describe_functions() if after is None or f["id"] > after]
     following = cursors(request).issue("functions", described[limit - 1]["id"]) if len(described) > limit else None
     page = described[:limit]
-    if counted == "true":
+    if counted:
         page = [{**f, "runs": await app._count_runs(RunQuery(function_id=f["id"]))} for f in page]
     return JSONResponse({"functions": page, "next_cursor": following})
 

@@ -23,7 +23,7 @@ from tarry._app import Tarry
 from tarry._clock import to_ms
 from tarry._model import Run
 from tarry._server.json import error, event_record_json, run_json, wait_json
-from tarry._server.routes import run_view, runs_filter, tarry_app
+from tarry._server.routes import flag, run_view, runs_filter, tarry_app
 from tarry._store.base import FAR, RunQuery
 
 #: seconds between two looks at the store, per open stream
@@ -58,22 +58,15 @@ class Watch:
     events: bool = False
 
 
-def _switch(request: Request, name: str) -> bool:
-    value = request.query_params.get(name, "")
-    if value not in ("", "0", "1", "true", "false"):
-        raise ValueError(f"invalid {name} {value[:40]!r}: 1 to watch it, or leave it out")
-    return value in ("1", "true")
-
-
 def watch_of(request: Request) -> Watch:
     """The stream's query, checked (``ValueError`` naming the parameter and the rule)."""
     params = request.query_params
     runs = tuple(dict.fromkeys(i.strip() for v in params.getlist("runs") for i in v.split(",") if i.strip()))
     if len(runs) > MAX_RUNS:
         raise ValueError(f"invalid runs: {len(runs)} run ids; a stream watches at most {MAX_RUNS}")
-    listing = _switch(request, "list")
+    listing = flag(request, "list")
     watch = Watch(runs=runs, detail=params.get("detail") or None, list_query=runs_filter(request) if listing else None,
-                  waits=_switch(request, "waits"), events=_switch(request, "events"))  # fmt: skip
+                  waits=flag(request, "waits"), events=flag(request, "events"))  # fmt: skip
     if not (watch.runs or watch.detail or listing or watch.waits or watch.events):
         raise ValueError("the stream watches nothing: give runs=<ids>, detail=<id>, list=1, waits=1 or events=1")
     return watch
