@@ -93,6 +93,29 @@ async def park_and_resume(url: str, n: int) -> dict[str, float]:
     return {"park_per_s": park, "resume_per_s": resume}
 
 
+async def database_cost(url: str, n: int) -> dict[str, Any]:
+    """Park and resume of ``n`` runs as in ``park_and_resume``, counting what each costs the PostgreSQL
+    server per run (``benchmarks.pgcost``): a run of its own, since counting slows the client a little."""
+    from benchmarks.pgcost import Cost, counting, until
+
+    cost = Cost(url)
+    app = _app(url)
+    figures: dict[str, Any] = {}
+    with counting():
+        async with app:
+            await asyncio.to_thread(cost.start)
+            waited = asyncio.create_task(asyncio.to_thread(until, url, "waiting", n))
+            await _send_all(app, "bench/start", n)
+            await waited
+            figures["park"] = await asyncio.to_thread(cost.stop, n)
+            await asyncio.to_thread(cost.start)
+            waited = asyncio.create_task(asyncio.to_thread(until, url, "completed", n))
+            await _send_all(app, "bench/go", n)
+            await waited
+            figures["resume"] = await asyncio.to_thread(cost.stop, n)
+    return figures
+
+
 async def latency(url: str, n: int) -> dict[str, float]:
     """With ``n`` runs waiting, one event at a time: sent -> the resumed run's next step done."""
     app = _app(url)
