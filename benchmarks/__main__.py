@@ -53,6 +53,9 @@ def main() -> None:
     e.add_argument("--runs", type=int, default=10_000)
     e.add_argument("--postgres", default=POSTGRES)
     m = commands.add_parser("match", help="cost of routing one event as the number of waiting runs grows")
+    d = commands.add_parser("cost", help="what park and resume cost the PostgreSQL server per run")
+    d.add_argument("--runs", type=int, default=2000)
+    d.add_argument("--postgres", default=POSTGRES)
     m.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     m.add_argument("--sizes", default="1000,10000,100000", help="numbers of waiting runs (comma-separated)")
     m.add_argument("--samples", type=int, default=300, help="events routed per size")
@@ -107,6 +110,10 @@ def main() -> None:
     elif args.workload == "http":
         print("HTTP on a real tarry dev (SQLite), one keep-alive connection:")
         result = {"workload": "http", **http.run(args.requests, args.runs, args.scrapes), "machine": machine()}
+    elif args.workload == "cost":
+        print(f"the database's cost per run, PostgreSQL, {args.runs} runs parked then resumed:")
+        result = {"workload": "cost-postgresql", **engine.cost_report(PostgresBackend(args.postgres), args.runs),
+                  "machine": machine(args.postgres)}  # fmt: skip
     elif args.workload == "workers":
         print(f"{args.runs} runs waiting then resumed, PostgreSQL, by worker processes:")
         result = workers.run(args.admin_url, [int(c) for c in args.counts.split(",")], args.runs)

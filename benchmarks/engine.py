@@ -164,6 +164,17 @@ def run(backend: Backend, runs: int, latency_runs: int = 200, ingest_events: int
     return _show(result)
 
 
+def cost_report(backend: Backend, runs: int) -> dict[str, Any]:
+    """``database_cost`` on a fresh PostgreSQL database; prints each phase's figures and top statements."""
+    result = asyncio.run(database_cost(backend.fresh("cost"), runs))
+    backend.clean()
+    for phase, figures in result.items():
+        print(f"  {phase}: " + ", ".join(f"{k} {round(v, 2)}" for k, v in figures.items() if k != "top_statements"))
+        for text, count in figures["top_statements"][:20]:
+            print(f"    {count:6}  {text}")
+    return {"runs": runs, **result}
+
+
 def memory_report(backend: Backend, runs: int) -> dict[str, Any]:
     result = asyncio.run(memory(backend, backend.fresh("memory"), runs))
     backend.clean()

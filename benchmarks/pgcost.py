@@ -4,7 +4,8 @@
 it. Statements and round trips are counted in this process, on psycopg's
 cursors and commands (``BEGIN``, ``COMMIT``, savepoints); a pipeline's
 statements count one round trip per sync. Transactions are the database's
-own count (``pg_stat_database``), WAL bytes the server's LSN before and after,
+count as the client sees it (each ``BEGIN``, each statement
+outside one), WAL bytes the server's LSN before and after,
 and the server's CPU is the user and system time of every PostgreSQL process
 of the machine (``/proc/<pid>/stat``: the backends, the WAL writer, the
 checkpointer, autovacuum), so it is what a larger machine would have to give
@@ -30,23 +31,23 @@ class _Counts:
         self.lock = threading.Lock()
         self.statements = 0
         self.round_trips = 0
+        self.transactions = 0
         self.by_text: Counter[str] = Counter()
 
-    def add(self, text: str, statements: int, trips: int) -> None:
+    def add(self, text: str, statements: int, trips: int, transactions: int = 0) -> None:
         with self.lock:
+            self.transactions += transactions
             self.statements += statements
             self.round_trips += trips
             self.by_text[" ".join(text.split())[:90]] += statements
 
 
 _counts: _Counts | None = None
-_polls = 0  # transactions of ``until`` itself, left out of the figures
 _quiet = threading.local()  # on in ``until``'s thread: its statements are not the workload's
 
 
 def until(url: str, status: str, n: int, timeout: float = 3600) -> None:
     """Block until ``n`` runs have ``status``, asking every 50 ms on a connection of its own, uncounted."""
-    global _polls
     import time
 
     import psycopg
@@ -55,7 +56,6 @@ def until(url: str, status: str, n: int, timeout: float = 3600) -> None:
     deadline = time.monotonic() + timeout
     with psycopg.connect(url, autocommit=True) as conn:
         while True:
-            _polls += 1
             row = conn.execute("SELECT count(*) FROM runs WHERE status = %s", (status,), prepare=False).fetchone()
             if row is not None and row[0] >= n:
                 return
@@ -77,13 +77,14 @@ def counting() -> Iterator[None]:
     def execute(self: Any, query: Any, params: Any = None, **kw: Any) -> Any:
         if _counts is not None and not getattr(_quiet, "on", False):
             piped = self._conn._pipeline is not None
-            _counts.add(str(query) if isinstance(query, str) else repr(query), 1, 0 if piped else 1)
+            alone = self._conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # autocommit
+            _counts.add(str(query) if isinstance(query, str) else repr(query), 1, 0 if piped else 1, int(alone))
         return cursor_execute(self, query, params, **kw)
 
     def command(self: Any, command: Any, *args: Any, **kw: Any) -> Any:
         if _counts is not None and not getattr(_quiet, "on", False):
             text = command.decode() if isinstance(command, bytes) else str(command)
-            _counts.add(text, 0, 0 if self._pipeline is not None else 1)
+            _counts.add(text, 0, 0 if self._pipeline is not None else 1, int(text.startswith("BEGIN")))
         return exec_command(self, command, *args, **kw)
 
     def piped_sync(self: Any) -> Any:
@@ -128,40 +129,31 @@ class Cost:
     def __init__(self, url: str) -> None:
         self.url = url
 
-    def _server(self) -> tuple[int, int]:
+    def _wal(self) -> int:
         import psycopg
 
         _quiet.on = True
         with psycopg.connect(self.url, autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT xact_commit + xact_rollback, pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint "
-                "FROM pg_stat_database WHERE datname = current_database()"
-            ).fetchone()
-            conn.execute("SELECT pg_stat_clear_snapshot()")
+            row = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint").fetchone()
         assert row is not None
-        return int(row[0]), int(row[1])
+        return int(row[0])
 
     def start(self) -> None:
         global _counts
         if _counts is not None:
             _counts = _Counts()
         _quiet.on = True
-        self._polls = _polls
-        self._xacts, self._wal = self._server()
+        self._lsn = self._wal()
         self._cpu = _server_cpu_s()
 
     def stop(self, n: int) -> dict[str, Any]:
         cpu = _server_cpu_s() - self._cpu
-        import time
-
-        time.sleep(0.6)  # pg_stat_database is written by the backends every 0.5 s at most
-        xacts, wal = self._server()
         figures: dict[str, Any] = {
-            "transactions_per_run": (xacts - self._xacts - 1 - (_polls - self._polls)) / n,  # not ours
             "server_cpu_us_per_run": cpu * 1e6 / n,
-            "wal_bytes_per_run": (wal - self._wal) / n,
+            "wal_bytes_per_run": (self._wal() - self._lsn) / n,
         }
         if _counts is not None:
+            figures["transactions_per_run"] = _counts.transactions / n
             figures["statements_per_run"] = _counts.statements / n
             figures["round_trips_per_run"] = _counts.round_trips / n
             figures["top_statements"] = [(t, round(c / n, 2)) for t, c in _counts.by_text.most_common(30)]
