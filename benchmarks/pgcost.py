@@ -6,10 +6,11 @@ cursors and commands (``BEGIN``, ``COMMIT``, savepoints); a pipeline's
 statements count one round trip per sync. Transactions are the database's
 count as the client sees it (each ``BEGIN``, each statement
 outside one), WAL bytes the server's LSN before and after,
-and the server's CPU is the user and system time of every PostgreSQL process
-of the machine (``/proc/<pid>/stat``: the backends, the WAL writer, the
-checkpointer, autovacuum), so it is what a larger machine would have to give
-the database. Counting adds a few µs per statement; figures of speed are
+and the server's CPU is the user and system time (``/proc/<pid>/stat``) of
+the database's backends and the server's own processes (the WAL writer, the
+checkpointer, ...), so it is what a larger machine would have to give the
+database (``server_cpu_all``: of every PostgreSQL process of the machine,
+autovacuum and other databases' backends too). Counting adds a few µs per statement; figures of speed are
 taken in runs without it.
 """
 
@@ -105,9 +106,9 @@ def counting() -> Iterator[None]:
         _counts = None
 
 
-def _server_cpu_s() -> float:
-    """User and system CPU seconds of every process of the machine named ``postgres``."""
-    total = 0
+def _cpu_by_pid() -> dict[int, float]:
+    """User and system CPU seconds of each process of the machine named ``postgres``."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -119,8 +120,8 @@ def _server_cpu_s() -> float:
         if name != "postgres" and not name.startswith("postgres:"):
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / _TICKS
+        found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+    return found
 
 
 class Cost:
@@ -135,7 +136,13 @@ class Cost:
         _quiet.on = True
         with psycopg.connect(self.url, autocommit=True) as conn:
             row = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint").fetchone()
+            # this database's client backends (the pool's connections), and the server's own processes
+            pids = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE (datname = current_database() AND pid <> pg_backend_pid()) "
+                "OR backend_type NOT IN ('client backend', 'autovacuum worker')"
+            ).fetchall()
         assert row is not None
+        self._pids.update(p[0] for p in pids)
         return int(row[0])
 
     def start(self) -> None:
@@ -143,14 +150,19 @@ class Cost:
         if _counts is not None:
             _counts = _Counts()
         _quiet.on = True
+        self._pids: set[int] = set()
         self._lsn = self._wal()
-        self._cpu = _server_cpu_s()
+        self._cpu = _cpu_by_pid()
+        self._all = sum(self._cpu.values())
 
     def stop(self, n: int) -> dict[str, Any]:
-        cpu = _server_cpu_s() - self._cpu
+        now = _cpu_by_pid()
+        wal = self._wal() - self._lsn
+        ours = sum(now.get(pid, 0.0) - self._cpu.get(pid, 0.0) for pid in self._pids)
         figures: dict[str, Any] = {
-            "server_cpu_us_per_run": cpu * 1e6 / n,
-            "wal_bytes_per_run": (self._wal() - self._lsn) / n,
+            "server_cpu_us_per_run": ours * 1e6 / n,  # this database's backends and the server's own processes
+            "server_cpu_all_us_per_run": (sum(now.values()) - self._all) * 1e6 / n,  # every postgres process
+            "wal_bytes_per_run": wal / n,
         }
         if _counts is not None:
             figures["transactions_per_run"] = _counts.transactions / n

@@ -1,8 +1,9 @@
 """Scale-out on PostgreSQL: the same resume workload with 1, 2 and 4 `tarry worker` processes.
 
 N runs each wait for their own event (``match="data.n"``); all N events are
-then sent by four concurrent senders. Figures: runs parked per second, and
-runs resumed and completed per second, by number of worker processes.
+then sent by four concurrent senders. Figures: runs parked per second, runs
+resumed and completed per second, and the database server's CPU and WAL per
+resumed run (``benchmarks.pgcost``), by number of worker processes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import psycopg
 
 import tarry
+from benchmarks.pgcost import Cost
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = "tests/postgres/workers_app.py:app"
@@ -42,7 +44,7 @@ async def _until(url: str, status: str, n: int) -> None:
         await asyncio.sleep(0.05)
 
 
-async def _measure(url: str, n: int) -> tuple[float, float]:
+async def _measure(url: str, n: int) -> tuple[float, float, dict[str, Any]]:
     from tests.postgres import workers_app
 
     senders = [tarry.Tarry("bench", database_url=url) for _ in range(4)]
@@ -60,13 +62,16 @@ async def _measure(url: str, n: int) -> tuple[float, float]:
         for i in part:
             await sender.send(tarry.Event("bench/go", {"n": i}))
 
+    cost = Cost(url)
+    await asyncio.to_thread(cost.start)
     began = time.perf_counter()
     await asyncio.gather(*(send_all(s, range(k, n, 4)) for k, s in enumerate(senders)))
     await _until(url, "completed", n)
     resumed = time.perf_counter() - began
+    spent = await asyncio.to_thread(cost.stop, n)
     for sender in senders:
         await sender.close()
-    return n / parked, n / resumed
+    return n / parked, n / resumed, spent
 
 
 def run(admin: str, counts: list[int], n: int) -> dict[str, Any]:
@@ -87,12 +92,26 @@ def run(admin: str, counts: list[int], n: int) -> dict[str, Any]:
                                       stdout=subprocess.DEVNULL) for _ in range(workers)]  # fmt: skip
         time.sleep(1.5)
         try:
-            park, resume = asyncio.run(_measure(url, n))
+            park, resume, spent = asyncio.run(_measure(url, n))
         finally:
             for p in processes:
                 p.send_signal(signal.SIGTERM)
             for p in processes:
                 p.wait(20)
-        rows.append({"workers": workers, "runs": n, "park_per_s": round(park), "resume_per_s": round(resume)})
-        print(f"  {workers} worker(s): parked {park:,.0f}/s, resumed and completed {resume:,.0f}/s", flush=True)
+        cpu = spent["server_cpu_us_per_run"]
+        rows.append(
+            {
+                "workers": workers,
+                "runs": n,
+                "park_per_s": round(park),
+                "resume_per_s": round(resume),
+                "server_cpu_us_per_resume": round(cpu),
+                "wal_bytes_per_resume": round(spent["wal_bytes_per_run"]),
+            }
+        )
+        print(
+            f"  {workers} worker(s): parked {park:,.0f}/s, resumed and completed {resume:,.0f}/s, "
+            f"server CPU {cpu:,.0f} µs per resume",
+            flush=True,
+        )
     return {"workload": "workers-postgresql", "rows": rows}
