@@ -12,7 +12,10 @@ import psycopg
 
 import tarry
 
-app = tarry.Tarry("failures", database_url=os.environ.get("TARRY_DATABASE_URL", "postgresql://localhost/tarry"))
+#: a few slots per process, so that neither worker can claim every run of a burst alone: both must take part
+app = tarry.Tarry(
+    "failures", database_url=os.environ.get("TARRY_DATABASE_URL", "postgresql://localhost/tarry"), concurrency=4
+)
 
 
 def record_handled(handler_run: str, failed_run: str) -> str:

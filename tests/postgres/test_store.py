@@ -31,8 +31,10 @@ async def test_a_transaction_aborted_as_a_deadlock_victim_is_run_again(pg_url: s
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE locks (id INTEGER PRIMARY KEY)")
         conn.execute("INSERT INTO locks VALUES (1), (2)")
-    store = PostgresStore(pg_url)
+    # two stores, as two processes: one store's writes that queue up together share a transaction
+    store, other = PostgresStore(pg_url), PostgresStore(pg_url)
     await store.open(Wakes())  # type: ignore[arg-type]
+    await other.open(Wakes())  # type: ignore[arg-type]
     both_hold_one = threading.Barrier(2, timeout=20)
     attempts: Counter[str] = Counter()
 
@@ -45,9 +47,10 @@ async def test_a_transaction_aborted_as_a_deadlock_victim_is_run_again(pg_url: s
         return name
 
     try:
-        done = await asyncio.gather(store._write(take, 1, 2, "a"), store._write(take, 2, 1, "b"))
+        done = await asyncio.gather(store._write(take, 1, 2, "a"), other._write(take, 2, 1, "b"))
     finally:
         await store.close()
+        await other.close()
     assert sorted(done) == ["a", "b"]
     assert sorted(attempts.values()) == [1, 2]  # PostgreSQL aborted one; it ran again and committed
 
@@ -165,3 +168,31 @@ async def test_a_heartbeat_folds_the_counters_so_an_unscraped_store_keeps_few_ro
         assert rows is not None and rows[0] <= len(tarry.RunStatus), rows
         counts = await store.counts()
         assert counts.runs.get("sleeping") == 40
+
+
+async def test_writes_queued_together_share_a_transaction_and_keep_their_own_outcomes(pg_url: str) -> None:
+    """Group commit: writes that queue up while the lanes are busy commit in one transaction; one that fails,
+    by raising or by a statement PostgreSQL refuses, changes nothing, of its own or the others'."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE written (id TEXT PRIMARY KEY, tx BIGINT NOT NULL)")
+        conn.execute("INSERT INTO written VALUES ('taken', 0)")
+    store = PostgresStore(pg_url)
+    await store.open(Wakes())  # type: ignore[arg-type]
+
+    def insert(c: Any, name: str) -> str:
+        c.execute("INSERT INTO written VALUES (%s, txid_current())", (name,))
+        if name == "w3":
+            raise ValueError("w3 refused")
+        return name
+
+    try:
+        names = [f"w{i}" for i in range(40)] + ["taken"]  # "taken": a duplicate key, refused by the database
+        outcomes = await asyncio.gather(*(store._write(insert, n) for n in names), return_exceptions=True)
+        assert [str(o) for o in outcomes[:40]] == [n if n != "w3" else "w3 refused" for n in names[:40]]
+        assert isinstance(outcomes[40], StoreError) and "duplicate key" in str(outcomes[40])
+        with psycopg.connect(pg_url) as conn:
+            rows = conn.execute("SELECT id, tx FROM written WHERE id <> 'taken'").fetchall()
+        assert sorted(r[0] for r in rows) == sorted(n for n in names[:40] if n != "w3")
+        assert len({r[1] for r in rows}) < len(rows), "some writes shared a transaction"
+    finally:
+        await store.close()

@@ -17,6 +17,7 @@ transaction whose connection died before its COMMIT was sent runs once more.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -37,7 +38,7 @@ from tarry._errors import StoreError
 from tarry._store.base import Hooks
 from tarry._store.queries import load_migrations, load_queries
 from tarry._store.schema import require_schema
-from tarry._store.sql import SQLStore, rows_isolated
+from tarry._store.sql import SQLStore, _database_fault, rows_isolated, settle_all
 from tarry._store.sql_waits import Conn
 from tarry._store.urls import redact_url, scrub
 
@@ -48,6 +49,16 @@ MIGRATION_LOCK = 0x7A77_7279  # pg_advisory_lock key: one migrator at a time
 CHANNEL = "tarry_wake"
 NOTIFY_EVERY_S = 0.002
 DEADLOCK_RETRIES = 8
+LANES = 8  # write transactions of a process at once (group commit: each takes what queued meanwhile)
+MAX_BATCH = 64
+
+
+class _Write:
+    __slots__ = ("fn", "future", "loop", "quiet")
+
+    def __init__(self, fn: Callable[[Conn], Any], quiet: bool, loop: asyncio.AbstractEventLoop,
+                 future: asyncio.Future[Any]) -> None:  # fmt: skip
+        self.fn, self.quiet, self.loop, self.future = fn, quiet, loop, future
 
 
 class _Dropped(Exception):
@@ -78,6 +89,10 @@ class PostgresStore(SQLStore):
         self._stopping = threading.Event()
         self._background: list[threading.Thread] = []
         self._me = f"{os.getpid()}-{id(self)}"  # our NOTIFY payload, so the listener skips our own
+        self._pending: list[_Write] = []
+        self._pending_lock = threading.Lock()
+        self._lanes = 0  # lanes committing batches now
+        self._closing = False
 
     # -- plumbing -------------------------------------------------------------
 
@@ -142,35 +157,92 @@ class PostgresStore(SQLStore):
         return pool.getconn()
 
     async def _write(self, fn: Callable[..., T], *args: Any, quiet: bool = False) -> T:
-        def tx(conn: Conn) -> T:
-            isolated = False
-            for attempt in range(DEADLOCK_RETRIES):
-                committing = False
-                try:
-                    with conn.transaction(), rows_isolated(isolated):
-                        result = fn(conn, *args)
-                        committing = True  # leaving the block sends COMMIT
-                    break
-                except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
-                    # PostgreSQL aborted us to break a lock cycle: nothing of ours stands; try again.
-                    if attempt == DEADLOCK_RETRIES - 1:
-                        raise
-                    time.sleep(random.uniform(0.001, 0.01) * (attempt + 1))
-                except psycopg.OperationalError as exc:
-                    # Died before COMMIT: nothing committed, safe to run again. Died during COMMIT: it may
-                    # have committed, so it is not run again; the caller sees the error (a run backs off).
-                    if _lost(conn, exc) and not committing:
-                        raise _Dropped(exc) from exc
-                    raise
-                except Exception as exc:
-                    if isolated or isinstance(exc, psycopg.Error) or attempt == DEADLOCK_RETRIES - 1:
-                        raise
-                    isolated = True  # maybe one row's fault: run again, each row under a savepoint of its own
-            if not quiet:  # a worker's idle turns must not wake every other worker, which wake it...
-                self._hint.set()
-            return result
+        """Run ``fn`` as one transaction; it returns only once that transaction is committed.
 
-        return await self._call(tx)
+        Group commit, as on SQLite: writes that queue up while the lanes are busy run together in the
+        next transaction of a lane, so one commit (and one WAL flush) serves them all. ``LANES``
+        transactions run at once, on connections of the pool; a batch holds at most ``MAX_BATCH``
+        writes, so that the locks it holds until its commit stay few."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._pending_lock:
+            if self._pool is None or self._closing:
+                raise StoreError("the store is closed; start the app first (async with app / await app.start())")
+            self._pending.append(_Write((lambda conn: fn(conn, *args)) if args else fn, quiet, loop, future))
+            if self._lanes < LANES:
+                self._lanes += 1
+                self._threads.submit(self._lane)
+        result: T = await future
+        return result
+
+    def _lane(self) -> None:
+        """Commit batches of the queued writes until none is left."""
+        while True:
+            with self._pending_lock:
+                batch, self._pending[:MAX_BATCH] = self._pending[:MAX_BATCH], []
+                if not batch:
+                    self._lanes -= 1
+                    return
+            try:
+                outcomes = self._guarded(self._batch, batch)
+            except BaseException as exc:  # the whole batch failed: each write sees why
+                outcomes = [(False, exc)] * len(batch)
+            if not all(w.quiet for w in batch):  # a worker's idle turns must not wake every other worker...
+                self._hint.set()
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+            for write, (ok, value) in zip(batch, outcomes, strict=True):
+                if isinstance(value, psycopg.Error):
+                    error = StoreError(f"PostgreSQL error on {self._where()}: {self._say(value)}".strip())
+                    error.__cause__ = value
+                    value = error
+                by_loop.setdefault(write.loop, []).append((write.future, ok, value))
+            for loop, settled in by_loop.items():  # one wake-up of each caller's loop, not one per write
+                with contextlib.suppress(RuntimeError):  # that loop is gone; settle the others
+                    loop.call_soon_threadsafe(settle_all, settled)
+
+    def _batch(self, conn: Conn, batch: list[_Write]) -> list[tuple[bool, Any]]:
+        """The batch's writes in one transaction, committed; each write's outcome.
+
+        First plainly: the first write that fails rolls everything back. The writes are functions of
+        the database alone, so running them again, each under a savepoint of its own (and each row of
+        a write, ``rows_isolated``), gives each its own outcome."""
+        isolated = False
+        for attempt in range(DEADLOCK_RETRIES):
+            committing = False
+            outcomes: list[tuple[bool, Any]] = []
+            try:
+                with conn.transaction(), rows_isolated(isolated):
+                    for write in batch:
+                        if not isolated:
+                            outcomes.append((True, write.fn(conn)))
+                            continue
+                        try:
+                            with conn.transaction():  # a savepoint: this write's failure undoes it alone
+                                outcomes.append((True, write.fn(conn)))
+                        except Exception as exc:
+                            if _database_fault(exc):
+                                raise
+                            outcomes.append((False, exc))
+                    committing = True  # leaving the block sends COMMIT
+                return outcomes
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+                # PostgreSQL aborted us to break a lock cycle: nothing of ours stands; try again.
+                if attempt == DEADLOCK_RETRIES - 1:
+                    raise
+                time.sleep(random.uniform(0.001, 0.01) * (attempt + 1))
+            except psycopg.OperationalError as exc:
+                # Died before COMMIT: nothing committed, safe to run again. Died during COMMIT: it may
+                # have committed, so it is not run again; the callers see the error (a run backs off).
+                if _lost(conn, exc) and not committing:
+                    raise _Dropped(exc) from exc
+                raise
+            except Exception as exc:
+                if isolated or _database_fault(exc):
+                    raise
+                if len(batch) == 1 and (isinstance(exc, psycopg.Error) or attempt == DEADLOCK_RETRIES - 1):
+                    raise  # one write: its own error (a row's fault is isolated below only where rows are)
+                isolated = True  # maybe one write's or one row's fault: run again, each under a savepoint
+        raise AssertionError("unreachable")
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         def tx(conn: Conn) -> T:
@@ -278,6 +350,11 @@ class PostgresStore(SQLStore):
         )
 
     async def close(self) -> None:
+        with self._pending_lock:
+            self._closing = True  # later writes fail at once; those queued still commit
+        deadline = time.monotonic() + 10
+        while (self._lanes or self._pending) and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
         self._stopping.set()
         self._hint.set()
         for thread in self._background:

@@ -14,6 +14,7 @@ row is set aside as a dead letter instead of being retried for ever.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sqlite3
@@ -587,6 +588,17 @@ class SQLStore(LifecycleMixin):
             self._x(c, "delete_worker", {"id": owner})
 
         await self._write(release)
+
+
+def settle_all(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    """Set the outcomes of a batch of writes (group commit), on their caller's loop."""
+    for future, ok, value in settled:
+        if future.done():  # its caller gave up (cancelled); the write itself stands
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 _rows = threading.local()  # whether this thread's transaction runs each row under a savepoint

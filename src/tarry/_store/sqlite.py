@@ -28,7 +28,7 @@ from tarry._store.base import (
 )
 from tarry._store.queries import load_migrations, load_queries
 from tarry._store.schema import require_schema
-from tarry._store.sql import SQLStore, rows_isolated
+from tarry._store.sql import SQLStore, rows_isolated, settle_all
 from tarry._store.urls import redact_url
 
 T = TypeVar("T")
@@ -127,7 +127,7 @@ class SQLiteStore(SQLStore):
             by_loop.setdefault(loop, []).append((future, ok, value))
         for loop, settled in by_loop.items():  # one wake-up of each caller's loop, not one per write
             with contextlib.suppress(RuntimeError):  # that loop is gone; settle the others
-                loop.call_soon_threadsafe(_settle_all, settled)
+                loop.call_soon_threadsafe(settle_all, settled)
 
     @staticmethod
     def _commit(conn: sqlite3.Connection, batch: list[Any], isolated: bool) -> list[tuple[bool, Any]]:
@@ -277,16 +277,6 @@ def store_error(path: str, exc: sqlite3.Error) -> StoreError:
     name = getattr(exc, "sqlite_errorname", None)
     hint = _HINTS.get(name) if isinstance(name, str) else None
     return StoreError(f"SQLite error on {path}: {exc}" + (f" ({name}: {hint})" if hint else ""))
-
-
-def _settle_all(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    for future, ok, value in settled:
-        if future.done():  # its caller gave up (cancelled); the write itself stands
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
 
 
 def _set_wal(conn: sqlite3.Connection) -> None:
