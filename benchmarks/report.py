@@ -164,7 +164,7 @@ def targets(report: dict[str, Any]) -> str:
             met = value <= bound if op == "<=" else value >= bound
             lines.append(f"| {store} | `{key}` | {op} {bound:,} | {value:,.2f} | {'yes' if met else 'no'} |")
         rows = report["stores"].get(store, {}).get("match", [])
-        if store == "sqlite" and rows:
+        if rows:
             ratio = rows[-1]["ratio_to_smallest"]
             lines.append(f"| {store} | match p50 at {rows[-1]['waiting']:,} / at {rows[0]['waiting']:,} | <= 2 "
                          f"| {ratio:.2f} | {'yes' if ratio <= 2 else 'no'} |")  # fmt: skip
