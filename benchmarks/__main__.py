@@ -39,7 +39,7 @@ def main() -> None:
     r.add_argument("--ingest-events", type=int, default=20_000)
     r.add_argument("--memory-runs", type=int, default=100_000, help="runs waiting for the memory figures (0: skip)")
     r.add_argument("--match-sizes", default="1000,10000,100000,1000000", help="waiting runs, SQLite")
-    r.add_argument("--pg-match-sizes", default="1000,10000,100000", help="waiting runs, PostgreSQL")
+    r.add_argument("--pg-match-sizes", default="1000,10000,100000,1000000", help="waiting runs, PostgreSQL")
     r.add_argument("--samples", type=int, default=300, help="events routed per match size")
     r.add_argument("--repeat", type=int, default=3, help="runs of ingest/park/resume/latency; medians reported")
     r.add_argument("--postgres", default=POSTGRES, help="a database of the server to create the benchmark's in "
@@ -63,6 +63,8 @@ def main() -> None:
     m.add_argument("--samples", type=int, default=300, help="events routed per size")
     m.add_argument("--if-exp", action="store_true", help="wait with an if_exp (equality term + residual)")
     m.add_argument("--any", action="store_true", help="wait in wait_for_any of two conditions (match= each)")
+    m.add_argument("--no-copy", dest="copy", action="store_false", help="park every waiting run through the "
+                   "engine instead of copying a template's rows (slow: ~400 runs/s on PostgreSQL)")  # fmt: skip
     m.add_argument("--scanned", action="store_true", help="one 450 KiB event against 100 scanned waits instead")
     m.add_argument("--postgres", default=POSTGRES)
     w = commands.add_parser("workers", help="resume throughput on PostgreSQL with 1, 2, 4 worker processes")
@@ -143,7 +145,8 @@ def main() -> None:
         else:
             variant = "wait_for_any" if args.any else "if_exp" if args.if_exp else "match="
             print(f"match cost, {variant} waits, {args.store}:")
-            rows = match.run(backend, [int(s) for s in args.sizes.split(",")], args.samples, args.if_exp, args.any)
+            rows = match.run(backend, [int(s) for s in args.sizes.split(",")], args.samples, args.if_exp, args.any,
+                             args.copy)  # fmt: skip
             suffix = "-any" if args.any else "-if-exp" if args.if_exp else ""
             result = {"workload": f"match-{args.store}{suffix}", "rows": rows}
         result["machine"] = machine(args.postgres if args.store == "postgresql" else None)

@@ -311,6 +311,127 @@ def copies(template: dict[str, tuple[list[str], list[tuple[Any, ...]]]], count: 
         yield out
 
 
+# -- many copies of a few runs, by set-based SQL ------------------------------------------------------------
+
+LINKS = {"events": ("id", "event_id"), "runs": ("id", "run_id")}  # (column, copy_map's): the rows of a run
+MAP = ("n", "run_id", "event_id", "old_text", "new_run", "new_event", "new_text")
+
+
+def copy_runs(url: str, template: list[tuple[str, str]], count: int, text: Callable[[int, int], str],
+              chunk: int = 50_000) -> int:  # fmt: skip
+    """Copy the rows of the ``template`` runs ``count`` times into their database, by set-based SQL; rows written.
+
+    ``template`` is ``(run_id, text)`` for each run: its rows and its event's (every table of ``TABLES``) are
+    copied as the store wrote them, each copy with new ULIDs for the run and its event (at the template's
+    times) and, in every text column, ``text`` replaced by ``text(k, j)`` for copy ``k`` (1 .. ``count``) of
+    template run ``j`` (its match key, say). Serial columns are numbered again by the database, in the
+    template's order, and the counters' triggers count the copies. The template's rows are set aside first;
+    then, ``chunk`` runs at a time, a mapping of old ids to new ones (made here, loaded in one statement) is
+    joined with them by one ``INSERT ... SELECT`` per table. Rows that name an event's seq (what a run
+    consumed, a batch's last event, look-back keys) would need more than that, and are refused.
+    """
+    runs = [run_id for run_id, _ in template]
+    marks = ", ".join("?" for _ in runs)
+    events: dict[str, str] = {}
+
+    def prepare() -> tuple[Rows, list[str]]:
+        """A connection with the template's rows set aside and an empty mapping; the inserts to run."""
+        rows = Rows(url)
+        if rows.pg:  # the waits trigger looks for each new wait's run among the statement's rows: in memory
+            rows.execute("SET work_mem = '256MB'")
+        events.update(rows.execute(f"SELECT id, event_id FROM runs WHERE id IN ({marks})", tuple(runs)))
+        if len(set(events.values())) != len(runs):
+            raise ValueError("each template run needs an event of its own")
+        seqs = f"SELECT seq FROM events WHERE id IN ({marks})"
+        for check, args in ((f"SELECT 1 FROM runs WHERE id IN ({marks}) AND last_seq IS NOT NULL", tuple(runs)),
+                            (f"SELECT 1 FROM consumed WHERE run_id IN ({marks})", tuple(runs)),
+                            (f"SELECT 1 FROM event_keys WHERE seq IN ({seqs})", tuple(events.values()))):  # fmt: skip
+            if rows.execute(check, args):
+                raise ValueError(f"the template's rows name an event's seq ({check.split()[3]}): not copied so")
+        inserts: list[str] = []
+        for table in TABLES:
+            column, mapped = LINKS.get(table, ("run_id", "run_id"))
+            ids = tuple(events.values()) if table == "events" else tuple(runs)
+            columns = [d[0] for d in rows.conn.execute(f"SELECT * FROM {table} WHERE 1 = 0").description]
+            if column not in columns or not rows.execute(f"SELECT 1 FROM {table} WHERE {column} IN ({marks})", ids):
+                continue
+            rows.execute(f"CREATE TEMP TABLE tpl_{table} AS SELECT * FROM {table} WHERE 1 = 0")
+            rows.execute(f"INSERT INTO tpl_{table} SELECT * FROM {table} WHERE {column} IN ({marks})", ids)
+            serial = [c for c in (*SERIAL.get(table, ()), *(("seq",) if table == "events" else ())) if c in columns]
+            texts = _texts(rows, table)
+            keep = [c for c in columns if c not in serial]
+            values = [f"replace(replace(replace(x.{c}, m.run_id, m.new_run), m.event_id, m.new_event), m.old_text, "
+                      f"m.new_text)" if c in texts else f"x.{c}" for c in keep]  # fmt: skip
+            order = ", ".join(["m.n", *(f"x.{c}" for c in serial)])
+            inserts.append(f"INSERT INTO {table} ({', '.join(keep)}) SELECT {', '.join(values)} "
+                           f"FROM tpl_{table} x JOIN copy_map m ON x.{column} = m.{mapped} ORDER BY {order}")  # fmt: skip
+        rows.execute("CREATE TEMP TABLE copy_map (n BIGINT, run_id TEXT, event_id TEXT, old_text TEXT, "
+                     "new_run TEXT, new_event TEXT, new_text TEXT)")  # fmt: skip
+        rows.commit()
+        return rows, inserts
+
+    rows, inserts = prepare()
+    per = max(1, chunk // len(runs))
+    written, first, lost = 0, 1, 0
+    try:
+        while first <= count:
+            mapping = [(n, run_id, events[run_id], old, _next_ulid(run_id, 2 * n + 1), _next_ulid(events[run_id], 2 * n),
+                        text(k, j))
+                       for k in range(first, min(count + 1, first + per))
+                       for j, (run_id, old) in enumerate(template) for n in (k * len(runs) + j,)]  # fmt: skip
+            try:
+                rows.execute("DELETE FROM copy_map")
+                rows.write("copy_map", list(MAP), mapping)
+                done = sum(rows.conn.execute(insert).rowcount for insert in inserts)
+                rows.commit()
+            except Exception as exc:  # a server restarted under the copy: the chunk again, on a new connection
+                if not (rows.pg and lost_connection(exc)) or lost == 10:
+                    raise
+                lost += 1
+                rows.close()
+                rows, inserts = again(prepare)
+                continue
+            written += done
+            first += per
+        return written
+    finally:
+        rows.close()
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """Whether ``exc`` is the PostgreSQL connection lost (the server restarted or shutting down)."""
+    import psycopg
+
+    return isinstance(exc, psycopg.OperationalError)
+
+
+def again(call: Callable[[], Any], tries: int = 30) -> Any:
+    """``call()``, retried every 2 s while the PostgreSQL server cannot be reached (restarting)."""
+    for attempt in range(tries):
+        try:
+            return call()
+        except Exception as exc:
+            if not lost_connection(exc) or attempt == tries - 1:
+                raise
+            time.sleep(2)
+    raise AssertionError("unreachable")
+
+
+def _next_ulid(ulid: str, n: int) -> str:
+    """A ULID of the same millisecond as ``ulid``, the ``n``-th of that millisecond: as the store's monotonic ids
+    of one millisecond, the copies of one template run have increasing ids, so each index takes them in order."""
+    return ulid[:10] + "".join(_ALPHABET[(n >> (5 * i)) & 31] for i in range(15, -1, -1))
+
+
+def _texts(rows: Rows, table: str) -> set[str]:
+    """The text columns of ``table``."""
+    if rows.pg:
+        found = rows.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                             "AND table_schema = current_schema() AND data_type = 'text'", (table,))  # fmt: skip
+        return {c for (c,) in found}
+    return {r[1] for r in rows.execute(f"PRAGMA table_info({table})") if r[2].upper() == "TEXT"}
+
+
 async def fill(backend: Backend, runs: int) -> tuple[str, dict[str, Any]]:
     """A database with about ``runs`` runs (copies of a template made through the engine)."""
     template_url = backend.fresh("console_template")
