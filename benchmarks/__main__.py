@@ -12,6 +12,7 @@ python -m benchmarks flow --store postgresql      # runs/s under concurrency and
 python -m benchmarks bulk --runs 100000           # cancel_runs and rerun_runs over many runs; a run beside them
 python -m benchmarks console --store sqlite       # the dashboard's requests, server time, at 100,000 runs
 python -m benchmarks console-live --seconds 30    # the console's input latency while 200 runs/s change state
+python -m benchmarks wake --runs 200              # SQLite: another process's send -> a tarry worker's first step
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import os
 import time
 from pathlib import Path
 
-from benchmarks import bulk, console, console_live, engine, flow, http, match, report, workers
+from benchmarks import bulk, console, console_live, engine, flow, http, match, report, wake, workers
 from benchmarks.common import Backend, PostgresBackend, SQLiteBackend, machine
 
 RESULTS = Path(__file__).parent / "results"
@@ -100,6 +101,11 @@ def main() -> None:
                    "the pages, then with them)")  # fmt: skip
     c.add_argument("--rate", type=int, default=200, help="runs changing state per second")
     c.add_argument("--waiting", type=int, default=600, help="runs waiting before the churn begins")
+    k = commands.add_parser("wake", help="SQLite: send -> first step of a run, a tarry worker in another process; "
+                            "its idle CPU")  # fmt: skip
+    k.add_argument("--runs", type=int, default=200, help="events sent one at a time")
+    k.add_argument("--idle-seconds", type=float, default=10, help="how long the idle worker's CPU is measured")
+    k.add_argument("--stat", action="store_true", help="the watch's fallback where inotify is missing")
     args = parser.parse_args()
 
     if args.workload == "report":
@@ -111,6 +117,9 @@ def main() -> None:
     if args.workload == "console-live":
         print(f"the console in Chromium on a real tarry dev (SQLite), {args.rate} runs changing state a second:")
         result = {**console_live.run(args.seconds, args.rate, args.waiting), "machine": machine()}
+    elif args.workload == "wake":
+        print(f"pick-up across processes, SQLite, a tarry worker subprocess{' (stat fallback)' * args.stat}:")
+        result = {**wake.run(args.runs, args.idle_seconds, args.stat), "machine": machine()}
     elif args.workload == "http":
         print("HTTP on a real tarry dev (SQLite), one keep-alive connection:")
         result = {"workload": "http", **http.run(args.requests, args.runs, args.scrapes), "machine": machine()}

@@ -290,6 +290,7 @@ class Tarry:
     async def wait_for_run(self, run_id: str, timeout: float = 30) -> Run:
         """Return the run once it is completed, failed or cancelled; ``TimeoutError`` after ``timeout`` s."""
         engine = self.engine
+        engine.store.watch()  # in a client, the worker's progress in another process wakes us
         deadline = time.monotonic() + timeout
         while True:
             run = await engine.store.get_run(run_id)
@@ -423,6 +424,7 @@ class Tarry:
     async def idle(self, timeout: float = 30) -> None:
         """Return once no run can make progress right now (finished, sleeping or waiting)."""
         engine = self.engine
+        engine.store.watch()
         deadline = time.monotonic() + timeout
         while await engine.store.has_work(engine.clock.now_ms()):
             remaining = deadline - time.monotonic()

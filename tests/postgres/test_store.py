@@ -60,6 +60,8 @@ async def test_writes_wake_other_processes_but_not_their_own_and_quiet_writes_wa
     writer, other = PostgresStore(pg_url), PostgresStore(pg_url)
     await writer.open(mine)  # type: ignore[arg-type]
     await other.open(theirs)  # type: ignore[arg-type]
+    writer.watch()  # two workers' processes
+    other.watch()
     try:
         await asyncio.sleep(1)  # both listeners are listening
         mine.count = theirs.count = 0
@@ -130,6 +132,10 @@ async def test_the_listener_reconnects_at_once_and_wakes_its_worker_for_what_it_
     listener = "FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN %'"
     try:
         with psycopg.connect(pg_url, autocommit=True) as admin:
+            await asyncio.sleep(0.2)
+            assert not admin.execute(f"SELECT 1 {listener}").fetchone(), "a store nobody watches does not listen"
+            store.watch()
+            store.watch()  # once is enough: one listener
             deadline = time.monotonic() + 5
             while not admin.execute(f"SELECT 1 {listener}").fetchone():
                 assert time.monotonic() < deadline, "the listener never listened"
@@ -141,7 +147,7 @@ async def test_the_listener_reconnects_at_once_and_wakes_its_worker_for_what_it_
                 await asyncio.sleep(0.05)
             # a NOTIFY sent while it was away is lost: the worker is woken to look for itself
             assert wakes.count == 1
-            assert admin.execute(f"SELECT 1 {listener}").fetchone()
+            assert len(admin.execute(f"SELECT 1 {listener}").fetchall()) == 1
     finally:
         await store.close()
 

@@ -2,8 +2,9 @@
 
 One loop turn is one store transaction (``tick``): deliver delayed events
 that came due, fire due timers, claim runs for free slots. Between turns it
-sleeps until woken in-process, until its next timer, or for one poll
-interval (work stored by other processes). A parked run holds nothing here.
+sleeps until woken (in-process, or by the store's ``watch`` for work another
+process stored), until its next timer, or for one poll interval (the
+guarantee, should a wake-up be lost). A parked run holds nothing here.
 Every store call of the loop survives a ``StoreError`` and is tried again; if
 the loop ever ends other than by ``stop``, it says so (``ended``).
 """
@@ -87,6 +88,7 @@ class Worker:
                             exc_info=True)  # fmt: skip
                 await asyncio.sleep(delay)
                 delay *= 2
+        engine.store.watch()  # work stored by other processes wakes us, not only the poll
         self._loop_task = asyncio.create_task(self._run(), name=f"tarry-worker-{self.owner}")
         self._loop_task.add_done_callback(self._loop_ended)
 

@@ -321,6 +321,12 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
+    def watch(self) -> None:
+        """From now until ``close``, call ``Hooks.wake`` soon after another process stores work (its
+        commits, not ours: ours wake this process already). Idempotent. Only a process that works
+        or waits for runs asks (a client that only sends needs no wake-up); polling stays the
+        guarantee, this only makes it fast."""
+
     async def send(self, events: list[NewEvent], now: int, deliver: bool, dedup_since: int,
                    claim: tuple[str, int] | None = None) -> Sent:  # fmt: skip
         """Insert events (deduplicated by ``dedup_id`` since ``dedup_since``) and, with ``deliver``,

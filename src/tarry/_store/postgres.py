@@ -6,7 +6,8 @@ every transaction). Under READ COMMITTED, an event and a concurrent wait
 registration take transaction advisory locks on the same (name, shape, key),
 so each sees the other's committed rows. Claims use ``FOR UPDATE SKIP LOCKED``.
 After writes, a background thread sends one ``NOTIFY`` per few milliseconds
-(never inside the hot transactions); a listener wakes this process's worker.
+(never inside the hot transactions); in a process that watches (a worker's,
+``watch``) a listener wakes it.
 Polling stays the guarantee; the notification only makes it fast.
 
 Connections the server closed (a restart, a failover, an idle-session killer)
@@ -88,6 +89,8 @@ class PostgresStore(SQLStore):
         self._hint = threading.Event()
         self._stopping = threading.Event()
         self._background: list[threading.Thread] = []
+        self._watch_lock = threading.Lock()
+        self._listening = False
         self._me = f"{os.getpid()}-{id(self)}"  # our NOTIFY payload, so the listener skips our own
         self._pending: list[_Write] = []
         self._pending_lock = threading.Lock()
@@ -314,10 +317,12 @@ class PostgresStore(SQLStore):
             pool.close()
             self._pool = None
             raise
-        for target in (self._notifier, self._listener):
-            thread = threading.Thread(target=target, name=f"tarry-{target.__name__.strip('_')}", daemon=True)
-            thread.start()
-            self._background.append(thread)
+        self._start_thread(self._notifier)
+
+    def _start_thread(self, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=f"tarry-{target.__name__.strip('_')}", daemon=True)
+        thread.start()
+        self._background.append(thread)
 
     def _migrate(self, conn: Conn) -> None:
         conn.execute("SELECT pg_advisory_lock(%(key)s)", {"key": MIGRATION_LOCK})
@@ -355,7 +360,8 @@ class PostgresStore(SQLStore):
         deadline = time.monotonic() + 10
         while (self._lanes or self._pending) and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
-        self._stopping.set()
+        with self._watch_lock:
+            self._stopping.set()
         self._hint.set()
         for thread in self._background:
             await asyncio.get_running_loop().run_in_executor(None, thread.join, 5)
@@ -365,6 +371,15 @@ class PostgresStore(SQLStore):
         self._threads.shutdown(wait=True)
 
     # -- wake-ups: NOTIFY after writes (batched), LISTEN to wake this worker -------
+
+    def watch(self) -> None:
+        """Wake this process (``Hooks.wake``) soon after another process writes, until ``close``: a
+        connection of its own LISTENs; our own NOTIFYs are skipped (our writes woke us already)."""
+        with self._watch_lock:
+            if self._pool is None or self._stopping.is_set() or self._listening:
+                return
+            self._listening = True
+            self._start_thread(self._listener)
 
     def _notifier(self) -> None:
         while not self._stopping.is_set():

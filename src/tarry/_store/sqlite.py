@@ -4,6 +4,8 @@ Every method runs on a dedicated thread, so the event loop never blocks on
 the disk. Writes take ``BEGIN IMMEDIATE`` — SQLite's single writer is what
 orders an event against a concurrent wait or claim — and those that queue up
 behind a commit share the next one, each in its own savepoint (group commit).
+A worker's process watches the write-ahead log (``watch``): a commit of another
+process wakes its worker within milliseconds instead of at its next poll.
 This module knows SQL, not workflows.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import os
 import sqlite3
 import threading
@@ -30,8 +33,10 @@ from tarry._store.queries import load_migrations, load_queries
 from tarry._store.schema import require_schema
 from tarry._store.sql import SQLStore, rows_isolated, settle_all
 from tarry._store.urls import redact_url
+from tarry._store.watch import FileWatch
 
 T = TypeVar("T")
+log = logging.getLogger("tarry.store")
 _SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL", "off": "OFF", "extra": "EXTRA"}
 
 #: what to do about the errors a full disk causes: SQLite reports running out of space (ENOSPC)
@@ -77,6 +82,9 @@ class SQLiteStore(SQLStore):
         self._pending_lock = threading.Lock()
         self._drain_scheduled = False
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watch: FileWatch | None = None
+        self._version: int | None = None  # PRAGMA data_version at the last look
 
     # -- plumbing ---------------------------------------------------------
 
@@ -188,6 +196,7 @@ class SQLiteStore(SQLStore):
 
     async def open(self, hooks: Hooks) -> None:
         self.hooks = hooks
+        self._loop = asyncio.get_running_loop()
         try:
             await self._call(self._open)
         except BaseException:
@@ -262,6 +271,9 @@ class SQLiteStore(SQLStore):
     async def close(self) -> None:
         with self._pending_lock:
             self._closed = True  # later writes fail at once; those queued still run below
+            watch, self._watch = self._watch, None
+        if watch is not None:
+            await asyncio.get_running_loop().run_in_executor(None, watch.close)
         if self._conn is not None:
             await self._call(self._close)
         self._thread.shutdown(wait=True)
@@ -270,6 +282,48 @@ class SQLiteStore(SQLStore):
         assert self._conn is not None
         self._conn.close()
         self._conn = None
+
+    # -- wake-ups: a commit of another process wakes this worker -------------------
+
+    def watch(self) -> None:
+        """Wake this process (``Hooks.wake``) soon after another connection commits, until ``close``.
+
+        A thread watches the write-ahead log (``FileWatch``); after a write it asks the store's own
+        connection for ``PRAGMA data_version``, which moves only for commits of other connections, so
+        this process's commits (which wake it already) do not wake it twice. Not for ``:memory:``."""
+        with self._pending_lock:
+            if self._closed or self._conn is None or self._watch is not None or self.path == ":memory:":
+                return
+            try:
+                self._watch = FileWatch(os.path.realpath(self.path) + "-wal", self._changed)
+            except OSError as exc:  # out of descriptors, say: the poll still finds the work
+                log.warning("cannot watch %s for other processes' commits (%s); the worker polls", self.path, exc)
+                return
+            self._thread.submit(self._look)  # the version to compare with (and one wake-up: harmless)
+
+    def _changed(self) -> bool:
+        """The log was written (on the watch's thread): whether another connection's commit is seen."""
+        with self._pending_lock:
+            if self._closed:
+                return True
+            look = self._thread.submit(self._look)
+        try:
+            return look.result(timeout=5)
+        except Exception:  # a long transaction, or closing: the next write or the poll tells
+            return False
+
+    def _look(self) -> bool:
+        """On the store's thread: wake this process if data_version moved since the last look."""
+        if self._conn is None:
+            return True
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._version:
+            return False
+        self._version = version
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed
+                self._loop.call_soon_threadsafe(self.hooks.wake)
+        return True
 
 
 def store_error(path: str, exc: sqlite3.Error) -> StoreError:
