@@ -46,6 +46,7 @@ def main() -> None:
     r.add_argument("--postgres", default=POSTGRES, help="a database of the server to create the benchmark's in "
                    "('' to skip PostgreSQL)")  # fmt: skip
     r.add_argument("--flow-runs", type=int, default=10_000, help="N of the flow workload (0: skip it)")
+    r.add_argument("--wake-runs", type=int, default=200, help="N of the cross-process pick-up (0: skip it)")
     r.add_argument("--cost-runs", type=int, default=2000, help="N of the database-cost workload (0: skip it)")
     r.add_argument("--workers-runs", type=int, default=2000, help="N of the worker-processes workload (0: skip it)")
     r.add_argument("--no-dbos", dest="dbos", action="store_false", help="skip the DBOS peer")
