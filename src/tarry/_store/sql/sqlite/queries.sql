@@ -654,3 +654,47 @@ WHERE r.id IN (SELECT x.id FROM runs x WHERE x.event_id = :event_id
   AND r.created_at >= :lo_at AND r.created_at < :hi_at
   AND (:function_id IS NULL OR r.function_id = :function_id)
 GROUP BY r.status;
+
+-- Fewer statements per run. A run's claim loads the events and steps of every run claimed in one
+-- query each; an event's matching reads its candidate waits in one. PostgreSQL also does in one
+-- statement what SQLite does in several (data-modifying WITH); on SQLite those names hold the parts it
+-- runs instead, in a comment.
+
+-- name: events_by_ids
+-- The triggers of the runs of one claim (a JSON array of their event ids).
+SELECT id, name, data, key, v, ts FROM events WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: steps_of_runs
+-- The step records of the runs of one claim (a JSON array of their ids), each run's in recorded order.
+SELECT run_id, id, kind, status, attempts, output, error, started_at, ended_at, wake_at FROM steps
+WHERE run_id IN (SELECT value FROM json_each(:run_ids)) ORDER BY run_id, rowid;
+
+-- name: shapes_of_names
+-- The shapes waited with on any of these names (a JSON array), read once for the events of one send.
+SELECT event_name, shape FROM wait_shapes WHERE event_name IN (SELECT value FROM json_each(:names));
+
+-- name: candidate_waits
+-- The waits an event may match: the scanned bucket of its name and of every name, and the waits of
+-- each index probe (a JSON array of [name, shape, key]), in one read.
+SELECT w.id, w.run_id, w.step_id, w.kind, w.if_exp, w.condition, 1 AS scanned FROM waits w
+WHERE w.event_name IN (:name, '') AND w.shape = '' AND w.match_key = ''
+UNION ALL
+SELECT w.id, w.run_id, w.step_id, w.kind, w.if_exp, w.condition, 0 AS scanned
+FROM json_each(:probes) AS p CROSS JOIN waits w
+WHERE w.event_name = p.value ->> 0 AND w.shape = p.value ->> 1 AND w.match_key = p.value ->> 2;
+
+-- name: insert_indexed_event
+-- PostgreSQL's one statement; SQLite (no locks) runs insert_event, then insert_event_key per probe.
+
+-- name: lock_shared_names
+-- PostgreSQL's advisory locks; SQLite's single writer needs none.
+
+-- name: resolve_wait
+-- PostgreSQL's one statement; SQLite runs delete_timer, claim_wait, then complete_step, wake_run and
+-- insert_consumed if it claimed the wait.
+
+-- name: finish_and_clear_run
+-- PostgreSQL's one statement; SQLite runs finish_run, then delete_timers_of_run and delete_waits_of_run.
+
+-- name: record_owned_step
+-- PostgreSQL's one statement; SQLite runs run_control, then upsert_step if the run is the caller's.
