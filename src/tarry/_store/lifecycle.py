@@ -460,8 +460,8 @@ class LifecycleMixin(WaitsMixin):
                                   "error": None if error is None else _serde.dumps(error)}  # fmt: skip
         events = self.hooks.system_events(run_from_row(row), str(status), error, _serde.loads(output), now)
         names = sorted({e.name for e in events} | {""})  # the send of its events needs their locks first
-        if self._one_statement:
-            params["locks"] = [name_lock(n) for n in names]
+        if self._join_statements:
+            params["locks"] = _serde.dumps([name_lock(n) for n in names])
             if not self._x(c, "finish_and_clear_run", params).fetchone()["ended"]:
                 return False
         else:
@@ -474,7 +474,7 @@ class LifecycleMixin(WaitsMixin):
         elif row["ckey1"] is not None or row["skey"] is not None:
             self._left_running(c, [row])
         woke: list[str] = []
-        self._send(c, events, now, True, None, woke, woke, locked=names if self._one_statement else ())
+        self._send(c, events, now, True, None, woke, woke, locked=names if self._join_statements else ())
         return bool(woke)
 
     _send: Callable[..., list[str]]  # the store's: insert and deliver events in this transaction

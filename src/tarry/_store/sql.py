@@ -146,9 +146,13 @@ class SQLStore(LifecycleMixin):
         due = event.ts <= now and deliver
         delivered = Delivery.DELIVERED if due else Delivery.PENDING
         probes: list[Probe] | None = None
-        if due and self._one_statement and _sent_shapes(event.name) is not None:  # its names' locks are held
+        if due and self._join_statements and _sent_shapes(event.name) is not None:  # its names' locks are held
             _, probes = self._probes(c, event.name, lambda: event_json(event.__dict__))
-            params = {**event.__dict__, "locks": self._probe_locks(event.name, probes), "probes": _serde.dumps(probes)}
+            params = {
+                **event.__dict__,
+                "locks": _serde.dumps(self._probe_locks(event.name, probes)),
+                "probes": _serde.dumps(probes),
+            }
             seq: int = self._x(c, "insert_indexed_event", params).fetchone()["seq"]
         else:
             seq = self._x(c, "insert_event", {**event.__dict__, "delivered": delivered}).fetchone()["seq"]
@@ -303,7 +307,7 @@ class SQLStore(LifecycleMixin):
                      timer: TimerWrite | None, events: list[NewEvent], now: int, dedup_since: int,
                      handle: HandleWrite | None) -> tuple[str, list[str]]:  # fmt: skip
         self._lock_dedup(c, events)  # before the run's row, as a send that resumes this run takes them
-        if self._one_statement and not events:  # the check and the record in one statement
+        if self._join_statements and not events:  # the check and the record in one statement
             params = {"run_id": run_id, "owner": owner, **step.__dict__}
             control = self._x(c, "record_owned_step", params).fetchone()
             if control is None or control["owner"] != owner:

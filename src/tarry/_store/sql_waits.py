@@ -60,10 +60,11 @@ class WaitsMixin:
         """Order this transaction against others touching ``keys`` (none needed with one writer)."""
 
     @property
-    def _one_statement(self) -> bool:
-        """Whether one statement may change several tables and take locks (PostgreSQL's data-modifying
-        WITH): then a few hot writes are one round trip each. SQLite runs their parts, each cheap in
-        process (the queries of those names say which)."""
+    def _join_statements(self) -> bool:
+        """Whether each statement costs a round trip to a server (PostgreSQL): then a few hot reads and
+        writes are joined into one statement each (data-modifying WITH, JSON arrays of probes). SQLite,
+        in process, runs the plain statements, cheaper there than unpacking JSON (the queries of those
+        names say which)."""
         return self.dialect == "postgresql"
 
     # -- registration -------------------------------------------------------
@@ -289,9 +290,15 @@ class WaitsMixin:
             for name, shape, key in probes:
                 self._x(c, "insert_event_key", {"event_name": name, "shape": shape, "match_key": key,
                                                  "seq": event["seq"]})  # fmt: skip
-        params = {"name": event["name"], "probes": _serde.dumps(probes)}
-        candidates: list[Row] = self._x(c, "candidate_waits", params).fetchall()
-        scanned = {w["id"] for w in candidates if w["scanned"] and w["if_exp"] is not None}  # within a budget
+        if self._join_statements:
+            params = {"name": event["name"], "probes": _serde.dumps(probes)}
+            candidates: list[Row] = self._x(c, "candidate_waits", params).fetchall()
+            scanned = {w["id"] for w in candidates if w["scanned"] and w["if_exp"] is not None}  # within a budget
+        else:
+            candidates = self._x(c, "scanned_waits", {"name": event["name"]}).fetchall()
+            scanned = {w["id"] for w in candidates if w["if_exp"] is not None}
+            for name, shape, key in probes:
+                candidates.extend(self._x(c, "waits_for_key", {"event_name": name, "shape": shape, "match_key": key}))
         resumed: list[str] = []
         if not candidates:
             return resumed
@@ -375,22 +382,24 @@ class WaitsMixin:
 
         Not while the rows of a transaction run under savepoints of their own: a lock taken under one that
         is rolled back is released, so there each event takes its locks itself (``_probes``)."""
-        if getattr(_rows, "isolated", False):
-            yield
+        if getattr(_rows, "isolated", False) or (len(names) < 2 and not self._join_statements):
+            yield  # (on SQLite one event reads as much alone, with no locks to join)
             return
         outer = getattr(_send_state, "shapes", None)
         shapes: dict[str, list[tuple[str, str]]] = {} if outer is None else outer
         missing = sorted(({n for n in names} | {""}) - shapes.keys()) if names else []
         if missing:
             unlocked = [name_lock(n) for n in missing if n not in locked]
-            if unlocked and self._one_statement:
-                self._x(c, "lock_shared_names", {"locks": unlocked})
+            if unlocked and self._join_statements:
+                self._x(c, "lock_shared_names", {"locks": _serde.dumps(unlocked)})
             elif unlocked:
                 self._lock(c, unlocked, shared=True)
             for n in missing:
                 shapes[n] = []
-            for r in self._x(c, "shapes_of_names", {"names": _serde.dumps(missing)}):
-                shapes[r["event_name"]].append((r["event_name"], r["shape"]))
+            for n in [m for m in missing if m] or [""]:  # each read has the shapes of "" too
+                for r in self._x(c, "shapes_for_names", {"name": n}):
+                    if r["event_name"] in missing and (r["event_name"], r["shape"]) not in shapes[r["event_name"]]:
+                        shapes[r["event_name"]].append((r["event_name"], r["shape"]))
         _send_state.shapes = shapes
         try:
             yield
@@ -400,7 +409,7 @@ class WaitsMixin:
     def _resolve(self, c: Conn, run_id: str, step_id: str, output: str, condition: int, seq: int, now: int) -> bool:
         """An event resolves a wait: its step completes with ``output``, its run wakes, the event is
         consumed; True for the one caller that claimed the wait."""
-        if self._one_statement:
+        if self._join_statements:
             params = {"run_id": run_id, "step_id": step_id, "output": output, "condition": condition,
                       "seq": seq, "now": now}  # fmt: skip
             return bool(self._x(c, "resolve_wait", params).fetchone()["claimed"])

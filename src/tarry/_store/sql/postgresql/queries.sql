@@ -677,9 +677,8 @@ WHERE r.id IN (SELECT x.id FROM runs x WHERE x.event_id = %(event_id)s
 GROUP BY r.status;
 
 -- Fewer statements per run. A run's claim loads the events and steps of every run claimed in one
--- query each; an event's matching reads its candidate waits in one. PostgreSQL also does in one
--- statement what SQLite does in several (data-modifying WITH); on SQLite those names hold the parts it
--- runs instead, in a comment.
+-- query each. PostgreSQL also joins a few hot statements into one (a round trip each); on SQLite
+-- those names hold the plain statements it runs instead, in a comment.
 
 -- name: events_by_ids
 -- The triggers of the runs of one claim (a JSON array of their event ids).
@@ -689,10 +688,6 @@ SELECT id, name, data, key, v, ts FROM events WHERE id IN (SELECT jsonb_array_el
 -- The step records of the runs of one claim (a JSON array of their ids), each run's in recorded order.
 SELECT run_id, id, kind, status, attempts, output, error, started_at, ended_at, wake_at FROM steps
 WHERE run_id IN (SELECT jsonb_array_elements_text(%(run_ids)s::jsonb)) ORDER BY run_id, seq;
-
--- name: shapes_of_names
--- The shapes waited with on any of these names (a JSON array), read once for the events of one send.
-SELECT event_name, shape FROM wait_shapes WHERE event_name IN (SELECT jsonb_array_elements_text(%(names)s::jsonb));
 
 -- name: candidate_waits
 -- The waits an event may match - the scanned bucket of its name and of every name, and the waits of
@@ -706,11 +701,11 @@ JOIN waits w ON w.event_name = p ->> 0 AND w.shape = p ->> 1 AND w.match_key = p
 
 -- name: insert_indexed_event
 -- An event delivered as it is stored, in one statement - its row, the locks of its index terms in the
--- given order (volatile functions are evaluated after the sort), and its index rows. The shared locks
+-- given order (a JSON array; volatile functions are evaluated after the sort), and its index rows. The shared locks
 -- of its names are held already, taken before its shapes were read.
 WITH locked AS (
     SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock(hashtextextended(k, 0))
-                               FROM unnest(%(locks)s::text[]) WITH ORDINALITY AS t(k, i) ORDER BY i) l
+                               FROM jsonb_array_elements_text(%(locks)s::jsonb) WITH ORDINALITY AS t(k, i) ORDER BY i) l
 ), event AS (
     INSERT INTO events (id, name, data, key, v, dedup_id, ts, received_at, delivered, exclude_function, only_function)
     VALUES (%(id)s, %(name)s, %(data)s, %(key)s, %(v)s, %(dedup_id)s, %(ts)s, %(received_at)s, 1, %(exclude_function)s, %(only_function)s)
@@ -725,7 +720,7 @@ SELECT event.seq, locked.n FROM event, locked;
 -- name: lock_shared_names
 -- The shared locks of the names of one send's events, in the given (sorted) order.
 SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock_shared(hashtextextended(k, 0))
-                           FROM unnest(%(locks)s::text[]) WITH ORDINALITY AS t(k, i) ORDER BY i) l;
+                           FROM jsonb_array_elements_text(%(locks)s::jsonb) WITH ORDINALITY AS t(k, i) ORDER BY i) l;
 
 -- name: resolve_wait
 -- An event resolves a wait, in one statement - its timer deleted first (the order a firing timer takes
@@ -757,7 +752,7 @@ SELECT (SELECT count(*) FROM claimed) AS claimed, (SELECT count(*) FROM noted) A
 -- the shared locks of its system events' names are taken (in the given order), before their shapes are read.
 WITH locked AS (
     SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock_shared(hashtextextended(k, 0))
-                               FROM unnest(%(locks)s::text[]) WITH ORDINALITY AS t(k, i) ORDER BY i) l
+                               FROM jsonb_array_elements_text(%(locks)s::jsonb) WITH ORDINALITY AS t(k, i) ORDER BY i) l
 ), ended AS (
     UPDATE runs SET status = %(status)s, output = %(output)s, error = %(error)s, ended_at = %(now)s, owner = NULL
     WHERE id = %(run_id)s AND status NOT IN ('completed', 'failed', 'cancelled') RETURNING 1

@@ -656,9 +656,8 @@ WHERE r.id IN (SELECT x.id FROM runs x WHERE x.event_id = :event_id
 GROUP BY r.status;
 
 -- Fewer statements per run. A run's claim loads the events and steps of every run claimed in one
--- query each; an event's matching reads its candidate waits in one. PostgreSQL also does in one
--- statement what SQLite does in several (data-modifying WITH); on SQLite those names hold the parts it
--- runs instead, in a comment.
+-- query each. PostgreSQL also joins a few hot statements into one (a round trip each there); on SQLite
+-- those names hold the plain statements it runs instead, in a comment.
 
 -- name: events_by_ids
 -- The triggers of the runs of one claim (a JSON array of their event ids).
@@ -669,19 +668,8 @@ SELECT id, name, data, key, v, ts FROM events WHERE id IN (SELECT value FROM jso
 SELECT run_id, id, kind, status, attempts, output, error, started_at, ended_at, wake_at FROM steps
 WHERE run_id IN (SELECT value FROM json_each(:run_ids)) ORDER BY run_id, rowid;
 
--- name: shapes_of_names
--- The shapes waited with on any of these names (a JSON array), read once for the events of one send.
-SELECT event_name, shape FROM wait_shapes WHERE event_name IN (SELECT value FROM json_each(:names));
-
 -- name: candidate_waits
--- The waits an event may match: the scanned bucket of its name and of every name, and the waits of
--- each index probe (a JSON array of [name, shape, key]), in one read.
-SELECT w.id, w.run_id, w.step_id, w.kind, w.if_exp, w.condition, 1 AS scanned FROM waits w
-WHERE w.event_name IN (:name, '') AND w.shape = '' AND w.match_key = ''
-UNION ALL
-SELECT w.id, w.run_id, w.step_id, w.kind, w.if_exp, w.condition, 0 AS scanned
-FROM json_each(:probes) AS p CROSS JOIN waits w
-WHERE w.event_name = p.value ->> 0 AND w.shape = p.value ->> 1 AND w.match_key = p.value ->> 2;
+-- PostgreSQL's one read (a JSON array of probes); SQLite runs scanned_waits, then waits_for_key per probe.
 
 -- name: insert_indexed_event
 -- PostgreSQL's one statement; SQLite (no locks) runs insert_event, then insert_event_key per probe.
