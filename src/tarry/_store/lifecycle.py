@@ -23,7 +23,7 @@ from tarry._flow import IDEMPOTENCY_MS, MAX_BATCH_BYTES, MAX_BURST, Flow, RunKey
 from tarry._model import QueuedReason, RunStatus, SkipReason, StepStatus
 from tarry._store.base import Cancelled, NewEvent, ScheduleWrite, StepRow, TimerKind
 from tarry._store.rows import event_json, run_from_row
-from tarry._store.sql_waits import Conn, Row, WaitsMixin
+from tarry._store.sql_waits import Conn, Row, WaitsMixin, name_lock
 
 BUFFER_TIMER = "#buffer"  # the run_id of a burst's or batch's timer (its step_id is the buffer's id)
 SCHEDULE_TIMER = "#schedule"  # the run_id of a schedule's timer (its step_id is the schedule's id)
@@ -456,19 +456,25 @@ class LifecycleMixin(WaitsMixin):
             return False
         if row["cancel_requested"]:
             status, output, error = RunStatus.CANCELLED, None, cancelled(row["cancel_reason"])
-        params = {"run_id": run_id, "status": str(status), "output": output, "now": now,
-                  "error": None if error is None else _serde.dumps(error)}  # fmt: skip
-        if self._x(c, "finish_run", params).rowcount != 1:
-            return False
-        self._x(c, "delete_timers_of_run", {"run_id": run_id})
-        self._x(c, "delete_waits_of_run", {"run_id": run_id})
+        params: dict[str, Any] = {"run_id": run_id, "status": str(status), "output": output, "now": now,
+                                  "error": None if error is None else _serde.dumps(error)}  # fmt: skip
+        events = self.hooks.system_events(run_from_row(row), str(status), error, _serde.loads(output), now)
+        names = sorted({e.name for e in events} | {""})  # the send of its events needs their locks first
+        if self._join_statements:
+            params["locks"] = _serde.dumps([name_lock(n) for n in names])
+            if not self._x(c, "finish_and_clear_run", params).fetchone()["ended"]:
+                return False
+        else:
+            if self._x(c, "finish_run", params).rowcount != 1:
+                return False
+            self._x(c, "delete_timers_of_run", {"run_id": run_id})
+            self._x(c, "delete_waits_of_run", {"run_id": run_id})
         if row["held"] is not None:  # it was held behind a partition: the next held there goes ahead
             self._pass_on(c, [row["held"]])
         elif row["ckey1"] is not None or row["skey"] is not None:
             self._left_running(c, [row])
         woke: list[str] = []
-        self._send(c, self.hooks.system_events(run_from_row(row), str(status), error, _serde.loads(output), now),
-                   now, True, None, woke, woke)  # fmt: skip
+        self._send(c, events, now, True, None, woke, woke, locked=names if self._join_statements else ())
         return bool(woke)
 
     _send: Callable[..., list[str]]  # the store's: insert and deliver events in this transaction

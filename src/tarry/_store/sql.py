@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -49,8 +48,15 @@ from tarry._store.base import (
     WaitWrite,
 )
 from tarry._store.lifecycle import LifecycleMixin, unstorable
-from tarry._store.rows import buffer_from_row, dead_letter_from_row, event_from_row, event_record, run_from_row
-from tarry._store.sql_waits import Conn, group_waits
+from tarry._store.rows import (
+    buffer_from_row,
+    dead_letter_from_row,
+    event_from_row,
+    event_json,
+    event_record,
+    run_from_row,
+)
+from tarry._store.sql_waits import Conn, Probe, _rows, _sent_shapes, group_waits
 
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741 - an item of a batch
@@ -90,8 +96,10 @@ class SQLStore(LifecycleMixin):
         return Sent(ids, resumed)
 
     def _send(self, c: Conn, events: list[NewEvent], now: int, deliver: bool, dedup_since: int | None,
-              resumed: list[str] | None = None, started: list[str] | None = None) -> list[str]:  # fmt: skip
-        """Insert (``dedup_since``: deduplicated) and, if due and ``deliver``, deliver each event.
+              resumed: list[str] | None = None, started: list[str] | None = None,
+              locked: Sequence[str] = ()) -> list[str]:  # fmt: skip
+        """Insert (``dedup_since``: deduplicated) and, if due and ``deliver``, deliver each event
+        (``locked``: names whose shared locks the caller took already, in a statement before).
 
         An event whose delivery raises is stored all the same, undelivered: a worker's turn tries it
         again (and sets it aside if it keeps failing); the other events of the batch are delivered.
@@ -112,7 +120,9 @@ class SQLStore(LifecycleMixin):
             self._failed(c, DeadLetterKind.EVENT, event.id, error, now, event_id=event.id)
 
         ids = []
-        for event, outcome in zip(events, self._each(c, events, one, failed), strict=True):
+        with self._sending(c, [e.name for e in events if deliver and e.ts <= now], locked):
+            outcomes = self._each(c, events, one, failed)
+        for event, outcome in zip(events, outcomes, strict=True):
             if outcome is None:
                 ids.append(event.id)
                 continue
@@ -136,9 +146,19 @@ class SQLStore(LifecycleMixin):
                       resumed: list[str] | None = None, started: list[str] | None = None) -> int:  # fmt: skip
         due = event.ts <= now and deliver
         delivered = Delivery.DELIVERED if due else Delivery.PENDING
-        seq: int = self._x(c, "insert_event", {**event.__dict__, "delivered": delivered}).fetchone()["seq"]
+        probes: list[Probe] | None = None
+        if due and self._join_statements and _sent_shapes(event.name) is not None:  # its names' locks are held
+            _, probes = self._probes(c, event.name, lambda: event_json(event.__dict__))
+            params = {
+                **event.__dict__,
+                "locks": _serde.dumps(self._probe_locks(event.name, probes)),
+                "probes": _serde.dumps(probes),
+            }
+            seq: int = self._x(c, "insert_indexed_event", params).fetchone()["seq"]
+        else:
+            seq = self._x(c, "insert_event", {**event.__dict__, "delivered": delivered}).fetchone()["seq"]
         if due:  # delivered in this transaction: the row is inserted as delivered already
-            found = self._deliver(c, {**event.__dict__, "seq": seq}, now, started)
+            found = self._deliver(c, {**event.__dict__, "seq": seq}, now, started, probes)
             if resumed is not None:
                 resumed.extend(found)
         return seq
@@ -200,9 +220,11 @@ class SQLStore(LifecycleMixin):
             self._x(c, "set_aside", {"kind": kind.value, "ref": ref, "now": now})
         return aside
 
-    def _deliver(self, c: Conn, row: Any, now: int, started: list[str] | None = None) -> list[str]:
-        """Start the functions the event (a row of ``events``) triggers and resolve the waits it matches."""
-        resumed = self._match_waits(c, row, now)  # first: the runs it starts never match their own trigger
+    def _deliver(self, c: Conn, row: Any, now: int, started: list[str] | None = None,
+                 probes: list[Probe] | None = None) -> list[str]:  # fmt: skip
+        """Start the functions the event (a row of ``events``) triggers and resolve the waits it matches
+        (``probes``: its index terms, locked and stored with it)."""
+        resumed = self._match_waits(c, row, now, probes)  # first: the runs it starts never match their own trigger
         self._start_functions(c, row, now, started)
         return resumed
 
@@ -217,7 +239,8 @@ class SQLStore(LifecycleMixin):
             if self._failed(c, DeadLetterKind.EVENT, row["id"], error, now, event_id=row["id"]):
                 self._x(c, "set_event_aside", {"seq": row["seq"]})
 
-        self._each(c, rows, one, failed)
+        with self._sending(c, [row["name"] for row in rows]):
+            self._each(c, rows, one, failed)
         return len(rows)
 
     # -- runs: claim, steps, park, finish ---------------------------------
@@ -239,10 +262,17 @@ class SQLStore(LifecycleMixin):
         at: a run whose rows cannot be loaded is queued again (behind the others), and after
         ``MAX_FAILURES`` ends failed, set aside, without system events (its event is what cannot be read)."""
         rows, again = self._pick(c, owner, limit, now)
+        triggers: dict[str, Any] = {}
+        steps_of: dict[str, list[StepRow]] = {}
+        if rows:  # the rows of every run claimed, read in one query each
+            ids = _serde.dumps(sorted({row["event_id"] for row in rows}))
+            triggers = {r["id"]: r for r in self._x(c, "events_by_ids", {"ids": ids})}
+            for r in self._x(c, "steps_of_runs", {"run_ids": _serde.dumps([row["id"] for row in rows])}):
+                steps_of.setdefault(r["run_id"], []).append(_step_row(r))
 
         def one(row: Any) -> ClaimedRun:
-            event = event_from_row(self._x(c, "event_by_id", {"id": row["event_id"]}).fetchone())
-            steps = {s.id: s for s in self._steps(c, row["id"])}
+            event = event_from_row(triggers.get(row["event_id"]))
+            steps = {s.id: s for s in steps_of.get(row["id"], ())}
             events = self._events_of_run(c, row["id"]) if row["last_seq"] is not None else []
             return ClaimedRun(row["id"], row["function_id"], event, row["created_at"], steps, events)
 
@@ -267,8 +297,7 @@ class SQLStore(LifecycleMixin):
         return [event_from_row(r) for r in self._x(c, "events_of_run", {"run_id": run_id})]
 
     def _steps(self, c: Conn, run_id: str) -> list[StepRow]:
-        return [StepRow(r["id"], r["kind"], r["status"], r["attempts"], r["output"], r["error"], r["started_at"],
-                        r["ended_at"], r["wake_at"]) for r in self._x(c, "steps_of_run", {"run_id": run_id})]  # fmt: skip
+        return [_step_row(r) for r in self._x(c, "steps_of_run", {"run_id": run_id})]
 
     async def record_step(self, run_id: str, owner: str, step: StepWrite, timer: TimerWrite | None,
                           events: list[NewEvent], now: int, dedup_since: int,
@@ -279,14 +308,25 @@ class SQLStore(LifecycleMixin):
                      timer: TimerWrite | None, events: list[NewEvent], now: int, dedup_since: int,
                      handle: HandleWrite | None) -> tuple[str, list[str]]:  # fmt: skip
         self._lock_dedup(c, events)  # before the run's row, as a send that resumes this run takes them
-        control = self._x(c, "run_control", {"run_id": run_id}).fetchone()  # locks the row (PostgreSQL)
-        if control is None or control["owner"] != owner:
-            return Control.LOST, []
-        ids = self._send(c, events, now, True, dedup_since) if events else []
-        self._upsert_step(c, run_id, step, _serde.dumps(ids) if events else step.output)
+        if self._join_statements and not events:  # the check and the record in one statement
+            params = {"run_id": run_id, "owner": owner, **step.__dict__}
+            control = self._x(c, "record_owned_step", params).fetchone()
+            if control is None or control["owner"] != owner:
+                return Control.LOST, []
+            ids: list[str] = []
+            if step.error is not None:
+                self._insert_step_error(c, run_id, step)
+        else:
+            control = self._x(c, "run_control", {"run_id": run_id}).fetchone()  # locks the row (PostgreSQL)
+            if control is None or control["owner"] != owner:
+                return Control.LOST, []
+            ids = self._send(c, events, now, True, dedup_since) if events else []
+            self._upsert_step(c, run_id, step, _serde.dumps(ids) if events else step.output)
         if timer is not None:
             self._x(c, "insert_timer", {"run_id": run_id, **timer.__dict__})
-        else:  # a retried step that ended: its backoff timer, if any, has no more purpose
+        elif step.kind != "run" or step.attempts > 1 or step.id.startswith("#"):
+            # a retried step that ended: its backoff timer, if any, has no more purpose (a step run once
+            # has none: its retry timer is written with a failed attempt, and a step id is its run's own)
             self._x(c, "delete_timer", {"run_id": run_id, "step_id": step.id})
         if handle is not None:
             self._x(c, "insert_handle", {"run_id": run_id, **handle.__dict__})
@@ -296,8 +336,11 @@ class SQLStore(LifecycleMixin):
         """Write a step's record; a failed attempt's error is also kept with the step's others."""
         self._x(c, "upsert_step", {"run_id": run_id, **step.__dict__, "output": output})
         if step.error is not None:
-            self._x(c, "insert_step_error", {"run_id": run_id, "step_id": step.id, "attempt": step.attempts,
-                                             "error": step.error})  # fmt: skip
+            self._insert_step_error(c, run_id, step)
+
+    def _insert_step_error(self, c: Conn, run_id: str, step: StepWrite) -> None:
+        self._x(c, "insert_step_error", {"run_id": run_id, "step_id": step.id, "attempt": step.attempts,
+                                         "error": step.error})  # fmt: skip
 
     async def park(self, run_id: str, owner: str, status: str, steps: list[StepWrite], timers: list[TimerWrite],
                    waits: list[WaitWrite], events: list[NewEvent], now: int) -> tuple[str, dict[str, StepRow]]:  # fmt: skip
@@ -601,9 +644,6 @@ def settle_all(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
             future.set_exception(value)
 
 
-_rows = threading.local()  # whether this thread's transaction runs each row under a savepoint
-
-
 @contextlib.contextmanager
 def rows_isolated(isolated: bool = True) -> Iterator[None]:
     """Run a transaction again after it failed: every row of ``_each`` under a savepoint of its own."""
@@ -612,6 +652,11 @@ def rows_isolated(isolated: bool = True) -> Iterator[None]:
         yield
     finally:
         _rows.isolated = False
+
+
+def _step_row(r: Any) -> StepRow:
+    return StepRow(r["id"], r["kind"], r["status"], r["attempts"], r["output"], r["error"], r["started_at"],
+                   r["ended_at"], r["wake_at"])  # fmt: skip
 
 
 def _database_fault(error: BaseException) -> bool:

@@ -9,9 +9,11 @@ event is either seen by the registration's look-back or finds the wait.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from tarry import _serde
@@ -38,11 +40,16 @@ TAKERS = ("wait_for_all", "collect_events")  # their conditions take events one 
 __all__ = ["GROUPS", "Conn", "Row", "WaitsMixin", "group_waits"]
 
 
+Probe = tuple[str, str, str]  # an index term of an event: (name, shape, key)
+Known = dict[tuple[str, str], int]  # shapes found stored, by (name, shape): their since_seq
+
+
 class WaitsMixin:
     """The wait half of ``SQLiteStore``; every method runs inside one of its transactions."""
 
     hooks: Hooks
     q: dict[str, str]
+    dialect: str
     _cancel: Callable[..., str]  # the store's: cancel a run in this transaction (run id, now, why)
 
     def _x(self, c: Conn, name: str, params: dict[str, Any] | None = None) -> Any:
@@ -52,16 +59,26 @@ class WaitsMixin:
     def _lock(self, c: Conn, keys: list[str], *, shared: bool = False) -> None:
         """Order this transaction against others touching ``keys`` (none needed with one writer)."""
 
+    @property
+    def _join_statements(self) -> bool:
+        """Whether each statement costs a round trip to a server (PostgreSQL): then a few hot reads and
+        writes are joined into one statement each (data-modifying WITH, JSON arrays of probes). SQLite,
+        in process, runs the plain statements, cheaper there than unpacking JSON (the queries of those
+        names say which)."""
+        return self.dialect == "postgresql"
+
     # -- registration -------------------------------------------------------
 
-    def _insert_wait(self, c: Conn, run_id: str, wait: WaitWrite, now: int) -> None:
+    def _insert_wait(self, c: Conn, run_id: str, wait: WaitWrite, now: int, known: Known | None = None) -> None:
+        """Store a wait's rows, and its shape unless ``known`` says it is stored (shapes are never deleted)."""
         for name in wait.names:
             self._x(c, "insert_wait", {"run_id": run_id, "step_id": wait.step_id, "kind": wait.kind,
                                          "event_name": name, "shape": wait.shape, "match_key": wait.match_key,
                                          "if_exp": wait.if_exp, "now": now, "condition": wait.condition,
                                          "take": wait.take, "room": wait.room})  # fmt: skip
-            if wait.shape and name != RESUME:
+            if wait.shape and name != RESUME and (known is None or (name, wait.shape) not in known):
                 self._x(c, "insert_shape", {"event_name": name, "shape": wait.shape})
+                _sending_shape(name, wait.shape)
         if wait.timer is not None:
             self._x(c, "insert_timer", {"run_id": run_id, **wait.timer.__dict__})
 
@@ -71,29 +88,37 @@ class WaitsMixin:
             return self._register_group(c, run_id, group, now)
         return self._register_wait(c, run_id, group[0], now)
 
-    def _lock_registration(self, c: Conn, waits: list[WaitWrite]) -> None:
-        """Order a registration against events of its names, so that each sees the other (PostgreSQL)."""
-        new_shapes = sorted({name_lock(n) for w in waits for n in w.names if w.shape and n != RESUME
-                             and self._x(c, "shape_since", {"event_name": n, "shape": w.shape}).fetchone() is None})  # fmt: skip
+    def _lock_registration(self, c: Conn, waits: list[WaitWrite]) -> Known:
+        """Order a registration against events of its names, so that each sees the other (PostgreSQL).
+        The shapes found stored, which the look-back and the registration need not read or store again."""
+        known: Known = {}
+        new_shapes = set()
+        for n, shape in {(n, w.shape) for w in waits for n in w.names if w.shape and n != RESUME}:
+            row = self._x(c, "shape_since", {"event_name": n, "shape": shape}).fetchone()
+            if row is None:
+                new_shapes.add(name_lock(n))
+            else:
+                known[(n, shape)] = row["since_seq"]
         if new_shapes:  # events of these names must not slip between the look-back and the new shape
-            self._lock(c, new_shapes)
+            self._lock(c, sorted(new_shapes))
         self._lock(c, sorted({key_lock(n, w.shape, w.match_key) for w in waits for n in w.names}))
+        return known
 
     def _register_wait(self, c: Conn, run_id: str, wait: WaitWrite, now: int) -> bool:
         """Register ``wait``, or resolve it at once from what is stored; True if resolved."""
-        self._lock_registration(c, [wait])
+        known = self._lock_registration(c, [wait])
         if wait.kind == "resume":
             handle = self._x(c, "handle_by_hash", {"token_hash": wait.match_key}).fetchone()
             if handle is not None and handle["used_at"] is not None:
                 self._resumed(c, run_id, wait.step_id, handle, handle["early"], now)
                 return True
         elif wait.lookback != "none":
-            found = self._look_back(c, run_id, wait)
+            found = self._look_back(c, run_id, wait, known=known)
             if found is not None:
                 self._complete(c, run_id, wait.step_id, _serde.dumps(event_json(found)), now)
                 self._consume(c, run_id, wait.step_id, 0, found["seq"])
                 return True
-        self._insert_wait(c, run_id, wait, now)
+        self._insert_wait(c, run_id, wait, now, known)
         return False
 
     def _register_group(self, c: Conn, run_id: str, group: list[WaitWrite], now: int) -> bool:
@@ -102,13 +127,13 @@ class WaitsMixin:
         ``wait_for_any`` takes the oldest stored event any condition matches (the lowest condition for
         one event matching several); ``wait_for_all``, in condition order, each condition the oldest
         unconsumed event it matches; ``collect_events`` the oldest ones, up to its count and room."""
-        self._lock_registration(c, group)
+        known = self._lock_registration(c, group)
         first = group[0]
         step_id, kind = first.step_id, first.kind
         if kind == "wait_for_any":
             best: tuple[int, Row] | None = None
             for wait in group:
-                found = self._look_back(c, run_id, wait) if wait.lookback != "none" else None
+                found = self._look_back(c, run_id, wait, known=known) if wait.lookback != "none" else None
                 if found is not None and (best is None or found["seq"] < best[1]["seq"]):
                     best = (wait.condition, found)
             if best is not None:
@@ -119,7 +144,7 @@ class WaitsMixin:
         elif kind == "wait_for_all":
             open_ = []
             for wait in group:
-                found = self._look_back(c, run_id, wait) if wait.lookback != "none" else None
+                found = self._look_back(c, run_id, wait, known=known) if wait.lookback != "none" else None
                 if found is not None:
                     self._consume(c, run_id, step_id, wait.condition, found["seq"])
                 else:
@@ -131,7 +156,7 @@ class WaitsMixin:
             take, room = first.take, first.room
             floor = None  # the events are taken oldest first: each look-back starts after the last taken
             while take > 0 and first.lookback != "none":
-                found = self._look_back(c, run_id, first, floor)
+                found = self._look_back(c, run_id, first, floor, known)
                 if found is None:
                     break
                 size = event_size(found)
@@ -146,7 +171,7 @@ class WaitsMixin:
             open_ = [dataclasses.replace(first, take=take, room=room)]
         timer = first.timer
         for wait in open_:
-            self._insert_wait(c, run_id, dataclasses.replace(wait, timer=None), now)
+            self._insert_wait(c, run_id, dataclasses.replace(wait, timer=None), now, known)
         if timer is not None:
             self._x(c, "insert_timer", {"run_id": run_id, **timer.__dict__})
         return False
@@ -204,9 +229,10 @@ class WaitsMixin:
         self._settle(c, run_id, step_id, self._gathered(c, run_id, step_id, kind), now)
         return bool(left)
 
-    def _look_back(self, c: Conn, run_id: str, wait: WaitWrite, floor: int | None = None) -> Row | None:
+    def _look_back(self, c: Conn, run_id: str, wait: WaitWrite, floor: int | None = None,
+                   known: Known | None = None) -> Row | None:  # fmt: skip
         """The oldest stored event that the wait accepts and the run has not consumed; after ``floor``
-        (a seq) when given."""
+        (a seq) when given; ``known``: shapes found stored (``_lock_registration``)."""
         trigger = self._x(c, "trigger_of_run", {"run_id": run_id}).fetchone()
         if wait.lookback == "run":  # after the trigger; after the last event of a batch or burst
             after = trigger["last_seq"] if trigger["last_seq"] is not None else trigger["seq"]
@@ -219,7 +245,7 @@ class WaitsMixin:
             after = max(after, floor)
         best: Row | None = None
         for name in wait.names:
-            for seq in self._lookback_candidates(c, run_id, name, wait, after):
+            for seq in self._lookback_candidates(c, run_id, name, wait, after, known or {}):
                 if best is not None and seq >= best["seq"]:
                     break
                 if seq == trigger["seq"]:
@@ -231,14 +257,16 @@ class WaitsMixin:
         return best
 
     def _lookback_candidates(self, c: Conn, run_id: str, name: str, wait: WaitWrite,
-                             after: int) -> Any:  # fmt: skip
+                             after: int, known: Known) -> Any:  # fmt: skip
         """Seqs of stored events of ``name`` that may match, oldest first."""
         base = {"run_id": run_id, "event_name": name, "limit": LOOKBACK_BATCH}
         if not wait.shape:  # the scanned bucket: every event of the name
             yield from _paged(self, c, "lookback_by_name", {**base, "upto": 1 << 62}, after)
             return
-        since_row = self._x(c, "shape_since", {"event_name": name, "shape": wait.shape}).fetchone()
-        indexed_from = since_row["since_seq"] if since_row is not None else 1 << 62
+        indexed_from = known.get((name, wait.shape))  # a stored shape's since_seq never changes
+        if indexed_from is None:  # not found before the registration's locks: it may be stored now
+            since_row = self._x(c, "shape_since", {"event_name": name, "shape": wait.shape}).fetchone()
+            indexed_from = since_row["since_seq"] if since_row is not None else 1 << 62
         if after < indexed_from:  # older events were stored before anyone waited with this shape
             query = "lookback_by_key" if name == "" else "lookback_by_name"
             params = {**base, "upto": indexed_from, "key": wait.key}
@@ -251,24 +279,26 @@ class WaitsMixin:
 
     # -- matching -----------------------------------------------------------
 
-    def _match_waits(self, c: Conn, event: Row, now: int) -> list[str]:
-        """Resolve every wait this event matches, at most one per run; index it for look-backs."""
+    def _match_waits(self, c: Conn, event: Row, now: int, probes: list[Probe] | None = None) -> list[str]:
+        """Resolve every wait this event matches, at most one per run; index it for look-backs.
+
+        ``probes``: its index terms, locked and indexed already as it was stored (``insert_indexed_event``)."""
         incoming: dict[str, Any] | None = None  # the event as JSON, parsed only if some wait needs it
-        names = sorted({event["name"], ""})
-        self._lock(c, [name_lock(n) for n in names], shared=True)  # a new shape of these names waits for us
-        probes = [(n, "", "") for n in names]  # the scanned bucket: waits with no index terms
-        for row in self._x(c, "shapes_for_names", {"name": event["name"]}).fetchall():
-            incoming = incoming or event_json(event)
-            key = self.hooks.event_key(row["shape"], incoming)
-            if key is not None:
-                probes.append((row["event_name"], row["shape"], key))
-        self._lock(c, sorted(key_lock(*probe) for probe in probes))
-        candidates: list[Row] = self._x(c, "scanned_waits", {"name": event["name"]}).fetchall()
-        scanned = {w["id"] for w in candidates if w["if_exp"] is not None}  # evaluated within a budget
-        for name, shape, key in probes[len(names) :]:
-            self._x(c, "insert_event_key", {"event_name": name, "shape": shape, "match_key": key,
-                                             "seq": event["seq"]})  # fmt: skip
-            candidates.extend(self._x(c, "waits_for_key", {"event_name": name, "shape": shape, "match_key": key}))
+        if probes is None:
+            incoming, probes = self._probes(c, event["name"], lambda: event_json(event))
+            self._lock(c, self._probe_locks(event["name"], probes))
+            for name, shape, key in probes:
+                self._x(c, "insert_event_key", {"event_name": name, "shape": shape, "match_key": key,
+                                                 "seq": event["seq"]})  # fmt: skip
+        if self._join_statements:
+            params = {"name": event["name"], "probes": _serde.dumps(probes)}
+            candidates: list[Row] = self._x(c, "candidate_waits", params).fetchall()
+            scanned = {w["id"] for w in candidates if w["scanned"] and w["if_exp"] is not None}  # within a budget
+        else:
+            candidates = self._x(c, "scanned_waits", {"name": event["name"]}).fetchall()
+            scanned = {w["id"] for w in candidates if w["if_exp"] is not None}
+            for name, shape, key in probes:
+                candidates.extend(self._x(c, "waits_for_key", {"event_name": name, "shape": shape, "match_key": key}))
         resumed: list[str] = []
         if not candidates:
             return resumed
@@ -292,19 +322,20 @@ class WaitsMixin:
                     taken.add(wait["run_id"])
                     resumed.append(wait["run_id"])
                 continue
-            if self._claim_wait(c, wait["run_id"], wait["step_id"]):
+            if wait["kind"] != "cancel":  # a wait's step completes with the event
+                if wait["kind"] == "wait_for_any":
+                    result, condition = _serde.dumps([wait["condition"], incoming]), wait["condition"]
+                else:
+                    output = output or _serde.dumps(incoming)
+                    result, condition = output, 0
+                if self._resolve(c, wait["run_id"], wait["step_id"], result, condition, event["seq"], now):
+                    taken.add(wait["run_id"])
+                    resumed.append(wait["run_id"])
+            elif self._claim_wait(c, wait["run_id"], wait["step_id"]):
                 if wait["kind"] == "cancel":
                     self._cancel(
                         c, wait["run_id"], now, f"cancelled by a cancel_on event ({event['name']} {event['id']})"
                     )
-                elif wait["kind"] == "wait_for_any":
-                    chosen = _serde.dumps([wait["condition"], incoming])
-                    self._complete(c, wait["run_id"], wait["step_id"], chosen, now)
-                    self._consume(c, wait["run_id"], wait["step_id"], wait["condition"], event["seq"])
-                else:
-                    output = output or _serde.dumps(incoming)
-                    self._complete(c, wait["run_id"], wait["step_id"], output, now)
-                    self._consume(c, wait["run_id"], wait["step_id"], 0, event["seq"])
                 taken.add(wait["run_id"])
                 resumed.append(wait["run_id"])
         if budget.skipped:
@@ -313,6 +344,80 @@ class WaitsMixin:
                         "an equality in if_exp)", event["id"], budget.skipped, event["name"], SCAN_BUDGET,
                         SCAN_BUDGET_BYTES >> 20)  # fmt: skip
         return resumed
+
+    def _probes(
+        self, c: Conn, name: str, as_json: Callable[[], dict[str, Any]]
+    ) -> tuple[dict[str, Any] | None, list[Probe]]:
+        """An event's index terms: its key under each shape waited with on its name or on every name (and
+        the event as JSON, if computing them parsed it).
+
+        The shared locks of its names are taken before the shapes are read (a registration of a new shape
+        of these names takes them exclusively, so it either sees this event or is seen by it): here,
+        or once for every event of a send (``_sending``), whose shapes are then read once too."""
+        shapes = _sent_shapes(name)
+        if shapes is None:
+            names = sorted({name, ""})
+            self._lock(c, [name_lock(n) for n in names], shared=True)
+            shapes = [(r["event_name"], r["shape"]) for r in self._x(c, "shapes_for_names", {"name": name})]
+        incoming: dict[str, Any] | None = None
+        probes: list[Probe] = []
+        for event_name, shape in shapes:
+            incoming = incoming or as_json()
+            key = self.hooks.event_key(shape, incoming)
+            if key is not None:
+                probes.append((event_name, shape, key))
+        return incoming, probes
+
+    @staticmethod
+    def _probe_locks(name: str, probes: list[Probe]) -> list[str]:
+        """The key locks an event takes before it reads its candidate waits: its probes' and the scanned
+        buckets' of its name and of every name, sorted."""
+        return sorted({key_lock(n, "", "") for n in (name, "")} | {key_lock(*probe) for probe in probes})
+
+    @contextlib.contextmanager
+    def _sending(self, c: Conn, names: list[str], locked: Sequence[str] = ()) -> Iterator[None]:
+        """Within: the events of these names (being sent) read their shapes from what this takes once, the
+        shared locks of their names (sorted; ``locked``: taken by the caller already) and their shapes; waits
+        stored meanwhile add theirs.
+
+        Not while the rows of a transaction run under savepoints of their own: a lock taken under one that
+        is rolled back is released, so there each event takes its locks itself (``_probes``)."""
+        if getattr(_rows, "isolated", False) or (len(names) < 2 and not self._join_statements):
+            yield  # (on SQLite one event reads as much alone, with no locks to join)
+            return
+        outer = getattr(_send_state, "shapes", None)
+        shapes: dict[str, list[tuple[str, str]]] = {} if outer is None else outer
+        missing = sorted(({n for n in names} | {""}) - shapes.keys()) if names else []
+        if missing:
+            unlocked = [name_lock(n) for n in missing if n not in locked]
+            if unlocked and self._join_statements:
+                self._x(c, "lock_shared_names", {"locks": _serde.dumps(unlocked)})
+            elif unlocked:
+                self._lock(c, unlocked, shared=True)
+            for n in missing:
+                shapes[n] = []
+            for n in [m for m in missing if m] or [""]:  # each read has the shapes of "" too
+                for r in self._x(c, "shapes_for_names", {"name": n}):
+                    if r["event_name"] in missing and (r["event_name"], r["shape"]) not in shapes[r["event_name"]]:
+                        shapes[r["event_name"]].append((r["event_name"], r["shape"]))
+        _send_state.shapes = shapes
+        try:
+            yield
+        finally:
+            _send_state.shapes = outer
+
+    def _resolve(self, c: Conn, run_id: str, step_id: str, output: str, condition: int, seq: int, now: int) -> bool:
+        """An event resolves a wait: its step completes with ``output``, its run wakes, the event is
+        consumed; True for the one caller that claimed the wait."""
+        if self._join_statements:
+            params = {"run_id": run_id, "step_id": step_id, "output": output, "condition": condition,
+                      "seq": seq, "now": now}  # fmt: skip
+            return bool(self._x(c, "resolve_wait", params).fetchone()["claimed"])
+        if not self._claim_wait(c, run_id, step_id):
+            return False
+        self._complete(c, run_id, step_id, output, now)
+        self._consume(c, run_id, step_id, condition, seq)
+        return True
 
     # -- resolution ---------------------------------------------------------
 
@@ -375,6 +480,25 @@ class WaitsMixin:
             if self._claim_wait(c, wait["run_id"], wait["step_id"]):
                 self._resumed(c, wait["run_id"], wait["step_id"], handle, data, now)
         return True
+
+
+_rows = threading.local()  # whether this thread's transaction runs each row under a savepoint (``sql._each``)
+_send_state = threading.local()  # .shapes: of the names a send of this thread's transaction holds locked
+
+
+def _sent_shapes(name: str) -> list[tuple[str, str]] | None:
+    """The shapes of ``name`` and of every name, if a send holds their locks (``_sending``); else None."""
+    shapes: dict[str, list[tuple[str, str]]] | None = getattr(_send_state, "shapes", None)
+    if shapes is None or name not in shapes or "" not in shapes:
+        return None
+    return shapes[name] + shapes[""] if name else shapes[""]
+
+
+def _sending_shape(name: str, shape: str) -> None:
+    """A shape stored in this transaction: the send under way, if it holds ``name``'s lock, knows it now."""
+    shapes: dict[str, list[tuple[str, str]]] | None = getattr(_send_state, "shapes", None)
+    if shapes is not None and name in shapes and (name, shape) not in shapes[name]:
+        shapes[name].append((name, shape))
 
 
 def group_waits(waits: list[WaitWrite]) -> list[list[WaitWrite]]:

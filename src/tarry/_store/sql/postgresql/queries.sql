@@ -675,3 +675,109 @@ WHERE r.id IN (SELECT x.id FROM runs x WHERE x.event_id = %(event_id)s
   AND r.created_at >= %(lo_at)s AND r.created_at < %(hi_at)s
   AND (%(function_id)s::text IS NULL OR r.function_id = %(function_id)s)
 GROUP BY r.status;
+
+-- Fewer statements per run. A run's claim loads the events and steps of every run claimed in one
+-- query each. PostgreSQL also joins a few hot statements into one (a round trip each); on SQLite
+-- those names hold the plain statements it runs instead, in a comment.
+
+-- name: events_by_ids
+-- The triggers of the runs of one claim (a JSON array of their event ids).
+SELECT id, name, data, key, v, ts FROM events WHERE id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb));
+
+-- name: steps_of_runs
+-- The step records of the runs of one claim (a JSON array of their ids), each run's in recorded order.
+SELECT run_id, id, kind, status, attempts, output, error, started_at, ended_at, wake_at FROM steps
+WHERE run_id IN (SELECT jsonb_array_elements_text(%(run_ids)s::jsonb)) ORDER BY run_id, seq;
+
+-- name: candidate_waits
+-- The waits an event may match - the scanned bucket of its name and of every name, and the waits of
+-- each index probe (a JSON array of [name, shape, key]) - in one read, after the probes' locks.
+SELECT w.id, w.run_id, w.step_id, w.kind, w.if_exp, w.condition, 1 AS scanned FROM waits w
+WHERE w.event_name IN (%(name)s, '') AND w.shape = '' AND w.match_key = ''
+UNION ALL
+SELECT w.id, w.run_id, w.step_id, w.kind, w.if_exp, w.condition, 0 AS scanned
+FROM jsonb_array_elements(%(probes)s::jsonb) AS p
+JOIN waits w ON w.event_name = p ->> 0 AND w.shape = p ->> 1 AND w.match_key = p ->> 2;
+
+-- name: insert_indexed_event
+-- An event delivered as it is stored, in one statement - its row, the locks of its index terms in the
+-- given order (a JSON array; volatile functions are evaluated after the sort), and its index rows. The shared locks
+-- of its names are held already, taken before its shapes were read.
+WITH locked AS (
+    SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock(hashtextextended(k, 0))
+                               FROM jsonb_array_elements_text(%(locks)s::jsonb) WITH ORDINALITY AS t(k, i) ORDER BY i) l
+), event AS (
+    INSERT INTO events (id, name, data, key, v, dedup_id, ts, received_at, delivered, exclude_function, only_function)
+    VALUES (%(id)s, %(name)s, %(data)s, %(key)s, %(v)s, %(dedup_id)s, %(ts)s, %(received_at)s, 1, %(exclude_function)s, %(only_function)s)
+    RETURNING seq
+), indexed AS (
+    INSERT INTO event_keys (event_name, shape, match_key, seq)
+    SELECT p ->> 0, p ->> 1, p ->> 2, event.seq FROM event, jsonb_array_elements(%(probes)s::jsonb) AS p
+    ON CONFLICT DO NOTHING
+)
+SELECT event.seq, locked.n FROM event, locked;
+
+-- name: lock_shared_names
+-- The shared locks of the names of one send's events, in the given (sorted) order.
+SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock_shared(hashtextextended(k, 0))
+                           FROM jsonb_array_elements_text(%(locks)s::jsonb) WITH ORDINALITY AS t(k, i) ORDER BY i) l;
+
+-- name: resolve_wait
+-- An event resolves a wait, in one statement - its timer deleted first (the order a firing timer takes
+-- them in), then its rows (claimed only by whoever deletes them), then, if claimed, its step completed,
+-- its run woken and the event marked consumed. Each part waits for the one before (they reference it).
+WITH timer AS (
+    DELETE FROM timers WHERE run_id = %(run_id)s AND step_id = %(step_id)s RETURNING 1
+), claimed AS (
+    DELETE FROM waits WHERE run_id = %(run_id)s AND step_id = %(step_id)s AND (SELECT count(*) FROM timer) >= 0
+    RETURNING 1
+), step AS (
+    UPDATE steps SET status = 'completed', output = %(output)s, ended_at = %(now)s
+    WHERE run_id = %(run_id)s AND id = %(step_id)s AND EXISTS (SELECT 1 FROM claimed) RETURNING 1
+), woken AS (
+    UPDATE runs SET
+        status = CASE WHEN status IN ('sleeping', 'waiting') THEN 'queued' ELSE status END,
+        resume_requested = CASE WHEN status = 'running' THEN 1 ELSE resume_requested END
+    WHERE id = %(run_id)s AND EXISTS (SELECT 1 FROM claimed) AND (SELECT count(*) FROM step) >= 0 RETURNING 1
+), noted AS (
+    INSERT INTO consumed (run_id, event_seq, step_id, condition)
+    SELECT %(run_id)s, %(seq)s, %(step_id)s, %(condition)s
+    WHERE EXISTS (SELECT 1 FROM claimed) AND (SELECT count(*) FROM woken) >= 0
+    ON CONFLICT DO NOTHING RETURNING 1
+)
+SELECT (SELECT count(*) FROM claimed) AS claimed, (SELECT count(*) FROM noted) AS noted;
+
+-- name: finish_and_clear_run
+-- A run ends, in one statement - its row (if not ended already), then its timers, then its waits - and
+-- the shared locks of its system events' names are taken (in the given order), before their shapes are read.
+WITH locked AS (
+    SELECT count(*) AS n FROM (SELECT pg_advisory_xact_lock_shared(hashtextextended(k, 0))
+                               FROM jsonb_array_elements_text(%(locks)s::jsonb) WITH ORDINALITY AS t(k, i) ORDER BY i) l
+), ended AS (
+    UPDATE runs SET status = %(status)s, output = %(output)s, error = %(error)s, ended_at = %(now)s, owner = NULL
+    WHERE id = %(run_id)s AND status NOT IN ('completed', 'failed', 'cancelled') RETURNING 1
+), timers_gone AS (
+    DELETE FROM timers WHERE run_id = %(run_id)s AND EXISTS (SELECT 1 FROM ended) RETURNING 1
+), waits_gone AS (
+    DELETE FROM waits WHERE run_id = %(run_id)s AND EXISTS (SELECT 1 FROM ended) AND (SELECT count(*) FROM timers_gone) >= 0
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM ended) AS ended, (SELECT count(*) FROM waits_gone) AS waits, locked.n AS locked FROM locked;
+
+-- name: record_owned_step
+-- A step's record written in one statement with run_control's check - the run's row locked first, the
+-- step written only if the run is still the caller's - and the run's control returned.
+WITH control AS (
+    SELECT owner, cancel_requested FROM runs WHERE id = %(run_id)s FOR UPDATE
+), step AS (
+    INSERT INTO steps (run_id, id, kind, status, attempts, output, error, started_at, ended_at, wake_at)
+    SELECT %(run_id)s, %(id)s::text, %(kind)s::text, %(status)s::text, %(attempts)s::integer, %(output)s::text,
+           %(error)s::text, %(started_at)s::bigint, %(ended_at)s::bigint, %(wake_at)s::bigint
+    FROM control WHERE control.owner = %(owner)s
+    ON CONFLICT (run_id, id) DO UPDATE SET
+        status = excluded.status, attempts = excluded.attempts, output = excluded.output,
+        error = excluded.error, started_at = coalesce(steps.started_at, excluded.started_at),
+        ended_at = excluded.ended_at, wake_at = excluded.wake_at
+    RETURNING 1
+)
+SELECT owner, cancel_requested, (SELECT count(*) FROM step) AS written FROM control;

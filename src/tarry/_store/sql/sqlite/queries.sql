@@ -654,3 +654,35 @@ WHERE r.id IN (SELECT x.id FROM runs x WHERE x.event_id = :event_id
   AND r.created_at >= :lo_at AND r.created_at < :hi_at
   AND (:function_id IS NULL OR r.function_id = :function_id)
 GROUP BY r.status;
+
+-- Fewer statements per run. A run's claim loads the events and steps of every run claimed in one
+-- query each. PostgreSQL also joins a few hot statements into one (a round trip each there); on SQLite
+-- those names hold the plain statements it runs instead, in a comment.
+
+-- name: events_by_ids
+-- The triggers of the runs of one claim (a JSON array of their event ids).
+SELECT id, name, data, key, v, ts FROM events WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: steps_of_runs
+-- The step records of the runs of one claim (a JSON array of their ids), each run's in recorded order.
+SELECT run_id, id, kind, status, attempts, output, error, started_at, ended_at, wake_at FROM steps
+WHERE run_id IN (SELECT value FROM json_each(:run_ids)) ORDER BY run_id, rowid;
+
+-- name: candidate_waits
+-- PostgreSQL's one read (a JSON array of probes); SQLite runs scanned_waits, then waits_for_key per probe.
+
+-- name: insert_indexed_event
+-- PostgreSQL's one statement; SQLite (no locks) runs insert_event, then insert_event_key per probe.
+
+-- name: lock_shared_names
+-- PostgreSQL's advisory locks; SQLite's single writer needs none.
+
+-- name: resolve_wait
+-- PostgreSQL's one statement; SQLite runs delete_timer, claim_wait, then complete_step, wake_run and
+-- insert_consumed if it claimed the wait.
+
+-- name: finish_and_clear_run
+-- PostgreSQL's one statement; SQLite runs finish_run, then delete_timers_of_run and delete_waits_of_run.
+
+-- name: record_owned_step
+-- PostgreSQL's one statement; SQLite runs run_control, then upsert_step if the run is the caller's.
