@@ -87,7 +87,7 @@ class Step:
                 return await self._failed(sid, attempts + 1, started, ValueError(too_big), retry=False)
             await self._write(StepWrite(sid, "run", StepStatus.COMPLETED, attempts + 1, output, None,
                                         started, x.now()))  # fmt: skip
-            x.engine.metrics.step_duration.labels("run").observe(time.perf_counter() - began)
+            x.engine.metrics.run_step_duration.observe(time.perf_counter() - began)
             return _serde.loads(output)
         finally:
             x.end()

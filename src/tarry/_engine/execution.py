@@ -133,7 +133,8 @@ class Execution:
 
     def end(self) -> None:
         self.active -= 1
-        self.changed.set()
+        if self.active == 0 and self.intents:  # the executor decides only then (or when the function ends)
+            self.changed.set()
 
     async def park(self, intent: Intent) -> NoReturn:
         """Record ``intent`` and wait until the executor unwinds the function."""
