@@ -115,7 +115,7 @@ _encode = _json.make_encoder(None, _not_json, _json.encode_basestring, None, ":"
 #: right after ``{`` or ``,`` (a quote inside a string is escaped, so ``,"`` is always the start of a key
 #: or of a list's string). Only then is the text read back and compared with the value.
 #: the C scanner of ``json.loads``' decoder: one value from an offset, returning it and where it ended
-_scan = _json.make_scanner(json.JSONDecoder())
+_scan: Any = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in its __init__
 _COERCED_KEY = re.compile(r'[{,]"(?:-?[0-9]|true"|false"|null")')
 
 
