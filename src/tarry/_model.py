@@ -60,8 +60,7 @@ class Event:
                   key: str | None, v: str | None) -> Event:  # fmt: skip
         """An event read back from the store: already validated, so not checked again."""
         event = object.__new__(cls)
-        for attr, value in (("name", name), ("data", data), ("id", id), ("ts", ts), ("key", key), ("v", v)):
-            object.__setattr__(event, attr, value)
+        event.__dict__.update(name=name, data=data, id=id, ts=ts, key=key, v=v)  # frozen: no setattr
         return event
 
     def _validate(self) -> str:
