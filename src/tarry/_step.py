@@ -395,8 +395,7 @@ async def _call(x: Execution, fn: Callable[..., Any], args: tuple[Any, ...], kwa
     if inspect.iscoroutinefunction(fn):
         return await fn(*args, **kwargs)
     body = x.loop.run_in_executor(None, functools.partial(contextvars.copy_context().run, fn, *args, **kwargs))
-    x.track_body(body)
-    value = await asyncio.shield(body)
+    value = await x.track_body(body)
     if inspect.isawaitable(value):
         value = await value
     return value
