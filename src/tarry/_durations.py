@@ -51,6 +51,18 @@ def to_ms(value: object, *, what: str = "duration") -> int:
 
 
 def _parse_text(text: str, what: str) -> int:
+    ms = _parsed.get(text)
+    if ms is None:
+        ms = _parse_new_text(text, what)
+        if len(_parsed) < 1024:  # the texts of a program's steps, few and repeated
+            _parsed[text] = ms
+    return ms
+
+
+_parsed: dict[str, int] = {}
+
+
+def _parse_new_text(text: str, what: str) -> int:
     cleaned = text.strip().lower()
     if _COMPACT.fullmatch(text.strip()):  # compact units are lower case: "1M" is not one minute
         return round(sum(float(n) * _COMPACT_UNITS[u] for n, u in _COMPACT_PART.findall(cleaned)))

@@ -12,6 +12,7 @@ event holds, it answers (an error is "no match") and never raises.
 
 from __future__ import annotations
 
+import _json
 import functools
 import hashlib
 import json
@@ -382,9 +383,17 @@ def is_missing(value: Any) -> bool:
 
 def _leaf(value: Any) -> str:
     """The canonical JSON of a scalar: 1 and 1.0 alike, as CEL's equality has them."""
+    kind = type(value)
+    if kind is str:
+        return _json.encode_basestring(value)
+    if kind is int:
+        return int.__repr__(value)
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         value = int(value)
     return json.dumps(value, ensure_ascii=False)
+
+
+_SCALARS = (str, int, float, bool, type(None))
 
 
 def canonical(value: Any) -> str:
@@ -392,6 +401,8 @@ def canonical(value: Any) -> str:
 
     Written as a loop, not a recursion, so that a value nested any number of levels deep has a key
     (the text is the one ``json.dumps(..., sort_keys=True)`` gives, which stored keys were made with)."""
+    if type(value) is list and all(type(v) in _SCALARS for v in value):  # a key's values, most often
+        return "[" + ",".join([_leaf(v) for v in value]) + "]"
     out: list[str] = []
     stack: list[Any] = [value]
     while stack:

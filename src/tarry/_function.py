@@ -6,6 +6,7 @@ functions is a dict lookup plus a short list of prefixes.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
@@ -150,7 +151,7 @@ class FunctionSpec:
     handles: str | None = None
     options: dict[str, Any] = field(default_factory=dict)  # the flow-control options as given (those set)
 
-    @property
+    @functools.cached_property
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.fn)
 

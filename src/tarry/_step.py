@@ -87,7 +87,7 @@ class Step:
                 return await self._failed(sid, attempts + 1, started, ValueError(too_big), retry=False)
             await self._write(StepWrite(sid, "run", StepStatus.COMPLETED, attempts + 1, output, None,
                                         started, x.now()))  # fmt: skip
-            x.engine.metrics.step_duration.labels("run").observe(time.perf_counter() - began)
+            x.engine.metrics.run_step_duration.observe(time.perf_counter() - began)
             return _serde.loads(output)
         finally:
             x.end()
@@ -395,8 +395,7 @@ async def _call(x: Execution, fn: Callable[..., Any], args: tuple[Any, ...], kwa
     if inspect.iscoroutinefunction(fn):
         return await fn(*args, **kwargs)
     body = x.loop.run_in_executor(None, functools.partial(contextvars.copy_context().run, fn, *args, **kwargs))
-    x.track_body(body)
-    value = await asyncio.shield(body)
+    value = await x.track_body(body)
     if inspect.isawaitable(value):
         value = await value
     return value

@@ -1,5 +1,8 @@
 """The store's JSON: strict about what cannot round-trip, and precise about where."""
 
+import json
+import re
+
 import pytest
 
 from tarry import _serde
@@ -40,3 +43,28 @@ def test_a_value_that_holds_itself_is_refused_not_walked_for_ever() -> None:
     loop["self"] = loop
     with pytest.raises(TypeError, match="circular reference"):
         _serde.dumps({"x": loop})
+
+
+@pytest.mark.parametrize("key", [1, -2, 1.5, True, False, None])
+def test_a_key_json_would_turn_into_a_string_is_refused_wherever_it_is(key: object) -> None:
+    for value, path in (({key: 1}, "$"), ({"a": 1, "b": {key: 1}}, "$.b"), ([{"a": 1}, {key: 1}], "$[1]")):
+        with pytest.raises(TypeError, match=rf"^{re.escape(path)} has a key"):
+            _serde.dumps(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, "é\n\"q\"", 3, -0.0, 1e300, [], {}, {"1": "a string key of digits", "true": "", "null": [1, "2"]},
+     {"a": [{"b": (1, "x,\"1")}], "c": "\u2028", "d": 10**30}],
+)  # fmt: skip
+def test_what_is_written_is_what_json_writes(value: object) -> None:
+    assert _serde.dumps(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    assert _serde.dumps_sized(value)[1] == len(_serde.dumps(value).encode())
+
+
+def test_a_value_nested_past_the_limit_is_refused() -> None:
+    deep: list[object] = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(ValueError, match="nested too deeply"):
+        _serde.dumps({"x": deep})

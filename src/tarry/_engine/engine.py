@@ -113,23 +113,24 @@ class Engine:
     def new_events(self, events: object) -> list[NewEvent]:
         """Validate what was sent and give each event its engine id; nothing is stored here."""
         items: Sequence[object]
-        if isinstance(events, Event | Mapping):
-            items = [events]
-        elif isinstance(events, list | tuple):
+        if isinstance(events, list | tuple):
             items = events
+        elif isinstance(events, Event | Mapping):
+            items = [events]
         else:
             raise InvalidEventError(f"send takes a tarry.Event or a list of them, got {type(events).__name__}")
         now = self.clock.now_ms()
         new = []
         for index, item in enumerate(items):
-            where = f"event [{index}] of the batch: " if len(items) > 1 else ""
             try:
-                if isinstance(item, Mapping):
-                    item = Event.from_json(dict(item))
-                if not isinstance(item, Event):
-                    raise InvalidEventError(f"an event must be a tarry.Event, got {type(item).__name__}")
+                if type(item) is not Event:  # a dict to build one from, or something that is none
+                    if isinstance(item, Mapping):
+                        item = Event.from_json(dict(item))
+                    if not isinstance(item, Event):
+                        raise InvalidEventError(f"an event must be a tarry.Event, got {type(item).__name__}")
                 data = item._validate()  # again: its data may have changed since it was built
             except InvalidEventError as exc:
+                where = f"event [{index}] of the batch: " if len(items) > 1 else ""
                 raise InvalidEventError(where + str(exc)) from None
             new.append(NewEvent(_ids.new_id(now), item.name, data, item.key, item.v, item.id,
                                 item.ts if item.ts is not None else now, now))  # fmt: skip

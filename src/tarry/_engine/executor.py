@@ -143,7 +143,9 @@ async def _drive(x: Execution, threads: Executor) -> tuple[str, Any]:
     fn = x.spec.fn
     task: asyncio.Future[Any]
     if x.spec.is_async:
-        task = asyncio.ensure_future(fn(ctx))
+        main = asyncio.ensure_future(fn(ctx))
+        x.tasks.add(main)  # known from the start: its steps need not add it (nor a callback to forget it)
+        task = main
     else:
         task = asyncio.ensure_future(x.loop.run_in_executor(threads, contextvars.copy_context().run, fn, ctx))
     task.add_done_callback(lambda _: x.changed.set())

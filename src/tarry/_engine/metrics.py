@@ -28,7 +28,8 @@ class Metrics:
             "tarry_step_duration_seconds", "Wall-clock time of step bodies run by this process.", ["kind"],
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60), registry=self.registry,
         )  # fmt: skip
-        self.step_duration.labels("run")  # the series exists before the first step
+        #: the series of step.run's bodies: it exists before the first step, and each step observes it directly
+        self.run_step_duration = self.step_duration.labels("run")
         self.runs = Gauge("tarry_runs", "Runs in the store by status.", ["status"], registry=self.registry)
         self.open_waits = Gauge("tarry_open_waits", "Open waits in the store.", registry=self.registry)
         self.scanned_waits = Gauge(
