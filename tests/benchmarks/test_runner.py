@@ -47,18 +47,34 @@ def test_the_report_renders_a_table_and_a_plot(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(report, "PLOT", tmp_path / "benchmarks.png")
     (tmp_path / "benchmarks.md").write_text("intro\n<!-- figures -->\nold\n<!-- /figures -->\noutro\n")
     tarry_figures = {"park_per_s": 3000.0, "resume_per_s": 2500.0, "latency_p50_ms": 1.5, "latency_p99_ms": 4.0}
+    cost = {
+        "transactions_per_run": 0.2,
+        "statements_per_run": 10.0,
+        "round_trips_per_run": 10.5,
+        "server_cpu_us_per_run": 900.0,
+        "wal_bytes_per_run": 5000.0,
+    }
     row = {"waiting": 1000, "p50": 1.0, "p90": 1.2, "p99": 2.0, "ratio_to_smallest": 1.0}
     data: dict[str, Any] = {
         "machine": {"cpus": 2, "platform": "linux", "python": "3.11", "tarry": "0.1", "sqlite": "3.40"},
         "command": "python -m benchmarks report", "when": "2026-01-01T00:00:00Z",
         "stores": {"sqlite": {"tarry": tarry_figures, "match": [row], "match_if_exp": [row],
                               "dbos": {"park_per_s": 50.0, "resume_per_s": 40.0, "latency_p50_ms": 1000.0,
-                                       "latency_p99_ms": 1010.0, "dbos_version": "3.4.0"}}},
+                                       "latency_p99_ms": 1010.0, "dbos_version": "3.4.0"}},
+                   "postgresql": {"cost": {phase: cost for phase in ("park", "resume")},
+                                  "workers": [{"workers": w, "park_per_s": 100 * w, "resume_per_s": 100 + 20 * w,
+                                               "server_cpu_us_per_resume": 900} for w in (1, 2, 4)]}},
     }  # fmt: skip
     report.render(json.loads(json.dumps(data)))
     page = (tmp_path / "benchmarks.md").read_text()
     assert page.startswith("intro\n") and page.endswith("outro\n") and "old" not in page
     assert "| park: runs started and parked (runs/s) | 3,000 | 50 | 60 |" in page
     assert "| latency p50 (ms) | 1.50 | 1,000.00 | 0.0015 |" in page
-    assert "| sqlite | `park_per_s` | >= 3,000 | 3,000.00 | yes |" in page
+    assert "| sqlite | `park_per_s` | >= 4,000 | 3,000.00 | no |" in page
+    assert "| sqlite | `latency_p50_ms` | <= 1.5 | 1.50 | yes |" in page
+    assert "| resume | 0.20 | 10.0 | 10.5 | 900 | 5,000 |" in page
+    assert "| postgresql | `statements_per_run` (resume) | <= 12 | 10.00 | yes |" in page
+    assert "| postgresql | `server_cpu_us_per_run` (resume) | <= 150 | 900.00 | no |" in page
+    assert "| 4 | 400 | 180 | 1.50 | 900 |" in page
+    assert "| postgresql | resume, 2 worker processes / 1 | >= 1.3 | 1.17 | no |" in page
     assert (tmp_path / "benchmarks.png").stat().st_size > 10_000
