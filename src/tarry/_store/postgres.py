@@ -18,7 +18,6 @@ transaction whose connection died before its COMMIT was sent runs once more.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
@@ -39,7 +38,7 @@ from tarry._errors import StoreError
 from tarry._store.base import Hooks
 from tarry._store.queries import load_migrations, load_queries
 from tarry._store.schema import require_schema
-from tarry._store.sql import SQLStore, _database_fault, rows_isolated, settle_all
+from tarry._store.sql import SQLStore, _database_fault, rows_isolated, settle
 from tarry._store.sql_waits import Conn
 from tarry._store.urls import redact_url, scrub
 
@@ -119,11 +118,14 @@ class PostgresStore(SQLStore):
         try:
             return self._on_a_connection(self._pool, fn, *args)
         except psycopg.Error as exc:
-            raise StoreError(f"PostgreSQL error on {self._where()}: {self._say(exc)}".strip()) from exc
+            raise self._store_error(exc) from exc
         except PoolTimeout as exc:
             raise StoreError(
                 f"no PostgreSQL connection to {self._where()} within the timeout: {self._say(exc)}"
             ) from exc
+
+    def _store_error(self, exc: psycopg.Error) -> StoreError:
+        return StoreError(f"PostgreSQL error on {self._where()}: {self._say(exc)}".strip())
 
     def _on_a_connection(self, pool: ConnectionPool[Any], fn: Callable[..., T], *args: Any) -> T:
         """``fn(connection, *args)`` on a pooled connection; on another if that one died uncommitted.
@@ -192,16 +194,8 @@ class PostgresStore(SQLStore):
                 outcomes = [(False, exc)] * len(batch)
             if not all(w.quiet for w in batch):  # a worker's idle turns must not wake every other worker...
                 self._hint.set()
-            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-            for write, (ok, value) in zip(batch, outcomes, strict=True):
-                if isinstance(value, psycopg.Error):
-                    error = StoreError(f"PostgreSQL error on {self._where()}: {self._say(value)}".strip())
-                    error.__cause__ = value
-                    value = error
-                by_loop.setdefault(write.loop, []).append((write.future, ok, value))
-            for loop, settled in by_loop.items():  # one wake-up of each caller's loop, not one per write
-                with contextlib.suppress(RuntimeError):  # that loop is gone; settle the others
-                    loop.call_soon_threadsafe(settle_all, settled)
+            settle([(w.loop, w.future) for w in batch], outcomes,
+                   lambda e: self._store_error(e) if isinstance(e, psycopg.Error) else None)  # fmt: skip
 
     def _batch(self, conn: Conn, batch: list[_Write]) -> list[tuple[bool, Any]]:
         """The batch's writes in one transaction, committed; each write's outcome.

@@ -633,8 +633,24 @@ class SQLStore(LifecycleMixin):
         await self._write(release)
 
 
-def settle_all(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    """Set the outcomes of a batch of writes (group commit), on their caller's loop."""
+def settle(writes: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]], outcomes: list[tuple[bool, Any]],
+           translate: Callable[[BaseException], BaseException | None]) -> None:  # fmt: skip
+    """Hand a batch of writes (group commit) their outcomes: on each caller's loop, with one wake-up of each
+    loop, not one per write; ``translate`` makes a driver's error the store's (None: keep it)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+    for (loop, future), (ok, value) in zip(writes, outcomes, strict=True):
+        if isinstance(value, BaseException):
+            error = translate(value)
+            if error is not None:
+                error.__cause__ = value
+                value = error
+        by_loop.setdefault(loop, []).append((future, ok, value))
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop is gone; settle the others
+            loop.call_soon_threadsafe(_settle_all, settled)
+
+
+def _settle_all(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
     for future, ok, value in settled:
         if future.done():  # its caller gave up (cancelled); the write itself stands
             continue

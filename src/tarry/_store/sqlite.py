@@ -31,7 +31,7 @@ from tarry._store.base import (
 )
 from tarry._store.queries import load_migrations, load_queries
 from tarry._store.schema import require_schema
-from tarry._store.sql import SQLStore, rows_isolated, settle_all
+from tarry._store.sql import SQLStore, rows_isolated, settle
 from tarry._store.urls import redact_url
 from tarry._store.watch import FileWatch
 
@@ -126,16 +126,8 @@ class SQLiteStore(SQLStore):
             outcomes = self._commit(conn, batch, isolated=False) or self._commit(conn, batch, isolated=True)
         except BaseException as exc:
             outcomes = [(False, exc)] * len(batch)
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-        for (_, loop, future), (ok, value) in zip(batch, outcomes, strict=True):
-            if isinstance(value, sqlite3.Error):
-                error = store_error(self.path, value)
-                error.__cause__ = value
-                value = error
-            by_loop.setdefault(loop, []).append((future, ok, value))
-        for loop, settled in by_loop.items():  # one wake-up of each caller's loop, not one per write
-            with contextlib.suppress(RuntimeError):  # that loop is gone; settle the others
-                loop.call_soon_threadsafe(settle_all, settled)
+        settle([(loop, future) for _, loop, future in batch], outcomes,
+               lambda e: store_error(self.path, e) if isinstance(e, sqlite3.Error) else None)  # fmt: skip
 
     @staticmethod
     def _commit(conn: sqlite3.Connection, batch: list[Any], isolated: bool) -> list[tuple[bool, Any]]:
