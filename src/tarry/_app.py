@@ -27,6 +27,7 @@ from tarry._filters import check_limit, run_query
 from tarry._flow import Batch, Concurrency, Debounce, Priority, RateLimit, Singleton, Throttle, Timeouts
 from tarry._function import CancelOn, Registry, Trigger, failure_spec, make_spec
 from tarry._model import DeadLetter, Event, Run, RunStatus
+from tarry._sdk import sync as sdk_sync
 from tarry._store import check_url, open_store, redact_url
 from tarry._store.base import Cancelled, NewEvent, RunQuery, Sent
 from tarry._twins import sync_twin
@@ -153,6 +154,7 @@ class Tarry:
             await store.open(engine)
             try:
                 engine.signing_key = load_signing_key(self.database_url, create=create, given=self._signing_key)
+                await sdk_sync.load(engine)  # the functions synced from Inngest SDKs, before any worker runs
                 if worker:
                     engine.worker = Worker(engine, self.concurrency)
                     await engine.worker.start()
@@ -183,6 +185,8 @@ class Tarry:
             self.clock.detach(self)
             if engine.worker is not None:
                 await engine.worker.stop()
+            if engine.sdk is not None:
+                await engine.sdk.aclose()
             await engine.store.close()
         finally:
             with self._state_lock:

@@ -219,19 +219,46 @@ def _serve(app: Tarry, host: str, port: int, **server: Any) -> None:
         raise _worker_died(uvicorn_server.fault)
 
 
+def _sdk_urls(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[str]:
+    """``--sdk-url`` as given (repeatable), else ``TARRY_SDK_URLS`` (comma-separated); each an http(s) URL."""
+    urls = list(value) or [u.strip() for u in os.environ.get("TARRY_SDK_URLS", "").split(",") if u.strip()]
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise click.BadParameter(f"{url!r} is not an http(s) URL (the SDK's serve endpoint, "
+                                     "e.g. http://127.0.0.1:8000/api/inngest)", ctx, param)  # fmt: skip
+    return urls
+
+
+SDK_URL = click.option(
+    "--sdk-url", "sdk_urls", multiple=True, metavar="URL", callback=_sdk_urls,
+    help="The serve endpoint of an app using Inngest's Python SDK, asked to sync its functions at start "
+         "(repeatable; else TARRY_SDK_URLS, comma-separated). Calls to the SDK time out after "
+         "TARRY_SDK_TIMEOUT (default 60s).",
+)  # fmt: skip
+
+
 @cli.command()
-@click.argument("app_spec", metavar="APP")
+@click.argument("app_spec", metavar="[APP]", required=False)
 @click.option("--port", envvar="TARRY_PORT", show_envvar=True, default=8288, show_default=True, type=PORT)
+@SDK_URL
 @DATABASE_URL
-def dev(app_spec: str, port: int, database_url: str | None) -> None:
+def dev(app_spec: str | None, port: int, sdk_urls: list[str], database_url: str | None) -> None:
     """Server, worker and dashboard in one process, on 127.0.0.1 (open: no keys).
 
-    Prints a line to stderr as each run starts, a step retries or fails, and a run ends."""
-    app = with_database_url(load_app(app_spec), database_url)
+    APP may be left out when an SDK URL is given: then the functions are those the SDKs sync, on the
+    database of --database-url, else TARRY_DATABASE_URL, else ./.tarry/tarry.db. Prints a line to stderr
+    as each run starts, a step retries or fails, and a run ends."""
+    if app_spec is None:
+        if not sdk_urls:
+            raise UserError("tarry dev needs an APP (module:attribute or file.py:attribute), an --sdk-url, or both")
+        app = Tarry("tarry")
+    else:
+        app = load_app(app_spec)
+    app = with_database_url(app, database_url)
     if app.base_url is None:
         app.base_url = f"http://127.0.0.1:{port}"
     runlog.print_to(sys.stderr)
-    _serve(app, "127.0.0.1", port, mode="dev", allowed_hosts=["127.0.0.1", "localhost"])
+    _serve(app, "127.0.0.1", port, mode="dev", allowed_hosts=["127.0.0.1", "localhost"], sdk_urls=sdk_urls)
 
 
 @cli.command()
@@ -254,13 +281,17 @@ def dev(app_spec: str, port: int, database_url: str | None) -> None:
 @click.option("--event-keys", "event_keys_flag", hidden=True, default=None)
 @click.option("--signing-key", "signing_key_flag", hidden=True, default=None)
 @click.option("--dashboard-key", "dashboard_key_flag", hidden=True, default=None)
+@SDK_URL
 @DATABASE_URL
 def serve(app_spec: str, host: str, port: int, worker: bool, event_keys_file: str | None,
           signing_key_file: str | None, dashboard_key_file: str | None, event_keys_flag: str | None,
-          signing_key_flag: str | None, dashboard_key_flag: str | None, database_url: str | None) -> None:  # fmt: skip
+          signing_key_flag: str | None, dashboard_key_flag: str | None, sdk_urls: list[str],
+          database_url: str | None) -> None:  # fmt: skip
     """The server for production: event keys and a signing key required (at least 16 characters each).
 
-    The dashboard at / is served only with a dashboard key (TARRY_DASHBOARD_KEY, at least 16 characters)."""
+    The dashboard at / is served only with a dashboard key (TARRY_DASHBOARD_KEY, at least 16 characters).
+    Syncs from Inngest SDKs (POST /fn/register) are taken only signed with INNGEST_SIGNING_KEY, which also
+    signs the calls to them."""
     for flag, given, file_option, variable in (("--event-keys", event_keys_flag, "--event-keys-file", "TARRY_EVENT_KEYS"),
                                                ("--signing-key", signing_key_flag, "--signing-key-file", "TARRY_SIGNING_KEY"),
                                                ("--dashboard-key", dashboard_key_flag, "--dashboard-key-file", "TARRY_DASHBOARD_KEY")):  # fmt: skip
@@ -273,7 +304,7 @@ def serve(app_spec: str, host: str, port: int, worker: bool, event_keys_file: st
     app = with_database_url(load_app(app_spec), database_url)
     app._signing_key = signing_key  # resume URLs are signed with it too; never put back in the environment
     _serve(app, host, port, mode="serve", event_keys=keys, api_key=signing_key, worker=worker,
-           dashboard_key=dashboard_key)  # fmt: skip
+           dashboard_key=dashboard_key, sdk_urls=sdk_urls)  # fmt: skip
 
 
 def read_dashboard_key(path: str | None) -> str | None:
@@ -329,11 +360,13 @@ def read_signing_key(path: str | None) -> str:
 
 
 @cli.command()
-@click.argument("app_spec", metavar="APP")
+@click.argument("app_spec", metavar="[APP]", required=False)
 @DATABASE_URL
-def worker(app_spec: str, database_url: str | None) -> None:
-    """Run a worker for the app's functions until stopped (Ctrl-C or SIGTERM)."""
-    app = with_database_url(load_app(app_spec), database_url)
+def worker(app_spec: str | None, database_url: str | None) -> None:
+    """Run a worker for the app's functions until stopped (Ctrl-C or SIGTERM).
+
+    Functions synced from Inngest SDKs are run too (they are stored); without APP, only those."""
+    app = with_database_url(Tarry("tarry") if app_spec is None else load_app(app_spec), database_url)
 
     async def main() -> None:
         stop = asyncio.Event()

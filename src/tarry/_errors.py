@@ -91,6 +91,12 @@ def describe(exc: BaseException, limit: int | None = None, *, traceback: bool = 
         message = f"(its message could not be read: {type(bad).__name__})"
     message = _tracebacks.head(message[:limit].encode("utf-8", "backslashreplace").decode("utf-8"))
     error = {"name": type(exc).__name__, "message": message}
+    remote = getattr(exc, "remote", None)  # an error another process reported (an Inngest SDK's): as it said
+    if remote is not None:
+        error["name"] = remote.get("name") or error["name"]
+        if traceback and remote.get("stack"):
+            error["traceback"] = _tracebacks.head(remote["stack"])
+            return error
     if traceback and exc.__traceback__ is not None:
         cause = exc.traceback if isinstance(exc, StepError) else None
         error["traceback"] = _tracebacks.format_exception(exc, cause)

@@ -137,6 +137,15 @@ class Triggers:
 
 
 @dataclass(frozen=True)
+class SdkTarget:
+    """Where a function served by an Inngest SDK is called: its app's id and the function's own URL
+    (``...?fnId=<id>&stepId=step``, as the SDK registered it)."""
+
+    app_id: str
+    url: str
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     """A registered function; ``on_failure``: the id of its failure handler, ``handles``: for a failure
     handler, the id of the function whose failed runs it handles."""
@@ -150,6 +159,7 @@ class FunctionSpec:
     on_failure: str | None = None
     handles: str | None = None
     options: dict[str, Any] = field(default_factory=dict)  # the flow-control options as given (those set)
+    sdk: SdkTarget | None = None  # for a function served by an Inngest SDK: where to call it
 
     @functools.cached_property
     def is_async(self) -> bool:
@@ -163,7 +173,10 @@ class FunctionSpec:
             options["cancel_on"] = [option_json(item) for item in self.cancel_on]
         if self.on_failure is not None:
             options["on_failure"] = self.on_failure
-        return {"id": self.id, "triggers": self.trigger.describe(), "retries": self.retries, "options": options}
+        described = {"id": self.id, "triggers": self.trigger.describe(), "retries": self.retries, "options": options}
+        if self.sdk is not None:  # served by an Inngest SDK
+            described["sdk"] = {"app_id": self.sdk.app_id, "url": self.sdk.url}
+        return described
 
 
 def make_spec(fn: Callable[..., Any], trigger: object, id: str | None, retries: int,  # noqa: A002
@@ -225,6 +238,20 @@ class Registry:
             if function_id in self.functions or function_id in ids[:i]:
                 raise ValueError(f"duplicate function id {function_id!r}: two functions of one app need different ids")
         for spec in specs:
+            self._add(spec)
+
+    def replace_sdk_app(self, app_id: str, specs: list[FunctionSpec]) -> None:
+        """Make ``specs`` the functions of the SDK app ``app_id`` (its last sync), in place of those it had;
+        ``ValueError`` naming a function id another function has, and nothing changed."""
+        kept = [spec for spec in self.functions.values() if spec.sdk is None or spec.sdk.app_id != app_id]
+        taken = {spec.id for spec in kept}
+        for spec in specs:
+            if spec.id in taken:
+                raise ValueError(f"duplicate function id {spec.id!r}: another function of this app has it")
+            taken.add(spec.id)
+        self.functions, self.gated = {}, False
+        self._by_name, self._prefixed, self._filtered_by_name, self._filtered_prefixed = {}, [], {}, []
+        for spec in [*kept, *specs]:
             self._add(spec)
 
     def _add(self, spec: FunctionSpec) -> None:

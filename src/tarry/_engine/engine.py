@@ -46,6 +46,10 @@ class Engine:
         self.progress = Signal()  # fired when anything may have changed
         self.cancelling: set[str] = set()  # runs this process asked to cancel while they ran
         self.metrics = Metrics()
+        self.sdk: Any = (
+            None  # the calls of functions served by an Inngest SDK (tarry._sdk.driver.Calls), made on first use
+        )
+        self.sdk_version: tuple[int, int] = (0, 0)  # of the SDK syncs this process has loaded
 
     def route(self, name: str, exclude: str | None, only: str | None) -> list[tuple[str, tuple[Filter, ...]]]:
         return self.registry.route(name, exclude, only)
@@ -158,6 +162,12 @@ class Engine:
             if "output" in data:
                 data["output"] = None
             body = _serde.dumps(data)
+        spec = self.registry.functions.get(run.function_id)
+        if spec is not None and spec.sdk is not None:  # the SDK's own names too, its on_failure listens for them
+            names += [name.replace("tarry/", "inngest/", 1) for name in names]
+            if "error" in data and isinstance(data["error"], dict) and "traceback" in data["error"]:
+                data["error"] = {**data["error"], "stack": data["error"]["traceback"]}
+                body = _serde.dumps(data)
         return [NewEvent(_ids.new_id(now), name, body, None, None, None, now, now, exclude_function=run.function_id)
                 for name in names]  # fmt: skip
 

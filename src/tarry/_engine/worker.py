@@ -22,6 +22,7 @@ from tarry._durations import to_ms
 from tarry._engine.engine import Engine
 from tarry._engine.executor import execute
 from tarry._errors import StoreError
+from tarry._sdk import sync as sdk_sync
 from tarry._store.base import ClaimedRun
 
 log = logging.getLogger("tarry.worker")
@@ -95,7 +96,9 @@ class Worker:
     async def _beat(self) -> int:
         """Renew this worker's lease and requeue the runs of expired ones; how many were requeued."""
         await self.engine.store.heartbeat(self.owner, _wall_ms())
-        return await self.engine.store.recover(_wall_ms() - self.lease_ms, self.engine.clock.now_ms())
+        recovered = await self.engine.store.recover(_wall_ms() - self.lease_ms, self.engine.clock.now_ms())
+        await sdk_sync.refresh(self.engine)  # functions another process synced from an Inngest SDK since
+        return recovered
 
     async def _run(self) -> None:
         engine, store = self.engine, self.engine.store

@@ -8,6 +8,7 @@ dashboard signed in with the dashboard key (``dashboard``, ``session``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -25,6 +26,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from tarry._app import Tarry
+from tarry._sdk.driver import Calls, signing_key
+from tarry._sdk.sync import request_syncs
 from tarry._server import openapi, routes
 from tarry._server.dashboard import Dashboard
 from tarry._server.guard import CrossSiteGuard
@@ -52,7 +55,7 @@ class ServerConfig:
 def create_app(
     app: Tarry, *, mode: str = "dev", event_keys: list[str] | None = None, api_key: str | None = None,
     worker: bool = True, manage: bool = True, allowed_hosts: list[str] | None = None, metrics_key: str | None = None,
-    dashboard_key: str | None = None,
+    dashboard_key: str | None = None, sdk_urls: list[str] | None = None,
 ) -> Starlette:  # fmt: skip
     """The ASGI app. With ``manage``, it starts the Tarry app (and a worker) and closes it with the server.
 
@@ -62,6 +65,8 @@ def create_app(
     In ``serve``, ``/metrics`` needs ``metrics_key`` (default: ``TARRY_METRICS_KEY``, else the signing key),
     and the dashboard at ``/`` is served only with a ``dashboard_key`` (``TARRY_DASHBOARD_KEY``), which
     signs its users in; it is never a bearer key, nor is the signing key a dashboard key.
+    ``sdk_urls``: Inngest SDK endpoints asked to sync once the server runs (``tarry dev --sdk-url``); in
+    serve, ``POST /fn/register`` takes only syncs signed with ``INNGEST_SIGNING_KEY`` (API §13).
     """
     if mode not in ("dev", "serve"):
         raise ValueError(f"invalid mode {mode!r}: 'dev' or 'serve'")
@@ -94,6 +99,7 @@ def create_app(
         if dashboard_key is not None:
             raise ValueError("dashboard_key is for mode='serve': the dashboard of dev is open (it binds to 127.0.0.1)")
         config = ServerConfig(mode, None, None)
+    sdk_key = signing_key()  # ValueError for a key that is not in the SDK's form
     sessions = Sessions(config.dashboard_key, app.clock.now_ms) if config.dashboard_key else None
     access = Access(bearer_key=config.api_key, sessions=sessions)
     dashboard = Dashboard(config.mode, access)
@@ -136,9 +142,16 @@ def create_app(
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         if manage:
             await app.start(worker=worker)
+            app.engine.sdk = Calls.from_environment(signed=config.mode == "serve")
+        syncing = None
+        if sdk_urls:  # asked once the server listens: each SDK answers with its POST /fn/register
+            kind = "cloud" if config.mode == "serve" else "dev"
+            syncing = asyncio.ensure_future(request_syncs(list(sdk_urls), kind, lambda line: log.warning("%s", line)))
         try:
             yield
         finally:
+            if syncing is not None:
+                syncing.cancel()
             if manage:
                 await app.close()
 
@@ -146,6 +159,7 @@ def create_app(
     server = Starlette(
         routes=[
             Route("/e/{event_key}", routes.send_events, methods=["POST"]),
+            Route("/fn/register", routes.register_sdk, methods=["POST"]),
             Route("/resume/{token}", routes.resume, methods=["GET", "POST", "HEAD"]),
             Route("/api/v1/notify/{key}", secured(routes.notify), methods=["POST"]),
             Route("/api/v1/runs", secured(routes.list_runs), methods=["GET"]),
@@ -183,6 +197,7 @@ def create_app(
     )
     server.state.tarry = app
     server.state.config = config
+    server.state.sdk_key = sdk_key  # INNGEST_SIGNING_KEY: the syncs serve takes, and its calls to the SDKs
     return server
 
 

@@ -17,7 +17,7 @@ from tarry._server.json import error
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TOKEN_ROUTES = ("/resume/",)  # the token in the path is the credential
-JSON_ROUTES = ("/e/", "/api/")  # in dev, their POSTs must be JSON, even empty ones
+JSON_ROUTES = ("/e/", "/api/", "/fn/")  # in dev, their POSTs must be JSON, even empty ones
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 

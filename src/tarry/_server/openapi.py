@@ -102,6 +102,8 @@ _FUNCTION = {"type": "object", "properties": {
     "options": {"type": "object", "description": "The flow-control options that are set, and cancel_on, as given"},
     "runs": {"type": "object", "additionalProperties": {"type": "integer"},
              "description": "With counts=true: its runs by status, every status"},
+    "sdk": {"type": "object", "description": "Only for a function served by an Inngest SDK: its app_id and url",
+            "properties": {"app_id": {"type": "string"}, "url": {"type": "string"}}},
 }}  # fmt: skip
 
 _TIME = {"type": "string", "format": "date-time", "description": "ISO 8601 with its offset (Z or +hh:mm)"}

@@ -25,6 +25,7 @@ from tarry._engine.waits import token_hash
 from tarry._errors import InvalidEventError
 from tarry._filters import run_query
 from tarry._model import Event, Run, RunStatus, StepStatus
+from tarry._sdk import driver, sync
 from tarry._server.json import (
     buffer_json,
     dead_letter_json,
@@ -145,6 +146,35 @@ def _inngest_event(item: object) -> Event:
     if isinstance(item, dict):
         item = {k: v for k, v in item.items() if not (k == "id" and v == "") and not (k == "ts" and v == 0)}
     return Event.from_json(item)
+
+
+# -- syncs of Inngest SDK apps -------------------------------------------------
+
+
+async def register_sdk(request: Request) -> Response:
+    """``POST /fn/register``: an Inngest SDK syncs its functions (API §13); in serve, signed with its key.
+
+    Answered as Inngest's own server answers, ``{"ok": true, "modified": ...}``, or ``{"ok": false,
+    "error": ...}`` naming what is refused (the SDK shows it); a refused sync stores nothing."""
+    config = request.app.state.config
+    if config.mode == "serve":
+        key = request.app.state.sdk_key
+        if key is None:
+            return JSONResponse({"ok": False, "error": "this server takes no syncs: set INNGEST_SIGNING_KEY, "
+                                                       "the key the SDK signs with"}, status_code=401)  # fmt: skip
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, f"Bearer {driver.bearer_of(key)}".encode()):
+            return JSONResponse({"ok": False, "error": "the sync is not signed with this server's "
+                                                       "INNGEST_SIGNING_KEY"}, status_code=401)  # fmt: skip
+    try:
+        body = await read_body(request)
+        payload = await off_loop(body, parse)
+        modified = await sync.register(tarry_app(request).engine, payload)
+    except BodyRefused as exc:
+        return JSONResponse({"ok": False, "error": str(exc)}, status_code=exc.status)
+    except ValueError as exc:  # SyncRefused, or a body that is not JSON
+        return JSONResponse({"ok": False, "error": str(exc)}, status_code=400)
+    return JSONResponse({"ok": True, "modified": modified})
 
 
 # -- resume URLs --------------------------------------------------------------

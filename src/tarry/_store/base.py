@@ -162,6 +162,17 @@ class WaitWrite:
 
 
 @dataclass(frozen=True)
+class SdkAppRow:
+    """An app served by an Inngest SDK, as its last sync stored it: ``functions`` as the SDK's JSON."""
+
+    app_id: str
+    url: str
+    functions: str
+    digest: str
+    synced_at: int
+
+
+@dataclass(frozen=True)
 class HandleWrite:
     """A resume handle: only the token's hash is stored."""
 
@@ -399,6 +410,16 @@ class Store(Protocol):
         """Make the stored schedules those of ``schedules`` (a worker's code, at its start): new ones are
         stored with their first tick strictly after ``now``, the others kept as they are (with their next
         tick, so the latest missed one fires), and every schedule not among them is deleted."""
+
+    async def save_sdk_app(self, app: SdkAppRow) -> bool:
+        """Store the sync of an app served by an Inngest SDK, replacing its last one; ``False`` (and nothing
+        written) when the stored one has the same digest."""
+
+    async def sdk_apps(self) -> list[SdkAppRow]:
+        """Every stored SDK app, by app id."""
+
+    async def sdk_apps_version(self) -> tuple[int, int]:
+        """How many SDK apps are stored and when the latest was synced: what changes with every sync."""
 
     async def next_due(self) -> int | None:
         """The earliest due time of any timer or undelivered event."""

@@ -39,6 +39,7 @@ from tarry._store.base import (
     Park,
     RunQuery,
     ScheduleWrite,
+    SdkAppRow,
     Sent,
     StepRow,
     StepWrite,
@@ -439,6 +440,29 @@ class SQLStore(LifecycleMixin):
 
     async def sync_schedules(self, schedules: list[ScheduleWrite], now: int) -> None:
         await self._write(self._sync_schedules, schedules, now)
+
+    async def save_sdk_app(self, app: SdkAppRow) -> bool:
+        def save(c: Conn) -> bool:
+            self._lock(c, ["#sdk:" + app.app_id])  # two syncs of one app at once: one is the last, whole
+            row = self._x(c, "sdk_app_digest", {"app_id": app.app_id}).fetchone()
+            if row is not None and row["digest"] == app.digest:
+                return False
+            self._x(c, "upsert_sdk_app", {"app_id": app.app_id, "url": app.url, "functions": app.functions,
+                                          "digest": app.digest, "now": app.synced_at})  # fmt: skip
+            return True
+
+        return await self._write(save)
+
+    async def sdk_apps(self) -> list[SdkAppRow]:
+        return await self._read(lambda c: [SdkAppRow(r["app_id"], r["url"], r["functions"], r["digest"],
+                                                     r["synced_at"]) for r in self._x(c, "sdk_apps_all")])  # fmt: skip
+
+    async def sdk_apps_version(self) -> tuple[int, int]:
+        def read(c: Conn) -> tuple[int, int]:
+            row = self._x(c, "sdk_apps_version").fetchone()
+            return int(row["apps"]), int(row["synced_at"])
+
+        return await self._read(read)
 
     async def next_due(self) -> int | None:
         return await self._read(lambda c: self._x(c, "next_due").fetchone()["due"])

@@ -781,3 +781,18 @@ WITH control AS (
     RETURNING 1
 )
 SELECT owner, cancel_requested, (SELECT count(*) FROM step) AS written FROM control;
+
+-- name: sdk_apps_all
+SELECT app_id, url, functions, digest, synced_at FROM sdk_apps ORDER BY app_id;
+
+-- name: sdk_apps_version
+SELECT count(*) AS apps, coalesce(max(synced_at), 0) AS synced_at FROM sdk_apps;
+
+-- name: sdk_app_digest
+SELECT digest FROM sdk_apps WHERE app_id = %(app_id)s;
+
+-- name: upsert_sdk_app
+INSERT INTO sdk_apps (app_id, url, functions, digest, synced_at)
+VALUES (%(app_id)s, %(url)s, %(functions)s, %(digest)s, %(now)s)
+ON CONFLICT (app_id) DO UPDATE SET url = excluded.url, functions = excluded.functions,
+    digest = excluded.digest, synced_at = excluded.synced_at;

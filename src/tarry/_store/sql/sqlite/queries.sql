@@ -686,3 +686,18 @@ WHERE run_id IN (SELECT value FROM json_each(:run_ids)) ORDER BY run_id, rowid;
 
 -- name: record_owned_step
 -- PostgreSQL's one statement; SQLite runs run_control, then upsert_step if the run is the caller's.
+
+-- name: sdk_apps_all
+SELECT app_id, url, functions, digest, synced_at FROM sdk_apps ORDER BY app_id;
+
+-- name: sdk_apps_version
+SELECT count(*) AS apps, coalesce(max(synced_at), 0) AS synced_at FROM sdk_apps;
+
+-- name: sdk_app_digest
+SELECT digest FROM sdk_apps WHERE app_id = :app_id;
+
+-- name: upsert_sdk_app
+INSERT INTO sdk_apps (app_id, url, functions, digest, synced_at)
+VALUES (:app_id, :url, :functions, :digest, :now)
+ON CONFLICT (app_id) DO UPDATE SET url = excluded.url, functions = excluded.functions,
+    digest = excluded.digest, synced_at = excluded.synced_at;
