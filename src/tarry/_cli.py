@@ -101,6 +101,11 @@ def _module_name(path: Path) -> str:
     return "_tarry_app_" + "".join(c if c.isalnum() else "_" for c in name)
 
 
+def load_app_or_none(spec: str | None) -> Tarry:
+    """``load_app``; without a spec, an app of no functions of its own: it runs those Inngest SDKs sync."""
+    return Tarry("tarry") if spec is None else load_app(spec)
+
+
 def with_database_url(app: Tarry, database_url: str | None) -> Tarry:
     """The one rule: ``--database-url`` overrides the app's own (its ``database_url=``, else
     ``TARRY_DATABASE_URL``, else the SQLite default, as the app chose it); then name it on stderr, in one
@@ -245,16 +250,10 @@ SDK_URL = click.option(
 def dev(app_spec: str | None, port: int, sdk_urls: list[str], database_url: str | None) -> None:
     """Server, worker and dashboard in one process, on 127.0.0.1 (open: no keys).
 
-    APP may be left out when an SDK URL is given: then the functions are those the SDKs sync, on the
-    database of --database-url, else TARRY_DATABASE_URL, else ./.tarry/tarry.db. Prints a line to stderr
-    as each run starts, a step retries or fails, and a run ends."""
-    if app_spec is None:
-        if not sdk_urls:
-            raise UserError("tarry dev needs an APP (module:attribute or file.py:attribute), an --sdk-url, or both")
-        app = Tarry("tarry")
-    else:
-        app = load_app(app_spec)
-    app = with_database_url(app, database_url)
+    Without APP, the functions are those Inngest SDKs sync (--sdk-url), on the database of --database-url,
+    else TARRY_DATABASE_URL, else ./.tarry/tarry.db. Prints a line to stderr as each run starts, a step
+    retries or fails, and a run ends."""
+    app = with_database_url(load_app_or_none(app_spec), database_url)
     if app.base_url is None:
         app.base_url = f"http://127.0.0.1:{port}"
     runlog.print_to(sys.stderr)
@@ -262,7 +261,7 @@ def dev(app_spec: str | None, port: int, sdk_urls: list[str], database_url: str 
 
 
 @cli.command()
-@click.argument("app_spec", metavar="APP")
+@click.argument("app_spec", metavar="[APP]", required=False)
 @click.option("--host", envvar="TARRY_HOST", show_envvar=True, default="0.0.0.0", show_default=True)
 @click.option("--port", envvar="TARRY_PORT", show_envvar=True, default=8288, show_default=True, type=PORT)
 @click.option("--worker/--no-worker", envvar="TARRY_WORKER", show_envvar=True, default=True, show_default=True,
@@ -283,7 +282,7 @@ def dev(app_spec: str | None, port: int, sdk_urls: list[str], database_url: str 
 @click.option("--dashboard-key", "dashboard_key_flag", hidden=True, default=None)
 @SDK_URL
 @DATABASE_URL
-def serve(app_spec: str, host: str, port: int, worker: bool, event_keys_file: str | None,
+def serve(app_spec: str | None, host: str, port: int, worker: bool, event_keys_file: str | None,
           signing_key_file: str | None, dashboard_key_file: str | None, event_keys_flag: str | None,
           signing_key_flag: str | None, dashboard_key_flag: str | None, sdk_urls: list[str],
           database_url: str | None) -> None:  # fmt: skip
@@ -291,7 +290,7 @@ def serve(app_spec: str, host: str, port: int, worker: bool, event_keys_file: st
 
     The dashboard at / is served only with a dashboard key (TARRY_DASHBOARD_KEY, at least 16 characters).
     Syncs from Inngest SDKs (POST /fn/register) are taken only signed with INNGEST_SIGNING_KEY, which also
-    signs the calls to them."""
+    signs the calls to them. Without APP, the functions are those the SDKs sync."""
     for flag, given, file_option, variable in (("--event-keys", event_keys_flag, "--event-keys-file", "TARRY_EVENT_KEYS"),
                                                ("--signing-key", signing_key_flag, "--signing-key-file", "TARRY_SIGNING_KEY"),
                                                ("--dashboard-key", dashboard_key_flag, "--dashboard-key-file", "TARRY_DASHBOARD_KEY")):  # fmt: skip
@@ -301,7 +300,7 @@ def serve(app_spec: str, host: str, port: int, worker: bool, event_keys_file: st
     keys = event_keys(event_keys_file)
     signing_key = read_signing_key(signing_key_file)
     dashboard_key = read_dashboard_key(dashboard_key_file)
-    app = with_database_url(load_app(app_spec), database_url)
+    app = with_database_url(load_app_or_none(app_spec), database_url)
     app._signing_key = signing_key  # resume URLs are signed with it too; never put back in the environment
     _serve(app, host, port, mode="serve", event_keys=keys, api_key=signing_key, worker=worker,
            dashboard_key=dashboard_key, sdk_urls=sdk_urls)  # fmt: skip
@@ -366,7 +365,7 @@ def worker(app_spec: str | None, database_url: str | None) -> None:
     """Run a worker for the app's functions until stopped (Ctrl-C or SIGTERM).
 
     Functions synced from Inngest SDKs are run too (they are stored); without APP, only those."""
-    app = with_database_url(Tarry("tarry") if app_spec is None else load_app(app_spec), database_url)
+    app = with_database_url(load_app_or_none(app_spec), database_url)
 
     async def main() -> None:
         stop = asyncio.Event()

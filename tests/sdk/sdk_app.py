@@ -20,6 +20,7 @@ from typing import Any
 import fastapi
 import inngest
 import inngest.fast_api
+from inngest.experimental.ai import openai
 
 production = os.environ.get("SDK_MODE") == "cloud"
 client = inngest.Inngest(app_id=os.environ.get("SDK_APP_ID", "shop"), is_production=production)
@@ -168,6 +169,23 @@ async def steps(ctx: inngest.Context) -> int:
     return total
 
 
+@client.create_function(fn_id="later", trigger=inngest.TriggerEvent(event="sdk/later"))
+async def later(ctx: inngest.Context) -> int:
+    def not_yet() -> int:
+        attempt = ran(ctx, "not-yet")
+        if attempt == 1:
+            raise inngest.RetryAfterError("not yet", retry_after=datetime.timedelta(seconds=1))
+        return attempt
+
+    return await ctx.step.run("not-yet", not_yet)
+
+
+@client.create_function(fn_id="thinker", trigger=inngest.TriggerEvent(event="sdk/think"))
+async def thinker(ctx: inngest.Context) -> object:
+    adapter = openai.Adapter(auth_key="sk-none", model="gpt-none")
+    return await ctx.step.ai.infer("ask", adapter=adapter, body={"messages": [{"role": "user", "content": "hi"}]})
+
+
 @bad.create_function(fn_id="bursty", trigger=inngest.TriggerEvent(event="bad/go"),
                      throttle=inngest.Throttle(limit=1, period=datetime.timedelta(seconds=10), burst=3))  # fmt: skip
 async def bursty(ctx: inngest.Context) -> None:
@@ -176,7 +194,7 @@ async def bursty(ctx: inngest.Context) -> None:
 
 app = fastapi.FastAPI()
 inngest.fast_api.serve(app, client, [retry, hopeless, sleeper, waiter, parallel, child, parent, sender, listener,
-                                     cancellable, fragile, one_at_a_time, slow, steps])  # fmt: skip
+                                     cancellable, fragile, one_at_a_time, slow, steps, later, thinker])  # fmt: skip
 inngest.fast_api.serve(app, bad, [bursty], serve_path="/api/bad")
 
 

@@ -67,6 +67,23 @@ def test_a_non_retriable_error_fails_the_run_at_once(server: Server) -> None:
     assert server.calls()[f"{key}/boom"] == 1  # retries=3, but not retried
 
 
+def test_a_retry_after_error_retries_at_the_time_it_gives(server: Server) -> None:
+    key = new_id()
+    run = server.run_of(server.send("sdk/later", {"id": key}), seconds=30)
+    assert run["status"] == "completed", run
+    assert run["output"] == 2
+    [turn] = [s for s in steps_of(run) if s["id"].startswith("call-")]  # the SDK reports it outside the step
+    assert (turn["status"], turn["attempts"]) == ("completed", 2)
+    assert [e["name"] for e in turn["errors"]] == ["RetryAfterError"]  # its first attempt's error, kept
+
+
+def test_an_opcode_tarry_does_not_run_fails_its_step_naming_it(server: Server) -> None:
+    run = server.run_of(server.send("sdk/think", {"id": new_id()}))
+    assert run["status"] == "failed"
+    assert run["error"]["name"] == "UnsupportedOpcode"
+    assert run["error"]["message"] == "opcode 'AIGateway' (step.ai) is not run by Tarry"
+
+
 def test_step_sleep_parks_the_run_until_it_is_due(server: Server) -> None:
     event_id = server.send("sdk/sleep", {"id": new_id()})
     server.run_of(event_id, "sleeping")

@@ -60,7 +60,7 @@ class RemoteError(TarryError):
     """An error an SDK reported (``remote``: its ``name``, ``message`` and ``stack``), or a call that failed."""
 
     def __init__(self, name: str, message: str, stack: str | None = None) -> None:
-        super().__init__(message)
+        Exception.__init__(self, message)  # not super(): RetryAfterError, beside it in a subclass, takes a delay
         self.remote = {"name": name, "stack": stack}
 
 
