@@ -53,6 +53,8 @@ _SDK_STEP = re.compile(r"^[0-9a-f]{40}$")
 #: the SDK's answer to one call, at most (a step's output, its opcodes): more fails the attempt
 MAX_RESPONSE = 8 * 1024 * 1024
 DEFAULT_TIMEOUT_S = 60.0
+#: the steps of one run, at most (Inngest's limit): a function that never ends fails instead
+MAX_STEPS = 1000
 _FINISHED = (StepStatus.COMPLETED, StepStatus.FAILED)
 
 
@@ -354,7 +356,7 @@ async def _turn(x: Execution, step: Step, target: SdkTarget) -> Done | list[dict
     x.begin()
     try:
         try:
-            reply = _reply(*await calls_of(x.engine).post(target.url, _request(x, attempt)))
+            reply = _progress(x, _reply(*await calls_of(x.engine).post(target.url, _request(x, attempt))), finished)
         except RemoteError as exc:
             tries = row.attempts if row is not None and row.status == StepStatus.RETRYING else 0
             try:
@@ -367,6 +369,27 @@ async def _turn(x: Execution, step: Step, target: SdkTarget) -> Done | list[dict
     finally:
         x.end()
     return reply
+
+
+def _progress(x: Execution, reply: Done | list[dict[str, Any]], finished: int) -> Done | list[dict[str, Any]]:
+    """The opcodes of a turn, each once, if they move the run on; else ``RemoteError`` (a turn that would
+    repeat itself for ever: no opcode, only steps already finished, or past ``MAX_STEPS``)."""
+    if isinstance(reply, Done):
+        return reply
+    ops, seen = [], set()
+    for op in reply:  # the first of each id, in order
+        if op["id"] not in seen:
+            seen.add(op["id"])
+            ops.append(op)
+    if not ops:
+        raise RemoteError("SdkResponseInvalid", "the SDK answered 206 with no opcode")
+    if all((row := x.steps.get(op["id"])) is not None and row.status in _FINISHED for op in ops):
+        raise RemoteError("SdkResponseInvalid", "the SDK answered with steps that are finished already "
+                                                "(is its memo lost?)")  # fmt: skip
+    if finished >= MAX_STEPS:
+        raise RemoteNonRetriableError("TooManySteps", f"the function has run {finished} steps: at most "
+                                                      f"{MAX_STEPS} a run, as on Inngest")  # fmt: skip
+    return ops
 
 
 def _as_remote(failed: StepError) -> RemoteError:
