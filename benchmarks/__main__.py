@@ -13,6 +13,7 @@ python -m benchmarks bulk --runs 100000           # cancel_runs and rerun_runs o
 python -m benchmarks console --store sqlite       # the dashboard's requests, server time, at 100,000 runs
 python -m benchmarks console-live --seconds 30    # the console's input latency while 200 runs/s change state
 python -m benchmarks wake --runs 200              # SQLite: another process's send -> a tarry worker's first step
+python -m benchmarks sdk --runs 1000              # SQLite: an Inngest SDK function beside the same in Tarry's API
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import sys
 import time
 from pathlib import Path
 
-from benchmarks import bulk, console, console_live, engine, flow, http, match, report, wake, workers
+from benchmarks import bulk, console, console_live, engine, flow, http, match, report, sdk, wake, workers
 from benchmarks.common import Backend, PostgresBackend, SQLiteBackend, machine
 
 RESULTS = Path(__file__).parent / "results"
@@ -107,6 +110,10 @@ def main() -> None:
     k.add_argument("--runs", type=int, default=200, help="events sent one at a time")
     k.add_argument("--idle-seconds", type=float, default=10, help="how long the idle worker's CPU is measured")
     k.add_argument("--stat", action="store_true", help="the watch's fallback where inotify is missing")
+    s = commands.add_parser("sdk", help="SQLite: an Inngest SDK function with a wait_for_event, beside the same "
+                            "in Tarry's API, each on a real tarry dev")  # fmt: skip
+    s.add_argument("--runs", type=int, default=1000, help="N of park and resume")
+    s.add_argument("--latency-runs", type=int, default=100, help="events sent one at a time")
     args = parser.parse_args()
 
     if args.workload == "report":
@@ -121,6 +128,10 @@ def main() -> None:
     elif args.workload == "wake":
         print(f"pick-up across processes, SQLite, a tarry worker subprocess{' (stat fallback)' * args.stat}:")
         result = {**wake.run(args.runs, args.idle_seconds, args.stat), "machine": machine()}
+    elif args.workload == "sdk":
+        print(f"an Inngest SDK function beside Tarry's API, SQLite, a real tarry dev each, {args.runs} runs:")
+        result = {**sdk.run(args.runs, args.latency_runs), "machine": machine(),
+                  "command": "python -m benchmarks " + shlex.join(sys.argv[1:])}  # fmt: skip
     elif args.workload == "http":
         print("HTTP on a real tarry dev (SQLite), one keep-alive connection:")
         result = {"workload": "http", **http.run(args.requests, args.runs, args.scrapes), "machine": machine()}

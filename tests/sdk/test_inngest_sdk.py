@@ -146,7 +146,21 @@ def test_a_cancel_event_cancels_the_run(server: Server) -> None:
     server.run_of(event_id, "sleeping")
     server.send("sdk/stop", {"id": new_id()})  # another run's
     server.send("sdk/stop", {"id": key})
-    assert server.run_of(event_id)["status"] == "cancelled"
+    run = server.run_of(event_id)
+    assert run["status"] == "cancelled"
+    assert lifecycle(server, run["id"]) == ["inngest/function.cancelled", "tarry/function.cancelled"]
+
+
+def lifecycle(server: Server, run_id: str) -> list[str]:
+    """The names of the events that tell of the end of run ``run_id``, sorted."""
+    events = server.http.get("/api/v1/events", params={"limit": 200}).json()["events"]
+    return sorted(e["name"] for e in events if isinstance(e["data"], dict) and e["data"].get("run_id") == run_id)
+
+
+def test_a_finished_run_is_told_by_inngests_event_and_tarrys(server: Server) -> None:
+    run = server.run_of(server.send("sdk/child", {"n": 1}))
+    assert run["status"] == "completed"
+    assert lifecycle(server, run["id"]) == ["inngest/function.finished", "tarry/function.finished"]
 
 
 def test_on_failure_runs_with_the_inngest_function_failed_event(server: Server) -> None:
@@ -161,6 +175,8 @@ def test_on_failure_runs_with_the_inngest_function_failed_event(server: Server) 
         done = [r for r in runs if r["status"] == "completed" and r["event"]["data"]["run_id"] == run["id"]]
         return done[0] if done else None
 
+    assert lifecycle(server, run["id"]) == ["inngest/function.failed", "inngest/function.finished",
+                                            "tarry/function.failed", "tarry/function.finished"]  # fmt: skip
     failure = server.until(handler, "the failure handler's run")
     assert failure["output"] == {"failed": "shop-fragile", "error": f"fragile {key} broke",
                                  "event": "inngest/function.failed"}  # fmt: skip
