@@ -13,12 +13,14 @@ The function: step ``before``, ``wait_for_event("bench/go", if_exp=
 - latency: with ``latency_runs`` runs waiting, one event at a time, from just
   before its POST to the end of the resumed run's ``after`` step (its body
   sends ``time.time()`` over UDP, so the server is not polled meanwhile).
-- CPU: of the tarry and SDK processes over park + resume, ms a run.
+- CPU: of the tarry and SDK processes over park + resume, ms a run (and of
+  the ``tarry dev`` process alone).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -118,8 +120,9 @@ class Side:
         self.udp.close()
         return "\n".join(Path(log.name).read_text(errors="replace")[-2000:] for log in self.logs)
 
-    def cpu(self) -> float:
-        return sum(cpu_seconds(p.pid) for p in self.processes)
+    def cpu(self) -> tuple[float, float]:
+        """CPU seconds of the ``tarry dev`` process, and of all this side's processes."""
+        return cpu_seconds(self.processes[-1].pid), sum(cpu_seconds(p.pid) for p in self.processes)
 
     def send(self, name: str, numbers: range) -> None:
         for i in range(numbers.start, numbers.stop, BATCH):
@@ -163,7 +166,7 @@ def measure(side: Side, runs: int, latency_runs: int) -> dict[str, float]:
     side.send("bench/go", range(-WARM, 0))
     side.until("completed", WARM)
 
-    cpu, began = side.cpu(), time.perf_counter()
+    (server_cpu, cpu), began = side.cpu(), time.perf_counter()
     side.send("bench/start", range(runs))
     side.until("waiting", runs)
     park = time.perf_counter() - began
@@ -171,7 +174,8 @@ def measure(side: Side, runs: int, latency_runs: int) -> dict[str, float]:
     side.send("bench/go", range(runs))
     side.until("completed", WARM + runs)
     resume = time.perf_counter() - began
-    cpu = side.cpu() - cpu
+    server_after, cpu_after = side.cpu()
+    server_cpu, cpu = server_after - server_cpu, cpu_after - cpu
 
     side.send("bench/start", range(LATENCY_BASE, LATENCY_BASE + latency_runs))
     side.until("waiting", latency_runs)
@@ -185,30 +189,33 @@ def measure(side: Side, runs: int, latency_runs: int) -> dict[str, float]:
     p = percentiles(samples)
     return {"park_per_s": runs / park, "resume_per_s": runs / resume, "latency_p50_ms": p["p50"],
             "latency_p90_ms": p["p90"], "latency_p99_ms": p["p99"], "latency_mean_ms": p["mean"],
-            "cpu_ms_per_run": 1000 * cpu / runs}  # fmt: skip
+            "cpu_ms_per_run": 1000 * cpu / runs, "tarry_cpu_ms_per_run": 1000 * server_cpu / runs}  # fmt: skip
 
 
 def run(runs: int = 1000, latency_runs: int = 100) -> dict[str, Any]:
     """Both sides, SDK first, each on a fresh SQLite file; prints a table and returns the figures."""
     folder = temp_folder()
     result: dict[str, Any] = {"workload": "sdk-sqlite", "runs": runs, "latency_runs": latency_runs}
-    for name in ("sdk", "tarry"):
-        side = Side(name, folder)
-        try:
-            side.start()
-            figures = measure(side, runs, latency_runs)
-        except BaseException:
-            print(side.close(), file=sys.stderr)
-            raise
-        side.close()
-        result[name] = {k: round(v, 2) for k, v in figures.items()}
+    try:
+        for name in ("sdk", "tarry"):
+            side = Side(name, folder)
+            try:
+                side.start()
+                figures = measure(side, runs, latency_runs)
+            except BaseException:
+                print(side.close(), file=sys.stderr)  # the tail of the processes' logs
+                raise
+            side.close()
+            result[name] = {k: round(v, 2) for k, v in figures.items()}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     _show(result)
     return result
 
 
 ROWS = [("park (runs/s)", "park_per_s"), ("resume (runs/s)", "resume_per_s"), ("latency p50 (ms)", "latency_p50_ms"),
         ("latency p90 (ms)", "latency_p90_ms"), ("latency p99 (ms)", "latency_p99_ms"),
-        ("CPU, park + resume (ms/run)", "cpu_ms_per_run")]  # fmt: skip
+        ("CPU, park + resume (ms/run)", "cpu_ms_per_run"), ("  of it tarry dev's (ms/run)", "tarry_cpu_ms_per_run")]  # fmt: skip
 
 
 def _show(result: dict[str, Any]) -> None:

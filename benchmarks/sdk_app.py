@@ -3,7 +3,8 @@
 ``app`` is a FastAPI app serving the function written with Inngest's Python
 SDK (uvicorn serves it; in dev mode the SDK finds Tarry through
 ``INNGEST_DEV=<url>``); ``bench`` is the same function with Tarry's own API
-(``tarry dev benchmarks.sdk_app:bench``). Each resumed run's ``after`` step
+(``tarry dev benchmarks.sdk_app:bench``). The step bodies are coroutine
+functions on both sides (Tarry runs plain ones in a thread). Each resumed run's ``after`` step
 notes ``time.time()`` and sends ``"<n> <time>"`` in a UDP datagram to
 127.0.0.1:``BENCH_UDP_PORT`` (when set): the benchmark waits on that socket,
 so it measures event -> resumed step without polling the server it measures.
@@ -15,7 +16,7 @@ import datetime
 import os
 import socket
 import time
-from typing import Any
+from typing import Any, cast
 
 import fastapi
 import inngest
@@ -41,11 +42,17 @@ client = inngest.Inngest(app_id="bench-sdk", is_production=False)
 
 @client.create_function(fn_id="waiter", trigger=inngest.TriggerEvent(event="bench/start"))
 async def sdk_waiter(ctx: inngest.Context) -> float:
-    n: int = ctx.event.data["n"]
-    await ctx.step.run("before", lambda: n)
+    n = int(cast(int, ctx.event.data["n"]))
+
+    async def before() -> int:
+        return n
+
+    async def after() -> float:
+        return resumed(n)
+
+    await ctx.step.run("before", before)
     await ctx.step.wait_for_event("wait", event="bench/go", if_exp="async.data.n == event.data.n", timeout=HOUR)
-    at: float = await ctx.step.run("after", lambda: resumed(n))
-    return at
+    return await ctx.step.run("after", after)
 
 
 app = fastapi.FastAPI()
@@ -58,6 +65,13 @@ bench = tarry.Tarry("bench-tarry")
 @bench.function(trigger="bench/start")
 async def waiter(ctx: tarry.Context) -> Any:
     n: int = ctx.event.data["n"]
-    await ctx.step.run("before", lambda: n)
+
+    async def before() -> int:
+        return n
+
+    async def after() -> float:
+        return resumed(n)
+
+    await ctx.step.run("before", before)
     await ctx.step.wait_for_event("wait", event="bench/go", if_exp="async.data.n == event.data.n", timeout=HOUR)
-    return await ctx.step.run("after", lambda: resumed(n))
+    return await ctx.step.run("after", after)
