@@ -53,6 +53,9 @@ _SDK_STEP = re.compile(r"^[0-9a-f]{40}$")
 #: the SDK's answer to one call, at most (a step's output, its opcodes): more fails the attempt
 MAX_RESPONSE = 8 * 1024 * 1024
 DEFAULT_TIMEOUT_S = 60.0
+#: connections to the SDKs: as many at once as calls (a slow step holds one, never the others back), but few
+#: kept idle, as each request of the pool looks at every idle connection (a system call each; measured)
+LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=4)
 #: the steps of one run, at most (Inngest's limit): a function that never ends fails instead
 MAX_STEPS = 1000
 _FINISHED = (StepStatus.COMPLETED, StepStatus.FAILED)
@@ -162,7 +165,7 @@ class Calls:
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+            self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False, limits=LIMITS)
         return self._client
 
     async def aclose(self) -> None:
