@@ -85,7 +85,7 @@ def app_from_json(app_id: str, url: str, functions: list[Any], driver: Callable[
             raise SyncRefused(f"invalid {where}: a JSON object")
         function_id = item.get("id")
         if isinstance(function_id, str):
-            where = f"function {function_id!r}"
+            where = f"function {function_id[:300]!r}"
         try:
             specs.append(_spec(app_id, item, driver))
         except SyncRefused as exc:
@@ -104,8 +104,8 @@ def _spec(app_id: str, item: dict[str, Any], driver: Callable[[SdkTarget], Calla
     if unknown:
         raise SyncRefused(f"option(s) {', '.join(map(repr, unknown))} not supported by Tarry")
     function_id = item.get("id")
-    if not isinstance(function_id, str) or not function_id:
-        raise SyncRefused(f"invalid id {function_id!r}: the SDK's composite id '<app id>-<function id>'")
+    if not isinstance(function_id, str) or not function_id.startswith(f"{app_id}-") or len(function_id) > 256:
+        raise SyncRefused(f"invalid id {function_id!r:.300}: the SDK's composite id '{app_id}-<function id>'")
     steps = item.get("steps")
     if not isinstance(steps, dict) or len(steps) != 1 or not isinstance(steps.get("step"), dict):
         raise SyncRefused("invalid steps: one step 'step' with its runtime, as the SDK registers it")

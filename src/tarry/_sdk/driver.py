@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import json
 import os
 import re
 import time
@@ -56,6 +57,12 @@ DEFAULT_TIMEOUT_S = 60.0
 #: connections to the SDKs: as many at once as calls (a slow step holds one, never the others back), but few
 #: kept idle, as each request of the pool looks at every idle connection (a system call each; measured)
 LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=4)
+#: a call request's memo, at most (the results of a run's steps, as JSON)
+MAX_REQUEST = 32 * 1024 * 1024
+#: a body larger than this is signed on a thread, not on the event loop
+OFF_LOOP = 64 * 1024
+#: the latest a ``retry-after`` may put a retry (a later one is taken as this)
+MAX_RETRY_AFTER_S = 7 * 24 * 3600.0
 #: the steps of one run, at most (Inngest's limit): a function that never ends fails instead
 MAX_STEPS = 1000
 _FINISHED = (StepStatus.COMPLETED, StepStatus.FAILED)
@@ -76,7 +83,7 @@ class RemoteNonRetriableError(RemoteError, NonRetriableError):
 class RemoteRetryAfterError(RemoteError, RetryAfterError):
     """Retried at the time of the SDK's ``retry-after``."""
 
-    def __init__(self, name: str, message: str, stack: str | None, delay: datetime | float) -> None:
+    def __init__(self, name: str, message: str, stack: str | None, delay: float) -> None:
         RemoteError.__init__(self, name, message, stack)
         self.delay = delay
 
@@ -173,13 +180,13 @@ class Calls:
             await self._client.aclose()
             self._client = None
 
-    async def post(self, url: str, request: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-        """Post a call request; its status, headers and body, or ``RemoteError`` when no SDK answered."""
-        body = jcs.canonicalize(request)
+    async def post(self, url: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """Post a call request (its JSON); the status, headers and body, or ``RemoteError`` when no SDK answered."""
         headers = {"content-type": "application/json", "user-agent": user_agent(),
                    "x-inngest-server-kind": "cloud" if self.key else "dev"}  # fmt: skip
         if self.key is not None:
-            headers["x-inngest-signature"] = signature(self.key, body, int(time.time()))
+            canonical = await _off_loop(body, _canonical)
+            headers["x-inngest-signature"] = signature(self.key, canonical, int(time.time()))
         where = _shown(url)
         try:
             async with asyncio.timeout(self.timeout_s):
@@ -206,6 +213,21 @@ class Calls:
         if self.key is not None and not _signed_by(self.key, answer, answer_headers.get("x-inngest-signature", "")):
             raise RemoteError("SdkSignatureInvalid", f"the answer of {where} is not signed with INNGEST_SIGNING_KEY")
         return status, answer_headers, answer
+
+
+def _canonical(body: bytes) -> bytes:
+    """The body as the SDK reads it to check its signature: RFC 8785 over what ``json.loads`` makes of it."""
+    try:
+        canonical: bytes = jcs.canonicalize(json.loads(body))
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise RemoteNonRetriableError("SdkRequestUnsignable", "the call cannot be signed: its JSON holds a "
+                                      f"value RFC 8785 cannot (a number beyond a double's range?): {exc}") from None  # fmt: skip
+    return canonical
+
+
+async def _off_loop(body: bytes, fn: Callable[[bytes], bytes]) -> bytes:
+    """``fn(body)``, on a thread when the body is large: other runs' turns go on meanwhile."""
+    return fn(body) if len(body) <= OFF_LOOP else await asyncio.to_thread(fn, body)
 
 
 def calls_of(engine: Engine) -> Calls:
@@ -261,14 +283,19 @@ def _reply(status: int, headers: dict[str, str], body: bytes) -> Done | list[dic
     raise RemoteError(name, message, stack)
 
 
-def _retry_at(text: str) -> datetime | float | None:
+def _retry_at(text: str) -> float | None:
+    """Seconds from now of a ``retry-after`` (seconds, or the SDK's ISO time), at most ``MAX_RETRY_AFTER_S``."""
     if text.isdigit():
-        return float(text)
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo is not None else None
+        seconds = float(text)
+    else:
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
 # -- the call request -------------------------------------------------------------
@@ -305,21 +332,30 @@ def _memo(row: StepRow) -> Any:
     return {"data": output}
 
 
-def _request(x: Execution, attempt: int) -> dict[str, Any]:
-    memo = {sid: _memo(row) for sid, row in x.steps.items() if _SDK_STEP.match(sid) and row.status in _FINISHED}
-    return {
-        "event": _event_json(x.event),
-        "events": [_event_json(e) for e in x.events],
-        "steps": memo,
-        "use_api": False,
-        "ctx": {
-            "run_id": x.run_id,
-            "attempt": attempt,
-            "max_attempts": x.spec.retries + 1,
-            "disable_immediate_execution": False,
-            "stack": {"stack": list(memo)},
-        },
-    }
+def _memo_text(row: StepRow) -> str:
+    if row.kind == "run" and row.status == StepStatus.COMPLETED:  # its output, as stored: exactly its JSON
+        return '{"data":' + (row.output if row.output is not None else "null") + "}"
+    return _serde.dumps(_memo(row))
+
+
+def _request(x: Execution, attempt: int) -> bytes:
+    """The call request's JSON: the events, the memo of the finished steps, ``ctx``; at most ``MAX_REQUEST``."""
+    ids, parts, size = [], [], 0
+    for sid, row in x.steps.items():
+        if _SDK_STEP.match(sid) and row.status in _FINISHED:
+            part = f'"{sid}":{_memo_text(row)}'  # an SDK id is hex: nothing to escape
+            size += len(part)
+            if size > MAX_REQUEST:
+                raise RemoteNonRetriableError("RunStateTooLarge", f"the results of the run's steps are over "
+                                              f"{MAX_REQUEST} bytes of JSON, the most a call carries")  # fmt: skip
+            ids.append(sid)
+            parts.append(part)
+    ctx = {"run_id": x.run_id, "attempt": attempt, "max_attempts": x.spec.retries + 1,
+           "disable_immediate_execution": False, "stack": {"stack": ids}}  # fmt: skip
+    events = _serde.dumps([_event_json(e) for e in x.events])
+    text = (f'{{"event":{_serde.dumps(_event_json(x.event))},"events":{events},"steps":{{{",".join(parts)}}},'
+            f'"use_api":false,"ctx":{_serde.dumps(ctx)}}}')  # fmt: skip
+    return text.encode("utf-8", "surrogatepass")
 
 
 # -- the driver -------------------------------------------------------------------
@@ -379,14 +415,15 @@ def _progress(x: Execution, reply: Done | list[dict[str, Any]], finished: int) -
     repeat itself for ever: no opcode, only steps already finished, or past ``MAX_STEPS``)."""
     if isinstance(reply, Done):
         return reply
+    if not reply:
+        raise RemoteError("SdkResponseInvalid", "the SDK answered 206 with no opcode")
     ops, seen = [], set()
-    for op in reply:  # the first of each id, in order
-        if op["id"] not in seen:
+    for op in reply:  # the first of each id, in order, and none of a step finished already: it never runs again
+        row = x.steps.get(op["id"])
+        if op["id"] not in seen and (row is None or row.status not in _FINISHED):
             seen.add(op["id"])
             ops.append(op)
     if not ops:
-        raise RemoteError("SdkResponseInvalid", "the SDK answered 206 with no opcode")
-    if all((row := x.steps.get(op["id"])) is not None and row.status in _FINISHED for op in ops):
         raise RemoteError("SdkResponseInvalid", "the SDK answered with steps that are finished already "
                                                 "(is its memo lost?)")  # fmt: skip
     if finished >= MAX_STEPS:
@@ -459,6 +496,10 @@ def _check(x: Execution, kind: str, op: dict[str, Any], opts: dict[str, Any]) ->
             raise ValueError(f"invalid function_id {function_id!r}: no function of that id is synced or registered")
         if opts.get("timeout") is not None:
             to_ms(opts["timeout"], what="InvokeFunction timeout")
+        payload = opts.get("payload")
+        data = payload.get("data") if isinstance(payload, dict) else None
+        if (payload is not None and not isinstance(payload, dict)) or not (data is None or isinstance(data, dict)):
+            raise ValueError(f"invalid payload {payload!r:.200}: {{'data': <a JSON object>}}")
 
 
 async def _given(value: Any) -> Any:

@@ -32,10 +32,13 @@ RETRY_MAX_S = 5.0
 async def register(engine: Engine, body: object) -> bool:
     """Take a sync: ``True`` if it changed the app's functions; ``SyncRefused`` (nothing stored) if refused."""
     app = read_sync(body, driver)
-    local = {spec.id for spec in engine.registry.functions.values() if spec.sdk is None}
+    others = {spec.id: spec for spec in engine.registry.functions.values()
+              if spec.sdk is None or spec.sdk.app_id != app.app_id}  # fmt: skip
     for spec in app.specs:
-        if spec.id in local:
-            raise SyncRefused(f"function {spec.id!r}: a function of the Tarry app has this id already")
+        other = others.get(spec.id)
+        if other is not None:
+            owner = "the Tarry app" if other.sdk is None else f"the SDK app {other.sdk.app_id!r}"
+            raise SyncRefused(f"function {spec.id!r}: a function of {owner} has this id already")
     row = SdkAppRow(app.app_id, app.url, app.functions_json, app.digest, engine.clock.now_ms())
     modified = await engine.store.save_sdk_app(row)
     had_schedules = any(spec.trigger.crons for spec in _specs_of(engine, app.app_id))

@@ -443,10 +443,20 @@ class SQLStore(LifecycleMixin):
 
     async def save_sdk_app(self, app: SdkAppRow) -> bool:
         def save(c: Conn) -> bool:
-            self._lock(c, ["#sdk:" + app.app_id])  # two syncs of one app at once: one is the last, whole
+            self._lock(c, ["#sdk"])  # two syncs at once: one is the last, whole, and ids are checked against it
             row = self._x(c, "sdk_app_digest", {"app_id": app.app_id}).fetchone()
             if row is not None and row["digest"] == app.digest:
                 return False
+            ids = {f.get("id") for f in _serde.loads(app.functions)}
+            for other in self._x(c, "sdk_apps_all").fetchall():  # a few rows: one per SDK app
+                taken = (
+                    ids & {f.get("id") for f in _serde.loads(other["functions"])}
+                    if other["app_id"] != app.app_id
+                    else set()
+                )
+                if taken:
+                    raise ValueError(f"function {sorted(taken)[0]!r}: a function of the SDK app "
+                                     f"{other['app_id']!r} has this id already")  # fmt: skip
             self._x(c, "upsert_sdk_app", {"app_id": app.app_id, "url": app.url, "functions": app.functions,
                                           "digest": app.digest, "now": app.synced_at})  # fmt: skip
             return True
