@@ -151,6 +151,7 @@ class Tarry:
         try:
             store = open_store(self.database_url, create=create)
             engine = Engine(store, self._registry, self.clock, b"", self.base_url)
+            engine.app_id = self.id
             await store.open(engine)
             try:
                 engine.signing_key = load_signing_key(self.database_url, create=create, given=self._signing_key)

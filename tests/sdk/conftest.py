@@ -96,16 +96,17 @@ class Server:
 class Dev:
     """``tarry dev --sdk-url`` on a SQLite file, and the SDK app in dev mode that syncs with it."""
 
-    def __init__(self, database: Path) -> None:
+    def __init__(self, database: Path, app: str | None = None) -> None:
         self.port, self.sdk_port = free_port(), free_port()
         self.database = database
+        self.app = [] if app is None else [app]
         self.sdk = sdk_server(self.sdk_port, INNGEST_DEV=f"http://127.0.0.1:{self.port}")
         self.tarry: subprocess.Popen[str] | None = None
         self.server = Server(self.port, self.sdk_port)
         self.start()
 
     def start(self) -> None:
-        self.tarry = spawn([*TARRY, "dev", "--port", str(self.port), "--database-url", f"sqlite:///{self.database}",
+        self.tarry = spawn([*TARRY, "dev", *self.app, "--port", str(self.port), "--database-url", f"sqlite:///{self.database}",
                             "--sdk-url", f"{self.server.sdk_url}/api/inngest"], {"TARRY_SDK_TIMEOUT": "2s"})  # fmt: skip
         self.server.until(lambda: "shop-retry" in self._functions(), "the SDK app to sync", 30)
 

@@ -186,6 +186,11 @@ async def thinker(ctx: inngest.Context) -> object:
     return await ctx.step.ai.infer("ask", adapter=adapter, body={"messages": [{"role": "user", "content": "hi"}]})
 
 
+@client.create_function(fn_id="mixed", trigger=inngest.TriggerEvent(event="sdk/mixed"))
+async def mixed(ctx: inngest.Context) -> Any:
+    return await ctx.step.invoke_by_id("bill", app_id="local", function_id="billing", data={"n": 4})
+
+
 @bad.create_function(fn_id="bursty", trigger=inngest.TriggerEvent(event="bad/go"),
                      throttle=inngest.Throttle(limit=1, period=datetime.timedelta(seconds=10), burst=3))  # fmt: skip
 async def bursty(ctx: inngest.Context) -> None:
@@ -194,7 +199,7 @@ async def bursty(ctx: inngest.Context) -> None:
 
 app = fastapi.FastAPI()
 inngest.fast_api.serve(app, client, [retry, hopeless, sleeper, waiter, parallel, child, parent, sender, listener,
-                                     cancellable, fragile, one_at_a_time, slow, steps, later, thinker])  # fmt: skip
+                                     cancellable, fragile, one_at_a_time, slow, steps, later, thinker, mixed])  # fmt: skip
 inngest.fast_api.serve(app, bad, [bursty], serve_path="/api/bad")
 
 

@@ -50,6 +50,7 @@ class Engine:
             None  # the calls of functions served by an Inngest SDK (tarry._sdk.driver.Calls), made on first use
         )
         self.sdk_version: tuple[int, int] = (0, 0)  # of the SDK syncs this process has loaded
+        self.app_id = ""  # the Tarry app's id: an SDK invokes its functions as "<app id>-<function id>"
 
     def route(self, name: str, exclude: str | None, only: str | None) -> list[tuple[str, tuple[Filter, ...]]]:
         return self.registry.route(name, exclude, only)

@@ -465,7 +465,7 @@ async def _perform(x: Execution, step: Step, target: SdkTarget, op: dict[str, An
             await step.wait_for_event(sid, event=op["name"], timeout=opts["timeout"], if_exp=opts.get("if"))
         elif kind == "InvokeFunction":
             payload = opts["payload"] if isinstance(opts.get("payload"), dict) else {}
-            await step.invoke(sid, opts["function_id"], payload.get("data"), timeout=opts.get("timeout"))
+            await step.invoke(sid, _invoked(x, opts["function_id"]), payload.get("data"), timeout=opts.get("timeout"))
         else:
             what = " (step.ai)" if kind == "AIGateway" else ""
             await step.run(sid, _raise, RemoteNonRetriableError("UnsupportedOpcode", f"opcode {kind[:80]!r}{what} "
@@ -491,15 +491,27 @@ def _check(x: Execution, kind: str, op: dict[str, Any], opts: dict[str, Any]) ->
                 raise ValueError(f"invalid if {opts['if']!r}: a CEL expression")
             _expressions.compile_expression(opts["if"])
     elif kind == "InvokeFunction":
-        function_id = opts.get("function_id")
-        if not isinstance(function_id, str) or function_id not in x.engine.registry.functions:
-            raise ValueError(f"invalid function_id {function_id!r}: no function of that id is synced or registered")
+        _invoked(x, opts.get("function_id"))
         if opts.get("timeout") is not None:
             to_ms(opts["timeout"], what="InvokeFunction timeout")
         payload = opts.get("payload")
         data = payload.get("data") if isinstance(payload, dict) else None
         if (payload is not None and not isinstance(payload, dict)) or not (data is None or isinstance(data, dict)):
             raise ValueError(f"invalid payload {payload!r:.200}: {{'data': <a JSON object>}}")
+
+
+def _invoked(x: Execution, function_id: object) -> str:
+    """The function an ``InvokeFunction`` names: an SDK function by its composite id, or a function of the
+    Tarry app by its own id, which the SDK's ``invoke_by_id(app_id=<the Tarry app's id>, ...)`` prefixes."""
+    functions = x.engine.registry.functions
+    if isinstance(function_id, str):
+        if function_id in functions:
+            return function_id
+        local = function_id.removeprefix(f"{x.engine.app_id}-")
+        spec = functions.get(local)
+        if local != function_id and spec is not None and spec.sdk is None:
+            return local
+    raise ValueError(f"invalid function_id {function_id!r:.300}: no function of that id is synced or registered")
 
 
 async def _given(value: Any) -> Any:
