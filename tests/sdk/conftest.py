@@ -107,7 +107,7 @@ class Dev:
 
     def start(self) -> None:
         self.tarry = spawn([*TARRY, "dev", *self.app, "--port", str(self.port), "--database-url", f"sqlite:///{self.database}",
-                            "--sdk-url", f"{self.server.sdk_url}/api/inngest"], {"TARRY_SDK_TIMEOUT": "2s"})  # fmt: skip
+                            "--sdk-url", f"{self.server.sdk_url}/api/inngest"], {"TARRY_SDK_TIMEOUT": "4s"})  # fmt: skip
         self.server.until(lambda: "shop-retry" in self._functions(), "the SDK app to sync", 30)
 
     def _functions(self) -> list[str]:

@@ -190,10 +190,10 @@ def test_a_concurrency_limit_holds_runs_back(server: Server) -> None:
 
 
 def test_an_sdk_that_times_out_fails_the_attempt(server: Server) -> None:
-    run = server.run_of(server.send("sdk/slow", {"seconds": 3}), seconds=30)  # TARRY_SDK_TIMEOUT is 2 s
+    run = server.run_of(server.send("sdk/slow", {"seconds": 6}), seconds=30)  # TARRY_SDK_TIMEOUT is 4 s
     assert run["status"] == "failed"
     assert run["error"]["name"] == "SdkTimeout"
-    assert "did not answer within 2 s" in run["error"]["message"]
+    assert "did not answer within 4 s" in run["error"]["message"]
 
 
 def test_an_unsupported_option_is_refused_at_sync_naming_it(server: Server) -> None:
