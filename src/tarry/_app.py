@@ -159,6 +159,8 @@ class Tarry:
                 if worker:
                     engine.worker = Worker(engine, self.concurrency)
                     await engine.worker.start()
+                else:  # no heartbeat here to look at the SDK syncs other processes store
+                    engine.sdk_follower = asyncio.ensure_future(sdk_sync.follow(engine))
             except BaseException:
                 await store.close()
                 raise
@@ -186,6 +188,9 @@ class Tarry:
             self.clock.detach(self)
             if engine.worker is not None:
                 await engine.worker.stop()
+            if engine.sdk_follower is not None:
+                engine.sdk_follower.cancel()
+                await asyncio.gather(engine.sdk_follower, return_exceptions=True)
             if engine.sdk is not None:
                 await engine.sdk.aclose()
             await engine.store.close()

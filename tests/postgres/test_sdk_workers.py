@@ -10,6 +10,7 @@ import pytest
 from tests.cli.commands import TARRY, free_port
 from tests.postgres.conftest import stop_workers
 from tests.sdk.conftest import Server, halt, sdk_server, spawn
+from tests.sdk.test_inngest_serve import API_KEY, EVENT_KEY, KEY, cloud_sdk
 
 pytestmark = pytest.mark.timeout(180)
 RUNS = 40
@@ -53,3 +54,27 @@ def _worker(pg_url: str) -> subprocess.Popen[str]:
         line = process.stdout.readline()
     assert "Tarry worker for 'tarry'" in line and "shop-steps" in line, line
     return process
+
+
+def test_a_worker_started_before_the_sync_runs_the_synced_functions(pg_url: str) -> None:
+    port, sdk_port = free_port(), free_port()
+    sdk = cloud_sdk(sdk_port, port, KEY, "shop")
+    worker = spawn([*TARRY, "worker", "--database-url", pg_url], {"INNGEST_SIGNING_KEY": KEY})  # knows none yet
+    assert worker.stdout is not None
+    line = worker.stdout.readline()
+    if line.startswith("database: "):
+        line = worker.stdout.readline()
+    assert "(no functions)" in line, line
+    serve = spawn([*TARRY, "serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port), "--database-url",
+                   pg_url, "--sdk-url", f"http://127.0.0.1:{sdk_port}/api/inngest"],
+                  {"TARRY_EVENT_KEYS": EVENT_KEY, "TARRY_SIGNING_KEY": API_KEY, "INNGEST_SIGNING_KEY": KEY})  # fmt: skip
+    server = Server(port, sdk_port, event_key=EVENT_KEY, api_key=API_KEY)
+    try:
+        server.until(lambda: "shop-steps" in _functions(server), "the SDK app to sync", 30)
+        key = uuid.uuid4().hex
+        run = server.run_of(server.send("sdk/steps", {"id": key}), seconds=30)  # at once: before its heartbeat
+        assert (run["status"], run["output"]) == ("completed", 3)
+    finally:
+        stop_workers([worker])
+        halt(serve)
+        halt(sdk)

@@ -6,6 +6,7 @@ through it. It holds no run state of its own beyond in-process hints.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -50,6 +51,7 @@ class Engine:
             None  # the calls of functions served by an Inngest SDK (tarry._sdk.driver.Calls), made on first use
         )
         self.sdk_version: tuple[int, int] = (0, 0)  # of the SDK syncs this process has loaded
+        self.sdk_follower: asyncio.Future[None] | None = None  # without a worker: looks at the SDK syncs
         self.app_id = ""  # the Tarry app's id: an SDK invokes its functions as "<app id>-<function id>"
 
     def route(self, name: str, exclude: str | None, only: str | None) -> list[tuple[str, tuple[Filter, ...]]]:

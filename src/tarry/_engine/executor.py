@@ -22,6 +22,7 @@ from tarry._engine.engine import Engine
 from tarry._engine.execution import STORE_FAILED, Execution, Park, Stop
 from tarry._errors import StoreError, describe
 from tarry._model import RunStatus
+from tarry._sdk import sync as sdk_sync
 from tarry._store.base import ClaimedRun, Control
 from tarry._store.base import Park as Parked
 from tarry._store.lifecycle import cancelled
@@ -76,6 +77,9 @@ async def _back_off(engine: Engine, run_id: str, owner: str) -> None:
 
 async def _execute(engine: Engine, claimed: ClaimedRun, owner: str, threads: Executor) -> None:
     spec = engine.registry.functions.get(claimed.function_id)
+    if spec is None:  # maybe synced from an Inngest SDK by another process since this one last looked
+        await sdk_sync.refresh(engine)
+        spec = engine.registry.functions.get(claimed.function_id)
     if spec is None:
         error = {"name": "FunctionNotFound",
                  "message": f"no function {claimed.function_id!r} is registered in this app"}  # fmt: skip

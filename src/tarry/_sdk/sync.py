@@ -17,6 +17,7 @@ from collections.abc import Callable
 import httpx
 
 from tarry._engine.engine import Engine
+from tarry._errors import StoreError
 from tarry._function import FunctionSpec
 from tarry._sdk.config import SdkApp, SyncRefused, app_from_json, read_sync
 from tarry._sdk.driver import driver, user_agent
@@ -27,6 +28,8 @@ log = logging.getLogger("tarry.sdk")
 
 #: seconds between the tries of ``request_syncs`` while an SDK cannot be reached, at most
 RETRY_MAX_S = 5.0
+#: seconds between two looks at the stored syncs in a process without a worker (a worker looks at each heartbeat)
+FOLLOW_S = 5.0
 
 
 async def register(engine: Engine, body: object) -> bool:
@@ -74,6 +77,17 @@ async def refresh(engine: Engine) -> None:
     await load(engine)
 
 
+async def follow(engine: Engine, every_s: float = FOLLOW_S) -> None:
+    """``refresh`` every ``every_s`` until cancelled: a process that runs no worker (a server with
+    ``--no-worker``, an app that only sends) routes events to the functions other processes synced."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await refresh(engine)
+        except StoreError:
+            log.warning("cannot read the SDK syncs now; trying again in %s s", every_s, exc_info=True)
+
+
 async def request_syncs(urls: list[str], server_kind: str, echo: Callable[[str], None]) -> None:
     """Ask each SDK at ``urls`` to sync with this server (a ``PUT``), trying again until it answers."""
     async with httpx.AsyncClient(trust_env=False, timeout=30) as client:
@@ -101,4 +115,4 @@ async def _request_sync(client: httpx.AsyncClient, url: str, server_kind: str, e
         return
 
 
-__all__ = ["SdkApp", "SyncRefused", "load", "refresh", "register", "request_syncs"]
+__all__ = ["SdkApp", "SyncRefused", "follow", "load", "refresh", "register", "request_syncs"]
