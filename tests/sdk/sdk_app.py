@@ -191,6 +191,13 @@ async def mixed(ctx: inngest.Context) -> Any:
     return await ctx.step.invoke_by_id("bill", app_id="local", function_id="billing", data={"n": 4})
 
 
+@client.create_function(
+    fn_id="vip-only", trigger=inngest.TriggerEvent(event="sdk/visit", expression="event.data.vip == true")
+)
+async def vip_only(ctx: inngest.Context) -> str:
+    return f"welcome {ctx.event.data['name']}"
+
+
 @bad.create_function(fn_id="bursty", trigger=inngest.TriggerEvent(event="bad/go"),
                      throttle=inngest.Throttle(limit=1, period=datetime.timedelta(seconds=10), burst=3))  # fmt: skip
 async def bursty(ctx: inngest.Context) -> None:
@@ -199,7 +206,7 @@ async def bursty(ctx: inngest.Context) -> None:
 
 app = fastapi.FastAPI()
 inngest.fast_api.serve(app, client, [retry, hopeless, sleeper, waiter, parallel, child, parent, sender, listener,
-                                     cancellable, fragile, one_at_a_time, slow, steps, later, thinker, mixed])  # fmt: skip
+                                     cancellable, fragile, one_at_a_time, slow, steps, later, thinker, mixed, vip_only])  # fmt: skip
 inngest.fast_api.serve(app, bad, [bursty], serve_path="/api/bad")
 
 

@@ -40,6 +40,13 @@ def test_the_sync_registers_each_function_under_its_composite_id(server: Server)
     ]
 
 
+def test_a_trigger_expression_filters_the_events_that_start_runs(server: Server) -> None:
+    plain = server.send("sdk/visit", {"vip": False, "name": "ann"})
+    vip = server.send("sdk/visit", {"vip": True, "name": "bob"})
+    assert server.run_of(vip)["output"] == "welcome bob"
+    assert server.runs_of(plain) == []
+
+
 def test_a_sync_that_changes_nothing_is_a_no_op(server: Server) -> None:
     first = httpx.put(f"{server.sdk_url}/api/inngest", timeout=10)
     assert first.status_code == 200, first.text
