@@ -8,14 +8,15 @@ executor. From the repository's root, in two terminals::
 
 then send an order and, later, its payment (``tarry send`` posts to the dev server)::
 
-    .venv/bin/tarry send shop/order.placed --data '{"orderId": "o-1", "total": 42}'
+    .venv/bin/tarry send shop/order.placed --data '{"orderId": "o-1", "customer": "c-1", "total": 42}'
     .venv/bin/tarry send shop/payment.received --data '{"orderId": "o-1"}'
 
 The run waits for the payment, matched on the order id; a payment sent
 before the run reaches its wait still counts (Tarry looks back over the
-run's lifetime). Without a payment within a day the order expires; an
-``shop/order.cancelled`` event for it cancels the run; a step that raises is
-retried, and a run that fails for good releases the stock in ``release_stock``.
+run's lifetime). Without a payment within a day the order expires; a
+``shop/order.cancelled`` event for it cancels the run; a step that raised would
+be retried (three times), and a run that fails for good is reported to
+``release_stock``, the function's ``on_failure``.
 """
 
 from __future__ import annotations

@@ -204,8 +204,13 @@ async def bursty(ctx: inngest.Context) -> None:
     return None
 
 
+@client.create_function(fn_id="extra", trigger=inngest.TriggerEvent(event="sdk/extra"))
+async def extra(ctx: inngest.Context) -> str:
+    return "added after a reload"
+
+
 app = fastapi.FastAPI()
-inngest.fast_api.serve(app, client, [retry, hopeless, sleeper, waiter, parallel, child, parent, sender, listener,
+inngest.fast_api.serve(app, client, [*([extra] if os.environ.get("SDK_EXTRA") else []), retry, hopeless, sleeper, waiter, parallel, child, parent, sender, listener,
                                      cancellable, fragile, one_at_a_time, slow, steps, later, thinker, mixed, vip_only])  # fmt: skip
 inngest.fast_api.serve(app, bad, [bursty], serve_path="/api/bad")
 

@@ -28,6 +28,8 @@ log = logging.getLogger("tarry.sdk")
 
 #: seconds between the tries of ``request_syncs`` while an SDK cannot be reached, at most
 RETRY_MAX_S = 5.0
+#: seconds between two syncs ``tarry dev`` asks of each SDK
+RESYNC_S = 10.0
 #: seconds between two looks at the stored syncs in a process without a worker (a worker looks at each heartbeat)
 FOLLOW_S = 5.0
 
@@ -88,31 +90,40 @@ async def follow(engine: Engine, every_s: float = FOLLOW_S) -> None:
             log.warning("cannot read the SDK syncs now; trying again in %s s", every_s, exc_info=True)
 
 
-async def request_syncs(urls: list[str], server_kind: str, echo: Callable[[str], None]) -> None:
-    """Ask each SDK at ``urls`` to sync with this server (a ``PUT``), trying again until it answers."""
+async def request_syncs(urls: list[str], server_kind: str, echo: Callable[[str], None],
+                        every_s: float | None = None) -> None:  # fmt: skip
+    """Ask each SDK at ``urls`` to sync with this server (a ``PUT``), trying again until it answers; with
+    ``every_s``, ask again that often for as long as the server runs (``tarry dev``: an SDK app reloaded
+    with changed functions is synced again, as Inngest's dev server does), saying only what changed."""
     async with httpx.AsyncClient(trust_env=False, timeout=30) as client:
-        await asyncio.gather(*(_request_sync(client, url, server_kind, echo) for url in urls))
+        await asyncio.gather(*(_request_sync(client, url, server_kind, echo, every_s) for url in urls))
 
 
-async def _request_sync(client: httpx.AsyncClient, url: str, server_kind: str, echo: Callable[[str], None]) -> None:
-    delay, said = 0.2, False
+async def _request_sync(client: httpx.AsyncClient, url: str, server_kind: str, echo: Callable[[str], None],
+                        every_s: float | None) -> None:  # fmt: skip
+    delay, said, last = 0.2, False, None
     while True:
         try:
             response = await client.put(url, headers={"x-inngest-server-kind": server_kind,
                                                       "user-agent": user_agent()})  # fmt: skip
         except httpx.HTTPError as exc:
             if not said:
-                echo(f"sdk {url}: not reachable yet ({type(exc).__name__}); trying again until it is")
+                echo(f"sdk {url}: not reachable ({type(exc).__name__}); trying again until it is")
                 said = True
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
             continue
+        delay, said = 0.2, False
         answer = response.text[:2000]
-        if response.status_code >= 400 or '"error"' in answer:
+        failed = response.status_code >= 400 or '"error"' in answer
+        if failed and answer != last:
             echo(f"sdk {url}: the sync failed ({response.status_code}): {answer}")
-        else:
-            echo(f"sdk {url}: synced")
-        return
+        elif not failed and (last is None or '"modified":true' in answer.replace(" ", "")):
+            echo(f"sdk {url}: synced" if last is None else f"sdk {url}: synced again, its functions changed")
+        last = answer
+        if every_s is None:
+            return
+        await asyncio.sleep(every_s)
 
 
-__all__ = ["SdkApp", "SyncRefused", "follow", "load", "refresh", "register", "request_syncs"]
+__all__ = ["RESYNC_S", "SdkApp", "SyncRefused", "follow", "load", "refresh", "register", "request_syncs"]

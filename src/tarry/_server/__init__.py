@@ -27,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 
 from tarry._app import Tarry
 from tarry._sdk.driver import Calls, signing_key
-from tarry._sdk.sync import request_syncs
+from tarry._sdk.sync import RESYNC_S, request_syncs
 from tarry._server import openapi, routes
 from tarry._server.dashboard import Dashboard
 from tarry._server.guard import CrossSiteGuard
@@ -146,7 +146,9 @@ def create_app(
         syncing = None
         if sdk_urls:  # asked once the server listens: each SDK answers with its POST /fn/register
             kind = "cloud" if config.mode == "serve" else "dev"
-            syncing = asyncio.ensure_future(request_syncs(list(sdk_urls), kind, lambda line: log.warning("%s", line)))
+            again = RESYNC_S if config.mode == "dev" else None  # dev: a reloaded SDK app is synced again
+            syncing = asyncio.ensure_future(request_syncs(list(sdk_urls), kind, lambda line: log.warning("%s", line),
+                                                          again))  # fmt: skip
         try:
             yield
         finally:
