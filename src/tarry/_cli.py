@@ -237,8 +237,8 @@ def _sdk_urls(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
 SDK_URL = click.option(
     "--sdk-url", "sdk_urls", multiple=True, metavar="URL", callback=_sdk_urls,
     help="The serve endpoint of an app using Inngest's Python SDK, asked to sync its functions at start "
-         "(repeatable; else TARRY_SDK_URLS, comma-separated). Calls to the SDK time out after "
-         "TARRY_SDK_TIMEOUT (default 60s).",
+         "(tarry dev: and every 10 s after) (repeatable; else TARRY_SDK_URLS, comma-separated). Calls to the "
+         "SDK time out after TARRY_SDK_TIMEOUT (default 60s).",
 )  # fmt: skip
 
 
