@@ -240,15 +240,22 @@ class Registry:
         for spec in specs:
             self._add(spec)
 
+    def check_sdk_app(self, app_id: str, specs: list[FunctionSpec]) -> list[FunctionSpec]:
+        """The functions that stay beside ``specs`` as the SDK app ``app_id``'s; ``ValueError`` naming a
+        function id one of them has (of the Tarry app, or of another SDK app)."""
+        kept = [spec for spec in self.functions.values() if spec.sdk is None or spec.sdk.app_id != app_id]
+        taken = {spec.id: spec for spec in kept}
+        for spec in specs:
+            other = taken.get(spec.id)
+            if other is not None:
+                owner = "the Tarry app" if other.sdk is None else f"the SDK app {other.sdk.app_id!r}"
+                raise ValueError(f"function {spec.id!r}: a function of {owner} has this id already")
+        return kept
+
     def replace_sdk_app(self, app_id: str, specs: list[FunctionSpec]) -> None:
         """Make ``specs`` the functions of the SDK app ``app_id`` (its last sync), in place of those it had;
-        ``ValueError`` naming a function id another function has, and nothing changed."""
-        kept = [spec for spec in self.functions.values() if spec.sdk is None or spec.sdk.app_id != app_id]
-        taken = {spec.id for spec in kept}
-        for spec in specs:
-            if spec.id in taken:
-                raise ValueError(f"duplicate function id {spec.id!r}: another function of this app has it")
-            taken.add(spec.id)
+        ``ValueError`` as ``check_sdk_app`` says, and nothing changed."""
+        kept = self.check_sdk_app(app_id, specs)
         self.functions, self.gated = {}, False
         self._by_name, self._prefixed, self._filtered_by_name, self._filtered_prefixed = {}, [], {}, []
         for spec in [*kept, *specs]:

@@ -24,7 +24,7 @@ def test_two_worker_processes_call_each_sdk_step_once(pg_url: str) -> None:
     server = Server(port, sdk_port)
     workers: list[subprocess.Popen[str]] = []
     try:
-        server.until(lambda: "shop-steps" in _functions(server), "the SDK app to sync", 30)
+        server.wait_synced("shop-steps", dev)
         workers.append(_worker(pg_url))
         keys = [uuid.uuid4().hex for _ in range(RUNS)]
         events = [server.send("sdk/steps", {"id": key}) for key in keys]
@@ -36,13 +36,6 @@ def test_two_worker_processes_call_each_sdk_step_once(pg_url: str) -> None:
         stop_workers(workers)
         halt(dev)
         halt(sdk)
-
-
-def _functions(server: Server) -> list[str]:
-    try:
-        return server.functions()
-    except Exception:  # not listening yet
-        return []
 
 
 def _worker(pg_url: str) -> subprocess.Popen[str]:
@@ -70,7 +63,7 @@ def test_a_worker_started_before_the_sync_runs_the_synced_functions(pg_url: str)
                   {"TARRY_EVENT_KEYS": EVENT_KEY, "TARRY_SIGNING_KEY": API_KEY, "INNGEST_SIGNING_KEY": KEY})  # fmt: skip
     server = Server(port, sdk_port, event_key=EVENT_KEY, api_key=API_KEY)
     try:
-        server.until(lambda: "shop-steps" in _functions(server), "the SDK app to sync", 30)
+        server.wait_synced("shop-steps", serve)
         key = uuid.uuid4().hex
         run = server.run_of(server.send("sdk/steps", {"id": key}), seconds=30)  # at once: before its heartbeat
         assert (run["status"], run["output"]) == ("completed", 3)

@@ -89,6 +89,20 @@ class Server:
     def functions(self) -> list[str]:
         return [f["id"] for f in self.http.get("/api/v1/functions").json()["functions"]]
 
+    def wait_synced(self, function_id: str, tarry: subprocess.Popen[str], seconds: float = 30) -> None:
+        """Until ``function_id`` is listed (the SDK synced); ``AssertionError`` with its output if ``tarry``
+        ended meanwhile."""
+
+        def listed() -> bool:
+            if tarry.poll() is not None:
+                raise AssertionError(f"{tarry.args!r} ended:\n{halt(tarry)}")
+            try:
+                return function_id in self.functions()
+            except httpx.HTTPError:  # not listening yet
+                return False
+
+        self.until(listed, f"{function_id} to be synced", seconds)
+
     def calls(self) -> dict[str, int]:
         return dict(httpx.get(f"{self.sdk_url}/calls", timeout=10).json())
 
@@ -108,16 +122,7 @@ class Dev:
     def start(self) -> None:
         self.tarry = spawn([*TARRY, "dev", *self.app, "--port", str(self.port), "--database-url", f"sqlite:///{self.database}",
                             "--sdk-url", f"{self.server.sdk_url}/api/inngest"], {"TARRY_SDK_TIMEOUT": "4s"})  # fmt: skip
-        self.server.until(lambda: "shop-retry" in self._functions(), "the SDK app to sync", 30)
-
-    def _functions(self) -> list[str]:
-        assert self.tarry is not None
-        if self.tarry.poll() is not None:
-            raise AssertionError(f"tarry dev ended:\n{halt(self.tarry)}")
-        try:
-            return self.server.functions()
-        except httpx.HTTPError:
-            return []
+        self.server.wait_synced("shop-retry", self.tarry)
 
     def stop(self) -> str:
         assert self.tarry is not None

@@ -131,8 +131,9 @@ async def cancellable(ctx: inngest.Context) -> str:
 
 
 async def cleanup(ctx: inngest.Context) -> dict[str, Any]:
-    return {"failed": ctx.event.data["function_id"], "error": ctx.event.data["error"]["message"],
-            "event": ctx.event.name}  # fmt: skip
+    error = ctx.event.data["error"]
+    return {"failed": ctx.event.data["function_id"], "error": error["message"], "event": ctx.event.name,
+            "stack": "Traceback" in error["stack"]}  # fmt: skip
 
 
 @client.create_function(fn_id="fragile", trigger=inngest.TriggerEvent(event="sdk/fragile"), retries=0,

@@ -17,11 +17,13 @@ def test_the_order_flow_waits_for_its_payment_then_invokes_and_sends(tmp_path: P
     port, sdk_port = free_port(), free_port()
     sdk = spawn([sys.executable, "-m", "uvicorn", "examples.inngest_app:app", "--port", str(sdk_port),
                  "--log-level", "warning"], {"INNGEST_DEV": f"http://127.0.0.1:{port}"})  # fmt: skip
-    dev = spawn([*TARRY, "dev", "--port", str(port), "--database-url", f"sqlite:///{tmp_path / 'shop.db'}",
-                 "--sdk-url", f"http://127.0.0.1:{sdk_port}/api/inngest"], {})  # fmt: skip
+    dev = spawn(
+        [*TARRY, "dev", "--port", str(port), "--database-url", f"sqlite:///{tmp_path / 'shop.db'}"],
+        {"TARRY_SDK_URLS": f"http://127.0.0.1:{sdk_port}/api/inngest"},
+    )  # the URLs from the environment
     server = Server(port, sdk_port)
     try:
-        server.until(lambda: "shop-order-flow" in _functions(server), "the example to sync", 30)
+        server.wait_synced("shop-order-flow", dev)
         placed = server.send("shop/order.placed", {"orderId": "o-1", "customer": "c-1"})
         server.run_of(placed, "waiting")
         server.send("shop/payment.received", {"orderId": "o-1"})
@@ -34,10 +36,3 @@ def test_the_order_flow_waits_for_its_payment_then_invokes_and_sends(tmp_path: P
     finally:
         halt(dev)
         halt(sdk)
-
-
-def _functions(server: Server) -> list[str]:
-    try:
-        return server.functions()
-    except Exception:  # not listening yet
-        return []

@@ -7,84 +7,16 @@ real ``tarry dev`` of the module's fixture calls it.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import threading
 import uuid
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from tests.sdk.conftest import Dev, Server
+from tests.sdk.fake_sdk import Answer, FakeSdk, op, sha1, sync
 
 pytestmark = pytest.mark.timeout(120)
-Answer = tuple[int, dict[str, str], Any]
-
-
-def sha1(name: str) -> str:
-    return hashlib.sha1(name.encode()).hexdigest()
-
-
-class FakeSdk:
-    """Answers ``POST /<app>?fnId=...&stepId=...`` with ``scripts[app](request, step_id)``; keeps every call."""
-
-    def __init__(self) -> None:
-        self.scripts: dict[str, Callable[[dict[str, Any], str], Answer]] = {}
-        self.calls: list[tuple[str, str, dict[str, Any]]] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                request = json.loads(self.rfile.read(int(self.headers["content-length"])))
-                parts = urlsplit(self.path)
-                app, step_id = parts.path.strip("/"), parse_qs(parts.query)["stepId"][0]
-                fake.calls.append((app, step_id, request))
-                status, headers, body = fake.scripts[app](request, step_id)
-                raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                for name, value in {"x-inngest-sdk": "inngest-py:v0.5.19", **headers}.items():
-                    self.send_header(name, value)
-                self.send_header("content-length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def app(self, server: Server, script: Callable[[dict[str, Any], str], Answer], retries: int = 0,
-            app_id: str | None = None, function: str = "f") -> str:  # fmt: skip
-        """Sync an app of one function ``<app>-<function>`` on ``<app>/go`` answered by ``script``; the app id."""
-        app_id = app_id or "fake" + uuid.uuid4().hex[:8]
-        self.scripts[app_id] = script
-        response = server.http.post("/fn/register", json=sync(app_id, f"{self.url}/{app_id}", retries, function))
-        assert response.json() == {"ok": True, "modified": True}, response.text
-        return app_id
-
-    def steps_of(self, app_id: str) -> list[str]:
-        return [step for app, step, _ in self.calls if app == app_id]
-
-
-def sync(app_id: str, url: str, retries: int = 0, function: str = "f") -> dict[str, Any]:
-    fid = f"{app_id}-{function}"
-    return {"appname": app_id, "url": url, "v": "0.1", "deploy_type": "ping", "sdk": "py:v0.5.19",
-            "framework": "fast_api", "functions": [{
-                "id": fid, "name": function, "triggers": [{"event": f"{app_id}/go"}],
-                "steps": {"step": {"id": "step", "name": "step", "retries": {"attempts": retries},
-                                   "runtime": {"type": "http", "url": f"{url}?fnId={fid}&stepId=step"}}},
-            }]}  # fmt: skip
-
-
-def op(kind: str, name: str, **fields: Any) -> dict[str, Any]:
-    return {"id": sha1(name), "op": kind, "name": name, "displayName": name, "opts": None, "data": None, **fields}
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +92,47 @@ def test_an_answer_outside_the_protocol_fails_the_attempt(server: Server, fake: 
     app_id = fake.app(server, lambda request, step: answer)
     run = server.run_of(server.send(f"{app_id}/go"))
     assert (run["status"], run["error"]["name"]) == ("failed", name)
+
+
+def test_an_answer_over_8_mib_fails_the_attempt(server: Server, fake: FakeSdk) -> None:
+    app_id = fake.app(server, lambda request, step: (200, {}, b'"' + b"x" * (8 * 1024 * 1024) + b'"'))
+    run = server.run_of(server.send(f"{app_id}/go"))
+    assert (run["status"], run["error"]["name"]) == ("failed", "SdkResponseTooLarge")
+
+
+def test_a_function_that_never_ends_fails_at_1000_steps(server: Server, fake: FakeSdk) -> None:
+    app_id = fake.app(server, lambda request, step: (206, {}, [op("StepRun", f"s{len(request['steps'])}", data=1)]))
+    run = server.run_of(server.send(f"{app_id}/go"), seconds=90)
+    assert (run["status"], run["error"]["name"]) == ("failed", "TooManySteps")
+    assert len([s for s in run["steps"] if s["status"] == "completed"]) == 1000
+
+
+def test_a_run_whose_steps_hold_over_32_mib_fails_naming_it(server: Server, fake: FakeSdk) -> None:
+    big = "x" * (3_900_000)  # each step's result under the 4 MiB limit: nine of them are over 32 MiB
+
+    def script(request: dict[str, Any], step_id: str) -> Answer:
+        return 206, {}, [op("StepRun", f"s{len(request['steps'])}", data=big)]
+
+    app_id = fake.app(server, script)
+    run = server.run_of(server.send(f"{app_id}/go"), seconds=90)
+    assert (run["status"], run["error"]["name"]) == ("failed", "RunStateTooLarge")
+    assert len([s for s in run["steps"] if s["status"] == "completed"]) == 9  # the call that would carry nine
+
+
+def test_an_invoke_that_times_out_is_an_error_for_the_sdk(server: Server, fake: FakeSdk) -> None:
+    child = fake.app(server, lambda request, step: (206, {}, [{**op("Sleep", "nap"), "name": "2999-01-01T00:00:00Z"}]))
+
+    def script(request: dict[str, Any], step_id: str) -> Answer:
+        memo = request["steps"].get(sha1("i"))
+        if memo is None:
+            return 206, {}, [op("InvokeFunction", "i", opts={"function_id": f"{child}-f", "payload": {"data": {}},
+                                                               "timeout": "1s"})]  # fmt: skip
+        return 200, {}, memo
+
+    parent = fake.app(server, script)
+    run = server.run_of(server.send(f"{parent}/go"))
+    assert run["status"] == "completed", run
+    assert run["output"]["error"]["name"] == "InvokeTimeoutError"
 
 
 def test_a_sync_that_takes_another_apps_function_id_stores_nothing(dev: Dev, fake: FakeSdk) -> None:

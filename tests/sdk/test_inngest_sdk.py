@@ -186,7 +186,7 @@ def test_on_failure_runs_with_the_inngest_function_failed_event(server: Server) 
                                             "tarry/function.failed", "tarry/function.finished"]  # fmt: skip
     failure = server.until(handler, "the failure handler's run")
     assert failure["output"] == {"failed": "shop-fragile", "error": f"fragile {key} broke",
-                                 "event": "inngest/function.failed"}  # fmt: skip
+                                 "event": "inngest/function.failed", "stack": True}  # fmt: skip
 
 
 def test_a_concurrency_limit_holds_runs_back(server: Server) -> None:

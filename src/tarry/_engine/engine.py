@@ -27,6 +27,7 @@ from tarry._store.sql_waits import GROUPS
 
 if TYPE_CHECKING:
     from tarry._engine.worker import Worker
+    from tarry._sdk.driver import Calls
 
 DEDUP_WINDOW_MS = 24 * 3600 * 1000
 log = logging.getLogger("tarry.engine")
@@ -47,10 +48,8 @@ class Engine:
         self.progress = Signal()  # fired when anything may have changed
         self.cancelling: set[str] = set()  # runs this process asked to cancel while they ran
         self.metrics = Metrics()
-        self.sdk: Any = (
-            None  # the calls of functions served by an Inngest SDK (tarry._sdk.driver.Calls), made on first use
-        )
-        self.sdk_version: tuple[int, int] = (0, 0)  # of the SDK syncs this process has loaded
+        self.sdk: Calls | None = None  # the calls to Inngest SDKs, made on first use
+        self.sdk_version = ""  # of the SDK syncs this process has loaded (Store.sdk_apps_version)
         self.sdk_follower: asyncio.Future[None] | None = None  # without a worker: looks at the SDK syncs
         self.app_id = ""  # the Tarry app's id: an SDK invokes its functions as "<app id>-<function id>"
 
@@ -158,6 +157,12 @@ class Engine:
             names, data["error"] = ["tarry/function.failed", "tarry/function.finished"], error
         else:
             names, data["error"] = ["tarry/function.cancelled"], error
+        spec = self.registry.functions.get(run.function_id)
+        if spec is not None and spec.sdk is not None:  # the SDK's own names too, its on_failure listens for them
+            names += [name.replace("tarry/", "inngest/", 1) for name in names]
+            error_data = data.get("error")
+            if isinstance(error_data, dict) and "traceback" in error_data:  # the SDK's name for it
+                data["error"] = {**error_data, "stack": error_data["traceback"]}
         try:
             body = _serde.dumps(data)
         except (TypeError, ValueError, RecursionError):  # the trigger's data, read back, cannot be written again
@@ -165,12 +170,6 @@ class Engine:
             if "output" in data:
                 data["output"] = None
             body = _serde.dumps(data)
-        spec = self.registry.functions.get(run.function_id)
-        if spec is not None and spec.sdk is not None:  # the SDK's own names too, its on_failure listens for them
-            names += [name.replace("tarry/", "inngest/", 1) for name in names]
-            if "error" in data and isinstance(data["error"], dict) and "traceback" in data["error"]:
-                data["error"] = {**data["error"], "stack": data["error"]["traceback"]}
-                body = _serde.dumps(data)
         return [NewEvent(_ids.new_id(now), name, body, None, None, None, now, now, exclude_function=run.function_id)
                 for name in names]  # fmt: skip
 

@@ -78,7 +78,7 @@ async def _back_off(engine: Engine, run_id: str, owner: str) -> None:
 async def _execute(engine: Engine, claimed: ClaimedRun, owner: str, threads: Executor) -> None:
     spec = engine.registry.functions.get(claimed.function_id)
     if spec is None:  # maybe synced from an Inngest SDK by another process since this one last looked
-        await sdk_sync.refresh(engine)
+        await sdk_sync.load(engine)
         spec = engine.registry.functions.get(claimed.function_id)
     if spec is None:
         error = {"name": "FunctionNotFound",

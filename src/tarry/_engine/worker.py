@@ -97,7 +97,7 @@ class Worker:
         """Renew this worker's lease and requeue the runs of expired ones; how many were requeued."""
         await self.engine.store.heartbeat(self.owner, _wall_ms())
         recovered = await self.engine.store.recover(_wall_ms() - self.lease_ms, self.engine.clock.now_ms())
-        await sdk_sync.refresh(self.engine)  # functions another process synced from an Inngest SDK since
+        await sdk_sync.load(self.engine)  # functions another process synced from an Inngest SDK since
         return recovered
 
     async def _run(self) -> None:

@@ -37,13 +37,7 @@ FOLLOW_S = 5.0
 async def register(engine: Engine, body: object) -> bool:
     """Take a sync: ``True`` if it changed the app's functions; ``SyncRefused`` (nothing stored) if refused."""
     app = read_sync(body, driver)
-    others = {spec.id: spec for spec in engine.registry.functions.values()
-              if spec.sdk is None or spec.sdk.app_id != app.app_id}  # fmt: skip
-    for spec in app.specs:
-        other = others.get(spec.id)
-        if other is not None:
-            owner = "the Tarry app" if other.sdk is None else f"the SDK app {other.sdk.app_id!r}"
-            raise SyncRefused(f"function {spec.id!r}: a function of {owner} has this id already")
+    engine.registry.check_sdk_app(app.app_id, app.specs)  # before anything is stored (the store checks too)
     row = SdkAppRow(app.app_id, app.url, app.functions_json, app.digest, engine.clock.now_ms())
     modified = await engine.store.save_sdk_app(row)
     had_schedules = any(spec.trigger.crons for spec in _specs_of(engine, app.app_id))
@@ -61,7 +55,8 @@ def _specs_of(engine: Engine, app_id: str) -> list[FunctionSpec]:
 
 
 async def load(engine: Engine) -> None:
-    """Register the functions of every stored sync in this process (at start, and when they changed)."""
+    """Register the functions of every stored sync in this process, if any changed since it last looked:
+    one small read when none did (at start, at a worker's heartbeat, for a run of an unknown function)."""
     version = await engine.store.sdk_apps_version()
     if version == engine.sdk_version:
         return
@@ -74,20 +69,15 @@ async def load(engine: Engine) -> None:
     engine.sdk_version = version
 
 
-async def refresh(engine: Engine) -> None:
-    """``load`` if another process stored a sync since: one small read (a worker's heartbeat)."""
-    await load(engine)
-
-
-async def follow(engine: Engine, every_s: float = FOLLOW_S) -> None:
-    """``refresh`` every ``every_s`` until cancelled: a process that runs no worker (a server with
+async def follow(engine: Engine) -> None:
+    """``load`` every ``FOLLOW_S`` seconds until cancelled: a process that runs no worker (a server with
     ``--no-worker``, an app that only sends) routes events to the functions other processes synced."""
     while True:
-        await asyncio.sleep(every_s)
+        await asyncio.sleep(FOLLOW_S)
         try:
-            await refresh(engine)
+            await load(engine)
         except StoreError:
-            log.warning("cannot read the SDK syncs now; trying again in %s s", every_s, exc_info=True)
+            log.warning("cannot read the SDK syncs now; trying again in %s s", FOLLOW_S, exc_info=True)
 
 
 async def request_syncs(urls: list[str], server_kind: str, echo: Callable[[str], None],
@@ -126,4 +116,4 @@ async def _request_sync(client: httpx.AsyncClient, url: str, server_kind: str, e
         await asyncio.sleep(every_s)
 
 
-__all__ = ["RESYNC_S", "SdkApp", "SyncRefused", "follow", "load", "refresh", "register", "request_syncs"]
+__all__ = ["RESYNC_S", "SdkApp", "SyncRefused", "follow", "load", "register", "request_syncs"]

@@ -418,8 +418,8 @@ class Store(Protocol):
     async def sdk_apps(self) -> list[SdkAppRow]:
         """Every stored SDK app, by app id."""
 
-    async def sdk_apps_version(self) -> tuple[int, int]:
-        """How many SDK apps are stored and when the latest was synced: what changes with every sync."""
+    async def sdk_apps_version(self) -> str:
+        """What changes with every sync that changes something: the stored apps' digests, in one text."""
 
     async def next_due(self) -> int | None:
         """The earliest due time of any timer or undelivered event."""

@@ -467,12 +467,8 @@ class SQLStore(LifecycleMixin):
         return await self._read(lambda c: [SdkAppRow(r["app_id"], r["url"], r["functions"], r["digest"],
                                                      r["synced_at"]) for r in self._x(c, "sdk_apps_all")])  # fmt: skip
 
-    async def sdk_apps_version(self) -> tuple[int, int]:
-        def read(c: Conn) -> tuple[int, int]:
-            row = self._x(c, "sdk_apps_version").fetchone()
-            return int(row["apps"]), int(row["synced_at"])
-
-        return await self._read(read)
+    async def sdk_apps_version(self) -> str:
+        return str(await self._read(lambda c: self._x(c, "sdk_apps_version").fetchone()["version"]))
 
     async def next_due(self) -> int | None:
         return await self._read(lambda c: self._x(c, "next_due").fetchone()["due"])

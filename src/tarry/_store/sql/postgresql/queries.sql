@@ -786,7 +786,7 @@ SELECT owner, cancel_requested, (SELECT count(*) FROM step) AS written FROM cont
 SELECT app_id, url, functions, digest, synced_at FROM sdk_apps ORDER BY app_id;
 
 -- name: sdk_apps_version
-SELECT count(*) AS apps, coalesce(max(synced_at), 0) AS synced_at FROM sdk_apps;
+SELECT coalesce(string_agg(digest, ',' ORDER BY app_id), '') AS version FROM sdk_apps;
 
 -- name: sdk_app_digest
 SELECT digest FROM sdk_apps WHERE app_id = %(app_id)s;

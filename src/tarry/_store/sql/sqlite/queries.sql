@@ -691,7 +691,7 @@ WHERE run_id IN (SELECT value FROM json_each(:run_ids)) ORDER BY run_id, rowid;
 SELECT app_id, url, functions, digest, synced_at FROM sdk_apps ORDER BY app_id;
 
 -- name: sdk_apps_version
-SELECT count(*) AS apps, coalesce(max(synced_at), 0) AS synced_at FROM sdk_apps;
+SELECT coalesce(group_concat(digest, ','), '') AS version FROM (SELECT digest FROM sdk_apps ORDER BY app_id);
 
 -- name: sdk_app_digest
 SELECT digest FROM sdk_apps WHERE app_id = :app_id;
